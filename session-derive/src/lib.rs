@@ -1,0 +1,107 @@
+//! The `#[derive(Session)]` macro of session-runtime; use it through `session_runtime::Session`,
+//! which re-exports it beside the trait of the same name.
+
+mod ast;
+mod attr;
+mod ctxt;
+mod expand;
+mod fallback;
+mod valid;
+
+use proc_macro::TokenStream;
+use syn::{DeriveInput, parse_macro_input};
+
+/// Derives `session_runtime::Session` for a struct with named fields, and generates typed
+/// accessors that `TypedSession<T>` dereferences to.
+///
+/// ```text
+/// use serde::{Deserialize, Serialize};
+/// use session_runtime::Session;
+///
+/// #[derive(Session)]
+/// #[session(cookie_name = "shop", codec = "msgpack", max_age = 3600)]
+/// pub struct Shop {
+///     pub user_id: Option<u64>,
+///     pub cart: Vec<Item>,
+///     #[session(default = "default_theme", alias = "colour")]
+///     pub theme: String,
+///     #[session(skip)]
+///     pub scratch: u8,
+/// }
+///
+/// fn default_theme() -> String {
+///     "light".to_owned()
+/// }
+/// ```
+///
+/// # What is generated
+///
+/// For every field `f: F` (including `skip` fields), with the visibility of the field:
+///
+/// | accessor | does |
+/// |---|---|
+/// | `f(&self) -> &F` | returns the value |
+/// | `f_mut(&mut self) -> &mut F` | returns the value for changing it in place, and marks `f` changed |
+/// | `set_f(&mut self, value: F) -> F` | replaces the value, marks `f` changed, and returns the old value |
+///
+/// Only the changed fields are written back by stores that write single fields. The accessors of
+/// a `skip` field never mark anything changed. A raw identifier keeps its `r#` only where it needs
+/// it: field `r#type` gets `r#type()`, `type_mut()` and `set_type()`, and is stored as `type`.
+///
+/// Every stored field type must implement `Serialize`, `DeserializeOwned`, `Send`, `Sync` and
+/// `'static`; every field without `default = "..."` must implement `Default`. Type parameters
+/// are supported (the impl gets the bounds it needs); lifetime parameters are not, because
+/// sessions are `'static`.
+///
+/// # Container attributes
+///
+/// Written as `#[session(...)]` on the struct.
+///
+/// | key | value | default | example |
+/// |---|---|---|---|
+/// | `cookie_name` | the cookie's name: visible ASCII without spaces and without `()<>@,;:\"/[]?={}` | the struct name in snake case (`UserSession` → `user_session`) | `#[session(cookie_name = "shop")]` |
+/// | `codec` | `"json"`, `"msgpack"` (feature `msgpack`), or the unquoted path of a type that implements `session_runtime::Codec` | `"json"` | `#[session(codec = "msgpack")]`, `#[session(codec = my::PrettyJson)]` |
+/// | `max_age` | the idle timeout in seconds, greater than zero | the layer's default | `#[session(max_age = 3600)]` |
+/// | `absolute_max_age` | the absolute timeout in seconds, counted from the session's creation, greater than zero | none | `#[session(absolute_max_age = 86400)]` |
+/// | `crate` | the path of the session-runtime crate, for code that renames or re-exports it | `"::session_runtime"` | `#[session(crate = "my_web::sessions")]` |
+///
+/// # Field attributes
+///
+/// Written as `#[session(...)]` on a field.
+///
+/// | key | value | effect | example |
+/// |---|---|---|---|
+/// | `rename` | a non-empty string not starting with `__` | the name the field is stored under (the default is the field name) | `#[session(rename = "uid")]` |
+/// | `alias` | a non-empty string not starting with `__`; may be given several times | an older stored name that is still read when loading a session | `#[session(alias = "colour")]` |
+/// | `default` | the path of a function `fn() -> F` | the value of the field in a new session, and when the stored value is missing or no longer decodes (instead of `Default::default()`) | `#[session(default = "default_theme")]` |
+/// | `skip` | none | the field is not stored; it starts from its default in every request, and its accessors never mark it changed; can be combined with `default`, not with `rename` or `alias` | `#[session(skip)]` |
+///
+/// Stored names and aliases are unique across the struct. Several keys can share one attribute
+/// (`#[session(default = "light", alias = "colour")]`).
+///
+/// # Reserved names
+///
+/// `TypedSession<T>` has methods of its own that would hide an accessor: a field must not
+/// generate one of `id`, `is_new`, `created`, `max_age`, `set_max_age`, `regenerate`,
+/// `invalidate`, `data`, `data_mut`, `replace`, `is_dirty` or `save` (so fields `data` and
+/// `max_age` are refused, because of `data()` and `set_max_age()`). Keep the stored name and
+/// rename the Rust field:
+///
+/// ```text
+/// #[session(rename = "data")]
+/// pub payload: Vec<u8>,
+/// ```
+///
+/// Two fields must not generate the same accessor (fields `x` and `x_mut`). Field names, stored
+/// names and aliases that start with `__` are reserved for generated code and the runtime.
+///
+/// # Errors
+///
+/// Every misuse is a compile error that points at the offending token and says how to fix it;
+/// all of them are reported at once. Setting `SESSION_DERIVE_DEBUG` in the environment of the
+/// compiler prints the generated code.
+#[proc_macro_derive(Session, attributes(session))]
+pub fn derive_session(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    expand::derive(&input).into()
+}
