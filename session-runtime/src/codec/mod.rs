@@ -1,0 +1,134 @@
+//! Codecs: how field values and the cookie envelope become bytes.
+//!
+//! Every stored field is encoded on its own ([`Codec::encode`]), so a server-side store can write
+//! single fields. Cookie stores keep the whole session in one value, the *envelope*
+//! ([`Codec::encode_record`]): the metadata and the already-encoded fields by name.
+//!
+//! # Implementing a codec
+//!
+//! A codec needs only [`Codec::encode`] and [`Codec::decode`]; the envelope then uses a compact
+//! binary framing that embeds the field bytes as they are.
+//!
+//! ```
+//! use serde::{Serialize, de::DeserializeOwned};
+//! use session_runtime::codec::{Codec, CodecError};
+//!
+//! /// JSON, pretty-printed: easier to read in a debugger.
+//! struct PrettyJson;
+//!
+//! impl Codec for PrettyJson {
+//!     fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+//!         serde_json::to_vec_pretty(value).map_err(CodecError::encode)
+//!     }
+//!
+//!     fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+//!         serde_json::from_slice(bytes).map_err(CodecError::decode)
+//!     }
+//! }
+//!
+//! #[derive(session_runtime::Session)]
+//! #[session(codec = PrettyJson)]
+//! struct Prefs {
+//!     theme: String,
+//! }
+//! ```
+
+use std::error::Error as StdError;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::session::{Metadata, Record, RecordRef};
+
+mod framing;
+#[cfg(feature = "json")]
+#[cfg_attr(docsrs, doc(cfg(feature = "json")))]
+mod json;
+#[cfg(feature = "msgpack")]
+#[cfg_attr(docsrs, doc(cfg(feature = "msgpack")))]
+mod msgpack;
+
+#[cfg(feature = "json")]
+#[doc(inline)]
+pub use json::JsonCodec;
+#[cfg(feature = "msgpack")]
+#[doc(inline)]
+pub use msgpack::MsgpackCodec;
+
+/// Turns values into bytes and back.
+///
+/// Codecs are types, not values: the derive names one with `#[session(codec = ...)]`.
+pub trait Codec: Send + Sync + 'static {
+    /// Encodes one value.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`CodecError`] when the value cannot be represented.
+    fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError>;
+
+    /// Decodes one value.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`CodecError`] when the bytes are not a valid `T`.
+    fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError>;
+
+    /// Encodes a whole session (metadata and encoded fields) as one value, for cookie stores.
+    ///
+    /// The default is a compact binary framing that embeds the field bytes unchanged.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`CodecError`] when the record cannot be written.
+    fn encode_record(record: RecordRef<'_>) -> Result<Vec<u8>, CodecError> {
+        Ok(framing::encode(record))
+    }
+
+    /// Decodes what [`Codec::encode_record`] wrote.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`CodecError`] when the bytes are not an envelope.
+    fn decode_record(bytes: &[u8]) -> Result<Record, CodecError> {
+        framing::decode(bytes)
+    }
+}
+
+/// The error of a [`Codec`]: the value could not be encoded or decoded. The codec's own error
+/// is kept as the [`source`](StdError::source).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// A value could not be encoded.
+    #[error("failed to encode a session value")]
+    Encode(#[source] Box<dyn StdError + Send + Sync>),
+    /// Bytes could not be decoded.
+    #[error("failed to decode a session value")]
+    Decode(#[source] Box<dyn StdError + Send + Sync>),
+}
+
+impl CodecError {
+    /// Wraps an encoding error.
+    pub fn encode(error: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        Self::Encode(error.into())
+    }
+
+    /// Wraps a decoding error.
+    pub fn decode(error: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        Self::Decode(error.into())
+    }
+}
+
+/// An envelope that was structurally wrong (used by the built-in envelope decoders).
+#[derive(Debug, thiserror::Error)]
+#[error("malformed session envelope: {0}")]
+pub(crate) struct Malformed(pub(crate) &'static str);
+
+/// Builds a [`Record`] out of decoded envelope parts.
+pub(crate) fn record(metadata: Metadata, fields: Vec<(String, Vec<u8>)>) -> Record {
+    Record {
+        metadata,
+        fields,
+        rewrite: false,
+    }
+}

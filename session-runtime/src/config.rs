@@ -1,0 +1,323 @@
+//! Layer configuration: cookie attributes, timeouts, rolling expiry and the clock.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub use cookie::SameSite;
+
+/// The source of time for expiry decisions. The default is the system clock; tests inject their
+/// own to move time without sleeping.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use session_runtime::config::{Clock, SessionConfig};
+///
+/// #[derive(Debug, Default)]
+/// struct TestClock(AtomicU64);
+///
+/// impl Clock for TestClock {
+///     fn now_millis(&self) -> u64 {
+///         self.0.load(Ordering::Relaxed)
+///     }
+/// }
+///
+/// let clock = Arc::new(TestClock::default());
+/// let config = SessionConfig::default().with_clock(clock.clone());
+/// clock.0.store(60_000, Ordering::Relaxed); // one minute later
+/// ```
+pub trait Clock: fmt::Debug + Send + Sync + 'static {
+    /// Returns the current time in Unix milliseconds.
+    fn now_millis(&self) -> u64;
+}
+
+/// The operating system's wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_millis(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+/// How session cookies are written and how long sessions live. Shared by every session type the
+/// layer serves; each type brings its own cookie name and timeouts from `#[derive(Session)]`.
+///
+/// Every setting has a safe default; see each `with_*` method.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use session_runtime::config::{SameSite, SessionConfig};
+///
+/// let config = SessionConfig::default()
+///     .with_same_site(SameSite::Strict)
+///     .with_default_max_age(Duration::from_secs(30 * 60))
+///     .with_rolling(Some(Duration::from_secs(5 * 60)));
+/// assert!(config.validate("__Host-id").is_ok());
+/// ```
+#[derive(Clone)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent cookie attributes and switches, each with its own builder"
+)]
+pub struct SessionConfig {
+    pub(crate) secure: bool,
+    pub(crate) http_only: bool,
+    pub(crate) same_site: SameSite,
+    pub(crate) path: String,
+    pub(crate) domain: Option<String>,
+    pub(crate) partitioned: bool,
+    pub(crate) default_max_age: u64,
+    pub(crate) rolling: Option<u64>,
+    pub(crate) max_cookie_size: usize,
+    pub(crate) serialize: bool,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            secure: true,
+            http_only: true,
+            same_site: SameSite::Lax,
+            path: "/".to_owned(),
+            domain: None,
+            partitioned: false,
+            default_max_age: 24 * 60 * 60,
+            rolling: None,
+            max_cookie_size: 4096,
+            serialize: true,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl fmt::Debug for SessionConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionConfig")
+            .field("secure", &self.secure)
+            .field("http_only", &self.http_only)
+            .field("same_site", &self.same_site)
+            .field("path", &self.path)
+            .field("domain", &self.domain)
+            .field("partitioned", &self.partitioned)
+            .field("default_max_age", &self.default_max_age)
+            .field("rolling", &self.rolling)
+            .field("max_cookie_size", &self.max_cookie_size)
+            .field("serialize", &self.serialize)
+            .field("clock", &self.clock)
+            .finish()
+    }
+}
+
+/// A configuration that browsers would reject or silently ignore.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A `__Host-` or `__Secure-` cookie without `Secure`.
+    #[error(
+        "cookie `{name}` has a `{prefix}` prefix and needs `Secure`; drop `with_secure(false)` or rename the cookie"
+    )]
+    PrefixNeedsSecure {
+        /// The cookie name.
+        name: String,
+        /// `__Host-` or `__Secure-`.
+        prefix: &'static str,
+    },
+    /// A `__Host-` cookie with a `Domain` or a `Path` other than `/`.
+    #[error("cookie `{name}` has a `__Host-` prefix and needs `Path=/` and no `Domain`")]
+    HostPrefixScope {
+        /// The cookie name.
+        name: String,
+    },
+    /// `SameSite=None` or `Partitioned` without `Secure`.
+    #[error(
+        "`SameSite=None` and `Partitioned` cookies need `Secure`; browsers drop them otherwise"
+    )]
+    NeedsSecure,
+    /// A timeout of zero.
+    #[error("the default max age must be at least one second")]
+    ZeroMaxAge,
+}
+
+impl SessionConfig {
+    /// Sets the `Secure` attribute. The default is `true`.
+    ///
+    /// # Security
+    ///
+    /// Without `Secure` the cookie travels over plain HTTP, where anyone on the path can copy it.
+    /// Turn it off only for local development over `http://`.
+    #[must_use]
+    pub fn with_secure(mut self, secure: bool) -> Self {
+        self.secure = secure;
+        self
+    }
+
+    /// Sets the `HttpOnly` attribute. The default is `true`.
+    ///
+    /// # Security
+    ///
+    /// Without `HttpOnly`, script injected into a page can read the session cookie.
+    #[must_use]
+    pub fn with_http_only(mut self, http_only: bool) -> Self {
+        self.http_only = http_only;
+        self
+    }
+
+    /// Sets the `SameSite` attribute. The default is [`SameSite::Lax`].
+    #[must_use]
+    pub fn with_same_site(mut self, same_site: SameSite) -> Self {
+        self.same_site = same_site;
+        self
+    }
+
+    /// Sets the `Path` attribute. The default is `/`.
+    #[must_use]
+    pub fn with_path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    /// Sets the `Domain` attribute. The default is none: a host-only cookie.
+    ///
+    /// # Security
+    ///
+    /// A domain cookie is sent to every subdomain too; any of them can read or overwrite it.
+    #[must_use]
+    pub fn with_domain(mut self, domain: impl Into<String>) -> Self {
+        self.domain = Some(domain.into());
+        self
+    }
+
+    /// Sets the `Partitioned` attribute (CHIPS). The default is `false`.
+    #[must_use]
+    pub fn with_partitioned(mut self, partitioned: bool) -> Self {
+        self.partitioned = partitioned;
+        self
+    }
+
+    /// Sets the idle timeout of session types that declare no `max_age`. The default is one day.
+    /// Every session has an idle timeout: no record and no cookie lives forever.
+    #[must_use]
+    pub fn with_default_max_age(mut self, max_age: Duration) -> Self {
+        self.default_max_age = max_age.as_secs();
+        self
+    }
+
+    /// Enables rolling expiry: a request that reads a session last saved more than `after` ago
+    /// refreshes its expiry without rewriting its data (a *touch*: a new cookie for cookie stores,
+    /// an expiry update for server stores). The default is `None`: only saves move the expiry.
+    #[must_use]
+    pub fn with_rolling(mut self, after: Option<Duration>) -> Self {
+        self.rolling = after.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self
+    }
+
+    /// Sets the largest cookie, name and value together, that is read or written. The default
+    /// is 4096 bytes, what every browser keeps; larger incoming values are discarded before any
+    /// decoding, and a save that would exceed it fails instead of being dropped by the browser.
+    #[must_use]
+    pub fn with_max_cookie_size(mut self, bytes: usize) -> Self {
+        self.max_cookie_size = bytes;
+        self
+    }
+
+    /// Sets whether requests that use the same server-side session run one at a time within
+    /// this process, from loading the session to saving it. The default is `true`: two
+    /// concurrent requests that both increment a counter then both count, instead of one
+    /// overwriting the other.
+    ///
+    /// Only requests that extract the session wait, and only for each other; cookie stores are
+    /// not affected (their state travels with each request). Across several processes, changes to
+    /// *different* fields still never overwrite each other in a store that writes single fields
+    /// (Redis), but two processes changing the *same* field concurrently are last-write-wins.
+    /// Turn it off for sessions held open by long-running handlers (streams, long polls).
+    #[must_use]
+    pub fn with_serialized_requests(mut self, serialize: bool) -> Self {
+        self.serialize = serialize;
+        self
+    }
+
+    /// Sets the clock used for expiry. The default is [`SystemClock`].
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Checks the configuration for a cookie named `cookie_name` against the rules browsers
+    /// apply (RFC 6265bis): `__Secure-` needs `Secure`; `__Host-` also needs `Path=/` and no
+    /// `Domain`; `SameSite=None` and `Partitioned` need `Secure`.
+    ///
+    /// # Errors
+    ///
+    /// Returns the first rule the configuration breaks.
+    pub fn validate(&self, cookie_name: &str) -> Result<(), ConfigError> {
+        if self.default_max_age == 0 {
+            return Err(ConfigError::ZeroMaxAge);
+        }
+        if !self.secure && (self.same_site == SameSite::None || self.partitioned) {
+            return Err(ConfigError::NeedsSecure);
+        }
+        for prefix in ["__Host-", "__Secure-"] {
+            let has_prefix = cookie_name
+                .get(..prefix.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(prefix));
+            if !has_prefix {
+                continue;
+            }
+            if !self.secure {
+                return Err(ConfigError::PrefixNeedsSecure {
+                    name: cookie_name.to_owned(),
+                    prefix,
+                });
+            }
+            if prefix == "__Host-" && (self.domain.is_some() || self.path != "/") {
+                return Err(ConfigError::HostPrefixScope {
+                    name: cookie_name.to_owned(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn now(&self) -> u64 {
+        self.clock.now_millis()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn browser_rules() {
+        let insecure = SessionConfig::default().with_secure(false);
+        assert!(insecure.validate("id").is_ok());
+        assert!(matches!(
+            insecure.validate("__host-id"),
+            Err(ConfigError::PrefixNeedsSecure { .. })
+        ));
+        assert!(insecure.validate("__Secure-id").is_err());
+        let scoped = SessionConfig::default().with_domain("example.com");
+        assert!(scoped.validate("__Secure-id").is_ok());
+        assert_eq!(
+            scoped.validate("__Host-id"),
+            Err(ConfigError::HostPrefixScope {
+                name: "__Host-id".to_owned()
+            })
+        );
+        assert_eq!(
+            insecure.with_same_site(SameSite::None).validate("id"),
+            Err(ConfigError::NeedsSecure)
+        );
+    }
+}

@@ -1,0 +1,383 @@
+//! The typed session handle, its axum extractor and the rejection.
+
+use std::any::TypeId;
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use http::StatusCode;
+use http::request::Parts;
+
+use crate::config::ConfigError;
+use crate::error::Error;
+use crate::lifecycle::{self, Inner};
+use crate::private::{Fields, State};
+use crate::service::{Checkout, RequestSessions};
+use crate::session::{Session, SessionId, system_time};
+use crate::store::StoreError;
+
+/// The session of type `T` for the current request: an axum extractor.
+///
+/// It dereferences to the accessors `#[derive(Session)]` generates (`field()`, `field_mut()`,
+/// `set_field()`), with no trait to import. Changes are saved when the handler returns, for
+/// every kind of response; nothing is written if nothing changed.
+///
+/// Extract it as `TypedSession<T>` (a store failure rejects the request with 503),
+/// `Result<TypedSession<T>, SessionRejection>` to handle that yourself, or
+/// `Option<TypedSession<T>>` to peek: `None` when the client has no live session, and nothing
+/// is created.
+///
+/// # Examples
+///
+/// ```
+/// use session_runtime::{Session, TypedSession};
+///
+/// #[derive(Session)]
+/// #[session(cookie_name = "shop", max_age = 3600)]
+/// struct Shop {
+///     user_id: Option<u64>,
+///     cart: Vec<String>,
+/// }
+///
+/// async fn add(mut session: TypedSession<Shop>) -> String {
+///     session.cart_mut().push("apple".to_owned()); // marks only `cart` as changed
+///     format!("{} items", session.cart().len())
+/// }
+///
+/// async fn login(mut session: TypedSession<Shop>) {
+///     session.regenerate(); // new id, data kept, old record deleted
+///     session.set_user_id(Some(42));
+/// }
+///
+/// async fn logout(mut session: TypedSession<Shop>) {
+///     session.invalidate(); // data cleared, record deleted, cookie removed
+/// }
+///
+/// async fn has_session(session: Option<TypedSession<Shop>>) -> &'static str {
+///     if session.is_some() { "yes" } else { "no" }
+/// }
+/// ```
+pub struct TypedSession<T: Session> {
+    inner: Option<Box<Inner<T>>>,
+    request: Arc<RequestSessions>,
+}
+
+impl<T: Session> TypedSession<T> {
+    /// Loads the session of type `T` for a request that went through a
+    /// [`SessionLayer`](crate::SessionLayer). The axum extractor calls this; use it directly in
+    /// a plain tower service.
+    ///
+    /// # Errors
+    ///
+    /// See [`SessionRejection`].
+    pub async fn from_parts(parts: &Parts) -> Result<Self, SessionRejection> {
+        let (inner, request) = Self::checkout(parts).await?;
+        Ok(Self {
+            inner: Some(inner),
+            request,
+        })
+    }
+
+    /// Loads the session of type `T` only if the client has a live one.
+    ///
+    /// # Errors
+    ///
+    /// See [`SessionRejection`].
+    pub async fn peek(parts: &Parts) -> Result<Option<Self>, SessionRejection> {
+        let (inner, request) = Self::checkout(parts).await?;
+        if inner.is_new && !inner.is_dirty() {
+            request.give_back(TypeId::of::<T>(), inner);
+            return Ok(None);
+        }
+        Ok(Some(Self {
+            inner: Some(inner),
+            request,
+        }))
+    }
+
+    async fn checkout(
+        parts: &Parts,
+    ) -> Result<(Box<Inner<T>>, Arc<RequestSessions>), SessionRejection> {
+        let request = parts
+            .extensions
+            .get::<Arc<RequestSessions>>()
+            .ok_or(SessionRejection::MissingLayer)?;
+        let inner = match request.checkout::<T>() {
+            Checkout::Busy => {
+                return Err(SessionRejection::AlreadyExtracted {
+                    cookie_name: T::COOKIE_NAME,
+                });
+            }
+            Checkout::Returned(inner) => inner,
+            Checkout::Load => match Inner::<T>::load(&parts.headers, &request.shared).await {
+                Ok(inner) => Box::new(inner),
+                Err(rejection) => {
+                    request.cancel::<T>();
+                    return Err(rejection);
+                }
+            },
+        };
+        Ok((inner, Arc::clone(request)))
+    }
+
+    fn inner(&self) -> &Inner<T> {
+        // `inner` is only `None` during `drop`.
+        self.inner.as_deref().unwrap_or_else(unreachable_none)
+    }
+
+    fn inner_mut(&mut self) -> &mut Inner<T> {
+        self.inner.as_deref_mut().unwrap_or_else(unreachable_none)
+    }
+
+    /// Returns the session's id, for server-side stores, once the session has been stored.
+    /// Cookie stores have no id: the session lives in the cookie.
+    ///
+    /// The id is a bearer secret: do not log it.
+    #[must_use]
+    pub fn id(&self) -> Option<&SessionId> {
+        self.inner().id.as_ref()
+    }
+
+    /// Returns whether no stored session backs this one yet: the client had none, it expired, or
+    /// it was invalidated.
+    #[must_use]
+    pub fn is_new(&self) -> bool {
+        self.inner().is_new
+    }
+
+    /// Returns when the session was created. It never changes, not even on `regenerate`.
+    #[must_use]
+    pub fn created(&self) -> SystemTime {
+        system_time(self.inner().meta.created)
+    }
+
+    /// Returns the idle timeout: set with [`TypedSession::set_max_age`], else the type's
+    /// `max_age`, else the layer's default.
+    #[must_use]
+    pub fn max_age(&self) -> Duration {
+        let inner = self.inner();
+        Duration::from_secs(inner.idle_secs(&self.request.shared.config))
+    }
+
+    /// Sets this session's idle timeout ("remember me"). It is stored with the session and
+    /// applies on every later request. Whole seconds; at least one.
+    pub fn set_max_age(&mut self, max_age: Duration) {
+        let inner = self.inner_mut();
+        inner.meta.max_age = Some(max_age.as_secs().max(1));
+        inner.meta_dirty = true;
+    }
+
+    /// Gives the session a new id while keeping its data, and deletes the record under the old
+    /// id: call it on login and on any privilege change (session fixation defence). The new
+    /// record is written before the old one is deleted, so there is no moment where neither
+    /// exists.
+    pub fn regenerate(&mut self) {
+        let inner = self.inner_mut();
+        if !inner.is_new {
+            inner.regenerate = true;
+        }
+    }
+
+    /// Ends the session: clears the data, deletes the stored record and removes the cookie.
+    /// Data set afterwards in the same request starts a new session with a new id.
+    pub fn invalidate(&mut self) {
+        let now = self.request.shared.config.now();
+        self.inner_mut().invalidate(now);
+    }
+
+    /// Returns the whole session struct.
+    #[must_use]
+    pub fn data(&self) -> &T {
+        self.inner().fields.state().data()
+    }
+
+    /// Returns the whole session struct for changing, and marks every field as changed.
+    pub fn data_mut(&mut self) -> &mut T {
+        let state = self.inner_mut().fields.state_mut();
+        state.dirty_mut().insert_all(T::FIELD_NAMES.len());
+        state.data_unmarked()
+    }
+
+    /// Replaces the whole session struct, marks every field as changed and returns the old one.
+    pub fn replace(&mut self, data: T) -> T {
+        std::mem::replace(self.data_mut(), data)
+    }
+
+    /// Returns whether anything will be saved: a changed field or a changed `max_age`.
+    #[must_use]
+    pub fn is_dirty(&self) -> bool {
+        self.inner().is_dirty()
+    }
+
+    /// Saves now instead of after the handler, so the handler can answer a failure itself.
+    ///
+    /// On success the cookie is sent with the response. On failure the changes so far are
+    /// dropped (the layer will not retry them, so it does not replace your response with a 500)
+    /// and the client keeps its previous cookie.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the store fails, [`Error::CookieTooLarge`] when the cookie would be
+    /// too large, [`Error::Codec`] when a field does not encode.
+    pub async fn save(&mut self) -> Result<(), Error> {
+        let shared = Arc::clone(&self.request.shared);
+        let result = match self.inner().plan(&shared) {
+            Ok(plan) => lifecycle::execute(plan, &shared).await,
+            Err(error) => Err(error),
+        };
+        let inner = self.inner_mut();
+        match result {
+            Ok(executed) => {
+                inner.applied(executed);
+                Ok(())
+            }
+            Err(error) => {
+                let cookie = inner.cookie.take();
+                let fields = std::mem::replace(
+                    &mut inner.fields,
+                    T::Fields::from_state(State::new(T::new_default())),
+                );
+                let (data, _) = fields.into_state().into_parts();
+                inner.fields = T::Fields::from_state(State::new(data));
+                inner.meta_dirty = false;
+                inner.regenerate = false;
+                inner.rewrite = false;
+                inner.delete = None;
+                inner.remove_cookie = false;
+                inner.cookie = cookie;
+                Err(error)
+            }
+        }
+    }
+}
+
+#[cold]
+fn unreachable_none<T>() -> T {
+    // `inner` is only taken in `drop`.
+    unreachable!("session state accessed after drop")
+}
+
+impl<T: Session> Deref for TypedSession<T> {
+    type Target = T::Fields;
+
+    fn deref(&self) -> &T::Fields {
+        &self.inner().fields
+    }
+}
+
+impl<T: Session> DerefMut for TypedSession<T> {
+    fn deref_mut(&mut self) -> &mut T::Fields {
+        &mut self.inner_mut().fields
+    }
+}
+
+impl<T: Session> Drop for TypedSession<T> {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.take() {
+            self.request.give_back(TypeId::of::<T>(), inner);
+        }
+    }
+}
+
+impl<T: Session> fmt::Debug for TypedSession<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the id or the data: both may be secret.
+        let inner = self.inner();
+        f.debug_struct("TypedSession")
+            .field("cookie_name", &T::COOKIE_NAME)
+            .field("is_new", &inner.is_new)
+            .field("dirty", inner.fields.state().dirty())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a [`TypedSession`] could not be extracted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionRejection {
+    /// The route is not wrapped in a [`SessionLayer`](crate::SessionLayer).
+    #[error("missing session layer; add `.layer(SessionLayer::new(store))` around this route")]
+    MissingLayer,
+    /// The store could not load the session. The client's cookie is left as it is.
+    #[error("session store is unavailable")]
+    StoreUnavailable(#[source] StoreError),
+    /// The same session type is already extracted and alive in this request.
+    #[error(
+        "session `{cookie_name}` is already extracted in this request; extract it once per handler, or drop the first before extracting again"
+    )]
+    AlreadyExtracted {
+        /// The session type's cookie name.
+        cookie_name: &'static str,
+    },
+    /// The layer's configuration does not suit this session type's cookie name.
+    #[error("session layer misconfigured")]
+    Misconfigured(#[source] ConfigError),
+}
+
+impl SessionRejection {
+    /// Returns the status code the rejection answers with: 503 for a store outage, 500 for
+    /// programming errors.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::MissingLayer | Self::AlreadyExtracted { .. } | Self::Misconfigured(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    /// Returns the body text the rejection answers with. It names no internals for outages.
+    #[must_use]
+    pub fn body_text(&self) -> String {
+        match self {
+            Self::StoreUnavailable(_) => "session store unavailable".to_owned(),
+            other => other.to_string(),
+        }
+    }
+}
+
+#[cfg(feature = "axum")]
+mod axum_impls {
+    use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
+    use axum_core::response::{IntoResponse, Response};
+    use http::header::{CACHE_CONTROL, HeaderValue};
+    use http::request::Parts;
+
+    use super::{SessionRejection, TypedSession};
+    use crate::session::Session;
+
+    impl<S: Send + Sync, T: Session> FromRequestParts<S> for TypedSession<T> {
+        type Rejection = SessionRejection;
+
+        async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+            Self::from_parts(parts).await
+        }
+    }
+
+    impl<S: Send + Sync, T: Session> OptionalFromRequestParts<S> for TypedSession<T> {
+        type Rejection = SessionRejection;
+
+        async fn from_request_parts(
+            parts: &mut Parts,
+            _: &S,
+        ) -> Result<Option<Self>, Self::Rejection> {
+            Self::peek(parts).await
+        }
+    }
+
+    impl IntoResponse for SessionRejection {
+        fn into_response(self) -> Response {
+            tracing::error!(
+                error = &self as &dyn std::error::Error,
+                "session extraction rejected"
+            );
+            let mut response = (self.status(), self.body_text()).into_response();
+            response
+                .headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+    }
+}

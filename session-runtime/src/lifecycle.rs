@@ -1,0 +1,530 @@
+//! The life of one session in one request: load, then plan the writes (synchronous: encodes the
+//! fields), then execute them against the store (asynchronous, type-erased).
+
+use std::fmt::Write as _;
+
+use http::HeaderMap;
+use http::header::COOKIE;
+
+use crate::config::{SameSite, SessionConfig};
+use crate::error::Error;
+use crate::extract::SessionRejection;
+use crate::lock::SessionGuard;
+use crate::private::{Fields, State};
+use crate::service::Shared;
+use crate::session::{FieldDecode, Metadata, RecordRef, Session, SessionId};
+use crate::store::{Delete, Load, RecordCodec, Save, SaveOp, SaveOutcome, StoreKind};
+
+/// How many fresh ids a create tries before giving up (a collision of 256-bit ids means a broken
+/// random source or a broken store, not bad luck).
+const CREATE_ATTEMPTS: usize = 3;
+
+/// The state of one session type in one request.
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent lifecycle flags, each read at save time"
+)]
+pub(crate) struct Inner<T: Session> {
+    pub(crate) fields: T::Fields,
+    pub(crate) meta: Metadata,
+    /// `set_max_age` changed the metadata.
+    pub(crate) meta_dirty: bool,
+    /// The id of the stored record (server stores), once one exists.
+    pub(crate) id: Option<SessionId>,
+    /// No stored record backs this session (never saved, expired, or invalidated).
+    pub(crate) is_new: bool,
+    /// A stored record to delete at the next save (set by `invalidate`).
+    pub(crate) delete: Option<SessionId>,
+    /// The client holds a cookie that an invalidation must remove.
+    pub(crate) remove_cookie: bool,
+    /// `regenerate` was called on a stored session.
+    pub(crate) regenerate: bool,
+    /// The store asked for the record to be written back (e.g. re-sealed with the primary key).
+    pub(crate) rewrite: bool,
+    /// The cookie an explicit `save().await` produced, sent unless a later save replaces it.
+    pub(crate) cookie: Option<CookieAction>,
+    /// This request's turn on the session (see [`SessionConfig::with_serialized_requests`]).
+    pub(crate) lock: Option<SessionGuard>,
+}
+
+/// What to do with the client's cookie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CookieAction {
+    Set { value: String, max_age: u64 },
+    Remove,
+}
+
+/// Finds a cookie by name in the request's `Cookie` headers without allocating. The first match
+/// wins (browsers send the most specific path first); quotes around the value are dropped.
+pub(crate) fn find_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|header| header.split(';'))
+        .find_map(|pair| {
+            let (key, value) = pair.split_once('=')?;
+            (key.trim() == name).then(|| {
+                let value = value.trim();
+                value
+                    .strip_prefix('"')
+                    .and_then(|v| v.strip_suffix('"'))
+                    .unwrap_or(value)
+            })
+        })
+}
+
+impl<T: Session> Inner<T> {
+    pub(crate) fn fresh(now: u64) -> Self {
+        Self {
+            fields: T::Fields::from_state(State::new(T::new_default())),
+            meta: Metadata::new(now),
+            meta_dirty: false,
+            id: None,
+            is_new: true,
+            delete: None,
+            remove_cookie: false,
+            regenerate: false,
+            rewrite: false,
+            cookie: None,
+            lock: None,
+        }
+    }
+
+    pub(crate) fn idle_secs(&self, config: &SessionConfig) -> u64 {
+        self.meta
+            .max_age
+            .or(T::MAX_AGE)
+            .unwrap_or(config.default_max_age)
+    }
+
+    /// Loads the session named by the request's cookie. Anything wrong with the cookie or the
+    /// record gives a fresh session; only a store failure is an error.
+    pub(crate) async fn load(
+        headers: &HeaderMap,
+        shared: &Shared,
+    ) -> Result<Self, SessionRejection> {
+        let config = &shared.config;
+        config
+            .validate(T::COOKIE_NAME)
+            .map_err(SessionRejection::Misconfigured)?;
+        let now = config.now();
+        let Some(value) = find_cookie(headers, T::COOKIE_NAME) else {
+            return Ok(Self::fresh(now));
+        };
+        if T::COOKIE_NAME.len() + value.len() > config.max_cookie_size {
+            tracing::debug!(
+                cookie = T::COOKIE_NAME,
+                size = value.len(),
+                "session cookie over the size limit; starting a fresh session"
+            );
+            return Ok(Self::fresh(now));
+        }
+        let id = match shared.store.kind() {
+            StoreKind::Server => {
+                let Some(id) = SessionId::parse(value) else {
+                    tracing::debug!(
+                        cookie = T::COOKIE_NAME,
+                        "malformed session id; starting a fresh session"
+                    );
+                    return Ok(Self::fresh(now));
+                };
+                Some(id)
+            }
+            StoreKind::Cookie => None,
+        };
+        let lock = match &id {
+            Some(id) if config.serialize => Some(shared.locks.lock(id).await),
+            _ => None,
+        };
+        let load = Load {
+            cookie_name: T::COOKIE_NAME,
+            value: id.as_ref().map_or(value, SessionId::as_str),
+            now,
+            codec: RecordCodec::of::<T::Codec>(),
+        };
+        let record = match shared.store.load(load).await {
+            Ok(Some(record)) => record,
+            Ok(None) => return Ok(Self::fresh(now)),
+            Err(error) => {
+                tracing::error!(
+                    cookie = T::COOKIE_NAME,
+                    error = &error as &dyn std::error::Error,
+                    "session store failed on load"
+                );
+                return Err(SessionRejection::StoreUnavailable(error));
+            }
+        };
+        let meta = record.metadata;
+        let idle = meta
+            .max_age
+            .or(T::MAX_AGE)
+            .unwrap_or(config.default_max_age);
+        if meta.created > meta.updated || meta.expires_at(idle, T::ABSOLUTE_MAX_AGE) <= now {
+            tracing::debug!(
+                cookie = T::COOKIE_NAME,
+                "session expired; starting a fresh session"
+            );
+            return Ok(Self::fresh(now));
+        }
+        let mut data = T::new_default();
+        for (name, bytes) in &record.fields {
+            if let FieldDecode::Failed(error) = data.decode_field(name, bytes) {
+                tracing::warn!(
+                    cookie = T::COOKIE_NAME,
+                    field = name.as_str(),
+                    error = &error as &dyn std::error::Error,
+                    "stored session field no longer decodes; it starts from its default"
+                );
+            }
+        }
+        Ok(Self {
+            fields: T::Fields::from_state(State::new(data)),
+            meta,
+            meta_dirty: false,
+            id,
+            is_new: false,
+            delete: None,
+            remove_cookie: false,
+            regenerate: false,
+            rewrite: record.rewrite,
+            cookie: None,
+            lock,
+        })
+    }
+
+    pub(crate) fn is_dirty(&self) -> bool {
+        !self.fields.state().dirty().is_empty() || self.meta_dirty
+    }
+
+    pub(crate) fn invalidate(&mut self, now: u64) {
+        let had_record = !self.is_new;
+        let delete = self.id.take().or(self.delete.take());
+        let cookie_set = matches!(self.cookie, Some(CookieAction::Set { .. }));
+        let lock = self.lock.take();
+        *self = Self::fresh(now);
+        self.lock = lock;
+        self.delete = delete;
+        self.remove_cookie = had_record || cookie_set;
+    }
+
+    /// Encodes what must be written. Leaves `self` unchanged; [`Inner::applied`] records the
+    /// result of a successful execution.
+    pub(crate) fn plan(&self, shared: &Shared) -> Result<Plan, Error> {
+        let config = &shared.config;
+        let now = config.now();
+        let server = shared.store.kind() == StoreKind::Server;
+        let dirty = self.is_dirty();
+        let touch = !self.is_new
+            && config
+                .rolling
+                .is_some_and(|after| now.saturating_sub(self.meta.updated) >= after);
+        let op = if self.is_new {
+            dirty.then_some(if server {
+                WriteOp::Create
+            } else {
+                WriteOp::Seal
+            })
+        } else if !server {
+            (dirty || self.regenerate || self.rewrite || touch).then_some(WriteOp::Seal)
+        } else if let Some(id) = self.id.clone().filter(|_| self.regenerate) {
+            Some(WriteOp::Regenerate(id))
+        } else if dirty || self.rewrite {
+            self.id.clone().map(WriteOp::Update)
+        } else if touch {
+            self.id.clone().map(WriteOp::Touch)
+        } else {
+            None
+        };
+        let write = op
+            .map(|op| {
+                let state = self.fields.state();
+                let partial = matches!(op, WriteOp::Update(_)) && !self.rewrite;
+                let fields = match op {
+                    WriteOp::Touch(_) => Vec::new(),
+                    _ => (0..T::FIELD_NAMES.len())
+                        .filter(|index| !partial || state.dirty().contains(*index))
+                        .map(|index| Ok((T::FIELD_NAMES[index], state.data().encode_field(index)?)))
+                        .collect::<Result<Vec<_>, Error>>()?,
+                };
+                let metadata = Metadata {
+                    updated: now,
+                    ..self.meta
+                };
+                let expires_at = metadata.expires_at(self.idle_secs(config), T::ABSOLUTE_MAX_AGE);
+                Ok::<_, Error>(Write {
+                    op,
+                    metadata,
+                    fields,
+                    expires_at,
+                    codec: RecordCodec::of::<T::Codec>(),
+                })
+            })
+            .transpose()?;
+        Ok(Plan {
+            cookie_name: T::COOKIE_NAME,
+            now,
+            delete: self.delete.clone(),
+            write,
+            remove_cookie: self.remove_cookie,
+            previous: self.cookie.clone(),
+        })
+    }
+
+    /// Records a successful execution of a plan made from `self`.
+    pub(crate) fn applied(&mut self, executed: Executed) {
+        self.delete = None;
+        self.remove_cookie = false;
+        self.regenerate = false;
+        self.rewrite = false;
+        self.meta_dirty = false;
+        self.fields.state_mut().dirty_mut().clear();
+        if let Some(metadata) = executed.metadata {
+            self.meta = metadata;
+        }
+        match executed.saved {
+            Saved::Stored(id) => {
+                self.is_new = false;
+                self.id = id;
+            }
+            Saved::Missing => {
+                self.is_new = true;
+                self.id = None;
+            }
+            Saved::Nothing => {}
+        }
+        self.cookie = executed.cookie;
+    }
+}
+
+/// The writes one session needs at the end of a request (or on `save().await`).
+pub(crate) struct Plan {
+    cookie_name: &'static str,
+    now: u64,
+    delete: Option<SessionId>,
+    write: Option<Write>,
+    remove_cookie: bool,
+    previous: Option<CookieAction>,
+}
+
+struct Write {
+    op: WriteOp,
+    metadata: Metadata,
+    fields: Vec<(&'static str, Vec<u8>)>,
+    expires_at: u64,
+    codec: RecordCodec,
+}
+
+impl Write {
+    fn save<'a>(&'a self, cookie_name: &'a str, op: SaveOp<'a>, now: u64) -> Save<'a> {
+        Save {
+            cookie_name,
+            op,
+            record: RecordRef {
+                metadata: &self.metadata,
+                fields: &self.fields,
+            },
+            expires_at: self.expires_at,
+            now,
+            codec: self.codec,
+        }
+    }
+}
+
+enum WriteOp {
+    Create,
+    Update(SessionId),
+    Touch(SessionId),
+    Regenerate(SessionId),
+    Seal,
+}
+
+impl Plan {
+    /// Whether executing this plan touches the store or the cookie at all.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.delete.is_none() && self.write.is_none() && !self.remove_cookie
+    }
+
+    /// The cookie to send if nothing is executed.
+    pub(crate) fn previous_cookie(&self) -> Option<&CookieAction> {
+        self.previous.as_ref()
+    }
+
+    pub(crate) fn cookie_name(&self) -> &'static str {
+        self.cookie_name
+    }
+}
+
+pub(crate) enum Saved {
+    Stored(Option<SessionId>),
+    Missing,
+    Nothing,
+}
+
+/// The result of executing a plan.
+pub(crate) struct Executed {
+    pub(crate) cookie: Option<CookieAction>,
+    saved: Saved,
+    metadata: Option<Metadata>,
+}
+
+/// Runs a plan against the store.
+pub(crate) async fn execute(plan: Plan, shared: &Shared) -> Result<Executed, Error> {
+    let store = &*shared.store;
+    let name = plan.cookie_name;
+    if let Some(id) = &plan.delete {
+        store
+            .delete(Delete {
+                cookie_name: name,
+                id,
+            })
+            .await?;
+    }
+    let Some(write) = plan.write else {
+        return Ok(Executed {
+            cookie: if plan.remove_cookie {
+                Some(CookieAction::Remove)
+            } else {
+                plan.previous
+            },
+            saved: Saved::Nothing,
+            metadata: None,
+        });
+    };
+    let (outcome, id) = match &write.op {
+        WriteOp::Create | WriteOp::Regenerate(_) => {
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let new = SessionId::generate().map_err(Error::Random)?;
+                let op = match &write.op {
+                    WriteOp::Regenerate(old) => SaveOp::Regenerate { old, new: &new },
+                    _ => SaveOp::Create { id: &new },
+                };
+                match store.save(write.save(name, op, plan.now)).await? {
+                    SaveOutcome::IdTaken if attempt < CREATE_ATTEMPTS => {}
+                    SaveOutcome::IdTaken => return Err(Error::IdCollision),
+                    outcome => break (outcome, Some(new)),
+                }
+            }
+        }
+        WriteOp::Update(id) => (
+            store
+                .save(write.save(name, SaveOp::Update { id }, plan.now))
+                .await?,
+            Some(id.clone()),
+        ),
+        WriteOp::Touch(id) => (
+            store
+                .save(write.save(name, SaveOp::Touch { id }, plan.now))
+                .await?,
+            Some(id.clone()),
+        ),
+        WriteOp::Seal => (
+            store.save(write.save(name, SaveOp::Seal, plan.now)).await?,
+            None,
+        ),
+    };
+    match outcome {
+        SaveOutcome::Saved(value) => {
+            let size = name.len() + value.len();
+            if size > shared.config.max_cookie_size {
+                return Err(Error::CookieTooLarge {
+                    size,
+                    limit: shared.config.max_cookie_size,
+                });
+            }
+            let max_age = write.expires_at.saturating_sub(plan.now).div_ceil(1000);
+            Ok(Executed {
+                cookie: Some(CookieAction::Set { value, max_age }),
+                saved: Saved::Stored(id),
+                metadata: Some(write.metadata),
+            })
+        }
+        SaveOutcome::Missing => {
+            tracing::warn!(
+                cookie = name,
+                "session record expired or was deleted during the request; not recreating it"
+            );
+            Ok(Executed {
+                cookie: None,
+                saved: Saved::Missing,
+                metadata: None,
+            })
+        }
+        SaveOutcome::IdTaken => Err(Error::IdCollision),
+    }
+}
+
+/// Renders a `Set-Cookie` value. The removal cookie repeats every attribute of the cookie it
+/// removes, so `__Host-`/`__Secure-` cookies are really removed.
+pub(crate) fn render(name: &str, action: &CookieAction, config: &SessionConfig) -> String {
+    let (value, max_age) = match action {
+        CookieAction::Set { value, max_age } => (value.as_str(), *max_age),
+        CookieAction::Remove => ("", 0),
+    };
+    let mut out = String::with_capacity(name.len() + value.len() + 96);
+    let _ = write!(out, "{name}={value}; Path={}", config.path);
+    if let Some(domain) = &config.domain {
+        let _ = write!(out, "; Domain={domain}");
+    }
+    let _ = write!(out, "; Max-Age={max_age}");
+    if matches!(action, CookieAction::Remove) {
+        out.push_str("; Expires=Thu, 01 Jan 1970 00:00:00 GMT");
+    }
+    if config.http_only {
+        out.push_str("; HttpOnly");
+    }
+    if config.secure {
+        out.push_str("; Secure");
+    }
+    out.push_str(match config.same_site {
+        SameSite::Strict => "; SameSite=Strict",
+        SameSite::Lax => "; SameSite=Lax",
+        SameSite::None => "; SameSite=None",
+    });
+    if config.partitioned {
+        out.push_str("; Partitioned");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn finds_cookies_across_headers() {
+        let mut headers = HeaderMap::new();
+        headers.append(COOKIE, HeaderValue::from_static("a=1; sess=\"x\" ; b=2"));
+        headers.append(COOKIE, HeaderValue::from_static("other=3;sess=y"));
+        assert_eq!(find_cookie(&headers, "sess"), Some("x"));
+        assert_eq!(find_cookie(&headers, "other"), Some("3"));
+        assert_eq!(find_cookie(&headers, "se"), None);
+        headers.insert(COOKIE, HeaderValue::from_bytes(b"sess=\xff").unwrap());
+        assert_eq!(find_cookie(&headers, "sess"), None);
+    }
+
+    #[test]
+    fn removal_mirrors_the_attributes() {
+        let config = SessionConfig::default().with_domain("example.com");
+        let set = render(
+            "__Secure-s",
+            &CookieAction::Set {
+                value: "v".into(),
+                max_age: 60,
+            },
+            &config,
+        );
+        assert_eq!(
+            set,
+            "__Secure-s=v; Path=/; Domain=example.com; Max-Age=60; HttpOnly; Secure; SameSite=Lax"
+        );
+        let removal = render("__Secure-s", &CookieAction::Remove, &config);
+        assert_eq!(
+            removal,
+            "__Secure-s=; Path=/; Domain=example.com; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Secure; SameSite=Lax"
+        );
+    }
+}

@@ -1,0 +1,358 @@
+//! The middleware service: gives each request a place to hand sessions back, then saves them
+//! once the inner service has produced its response.
+
+use std::any::{Any, TypeId};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, ready};
+
+use http::header::{CACHE_CONTROL, SET_COOKIE, VARY};
+use http::{HeaderValue, Request, Response, StatusCode};
+use tower_service::Service;
+
+use crate::config::SessionConfig;
+use crate::error::Error;
+use crate::lifecycle::{self, CookieAction, Inner, Plan};
+use crate::lock::Locks;
+use crate::session::Session;
+use crate::store::{BoxFuture, DynStore};
+
+/// What the layer shares with every request: the store and the configuration.
+pub(crate) struct Shared {
+    pub(crate) store: Arc<dyn DynStore>,
+    pub(crate) config: SessionConfig,
+    pub(crate) locks: Arc<Locks>,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A session handed back by its `TypedSession` when the handler dropped it.
+pub(crate) trait Pending: Send + 'static {
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
+    fn plan(&self, shared: &Shared) -> Result<Plan, Error>;
+    fn is_dirty(&self) -> bool;
+    fn cookie_name(&self) -> &'static str;
+}
+
+impl<T: Session> Pending for Inner<T> {
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
+        self
+    }
+    fn plan(&self, shared: &Shared) -> Result<Plan, Error> {
+        Inner::plan(self, shared)
+    }
+    fn is_dirty(&self) -> bool {
+        Inner::is_dirty(self) || self.delete.is_some() || self.regenerate || self.remove_cookie
+    }
+    fn cookie_name(&self) -> &'static str {
+        T::COOKIE_NAME
+    }
+}
+
+enum Slot {
+    /// A `TypedSession` of this type is alive in the handler.
+    CheckedOut,
+    /// The handler dropped it; its state waits here for a re-extraction or the final save.
+    Returned(Box<dyn Pending>),
+}
+
+/// The per-request place where sessions are checked out and handed back, one slot per session
+/// type. It lives in the request's extensions.
+pub(crate) struct RequestSessions {
+    pub(crate) shared: Arc<Shared>,
+    slots: Mutex<Slots>,
+}
+
+#[derive(Default)]
+struct Slots {
+    /// Set when the response has been taken: sessions handed back later are too late.
+    closed: bool,
+    list: Vec<(TypeId, Slot)>,
+}
+
+/// The outcome of asking for a session type's slot.
+pub(crate) enum Checkout<T: Session> {
+    /// No session of this type was used yet in this request: load it.
+    Load,
+    /// The handler (or a middleware) used it before and handed it back.
+    Returned(Box<Inner<T>>),
+    /// It is checked out right now.
+    Busy,
+}
+
+impl RequestSessions {
+    fn lock(&self) -> MutexGuard<'_, Slots> {
+        // Every critical section is a single push, swap or take: a panic cannot leave it torn.
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn checkout<T: Session>(&self) -> Checkout<T> {
+        let mut slots = self.lock();
+        let key = TypeId::of::<T>();
+        match slots.list.iter_mut().find(|(id, _)| *id == key) {
+            None => {
+                slots.list.push((key, Slot::CheckedOut));
+                Checkout::Load
+            }
+            Some((_, Slot::CheckedOut)) => Checkout::Busy,
+            Some((_, slot)) => match std::mem::replace(slot, Slot::CheckedOut) {
+                Slot::Returned(pending) => match pending.into_any().downcast::<Inner<T>>() {
+                    Ok(inner) => Checkout::Returned(inner),
+                    // The slot is keyed by `TypeId::of::<T>()`, so this cannot happen; loading
+                    // afresh is the safe answer if it ever did.
+                    Err(_) => Checkout::Load,
+                },
+                Slot::CheckedOut => Checkout::Busy,
+            },
+        }
+    }
+
+    /// Forgets a checkout that produced no session (a failed load, or a peek that found none).
+    pub(crate) fn cancel<T: Session>(&self) {
+        let key = TypeId::of::<T>();
+        self.lock().list.retain(|(id, _)| *id != key);
+    }
+
+    pub(crate) fn give_back(&self, key: TypeId, pending: Box<dyn Pending>) {
+        let mut slots = self.lock();
+        if slots.closed {
+            drop(slots);
+            if pending.is_dirty() {
+                tracing::error!(
+                    cookie = pending.cookie_name(),
+                    "session changed after the response was sent; the change was not saved; drop the session before the handler returns"
+                );
+            }
+            return;
+        }
+        if let Some((_, slot)) = slots.list.iter_mut().find(|(id, _)| *id == key) {
+            *slot = Slot::Returned(pending);
+        }
+    }
+
+    /// Closes the request and returns the sessions to save, and whether any session was used.
+    fn close(&self) -> (Vec<Box<dyn Pending>>, bool) {
+        let mut slots = self.lock();
+        slots.closed = true;
+        let used = !slots.list.is_empty();
+        let pending = std::mem::take(&mut slots.list)
+            .into_iter()
+            .filter_map(|(_, slot)| match slot {
+                Slot::Returned(pending) => Some(pending),
+                Slot::CheckedOut => None,
+            })
+            .collect();
+        (pending, used)
+    }
+}
+
+/// The middleware that [`SessionLayer`](crate::SessionLayer) wraps around a service.
+pub struct SessionService<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> SessionService<S> {
+    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
+        Self { inner, shared }
+    }
+}
+
+impl<S: Clone> Clone for SessionService<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for SessionService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionService")
+            .field("inner", &self.inner)
+            .field("shared", &self.shared)
+            .finish()
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Default + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let sessions = Arc::new(RequestSessions {
+            shared: Arc::clone(&self.shared),
+            slots: Mutex::new(Slots::default()),
+        });
+        request.extensions_mut().insert(Arc::clone(&sessions));
+        ResponseFuture {
+            state: State::Inner {
+                future: self.inner.call(request),
+                sessions: Some(sessions),
+            },
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`SessionService`].
+    pub struct ResponseFuture<F, B> {
+        #[pin]
+        state: State<F, B>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<F, B> {
+        Inner {
+            #[pin]
+            future: F,
+            sessions: Option<Arc<RequestSessions>>,
+        },
+        Saving {
+            future: BoxFuture<'static, Response<B>>,
+        },
+    }
+}
+
+impl<F, B> fmt::Debug for ResponseFuture<F, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Default + Send + 'static,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Inner { future, sessions } => {
+                    let mut response = ready!(future.poll(cx))?;
+                    let Some(sessions) = sessions.take() else {
+                        return Poll::Ready(Ok(response));
+                    };
+                    let (pending, used) = sessions.close();
+                    if used {
+                        response
+                            .headers_mut()
+                            .append(VARY, HeaderValue::from_static("Cookie"));
+                    }
+                    if pending.is_empty() {
+                        return Poll::Ready(Ok(response));
+                    }
+                    let shared = Arc::clone(&sessions.shared);
+                    match plan_all(&pending, &shared) {
+                        Err(error) => return Poll::Ready(Ok(save_failed(&error))),
+                        Ok(plans) if plans.iter().all(Plan::is_empty) => {
+                            for plan in &plans {
+                                if let Some(cookie) = plan.previous_cookie() {
+                                    set_cookie(
+                                        &mut response,
+                                        plan.cookie_name(),
+                                        cookie,
+                                        &shared.config,
+                                    );
+                                }
+                            }
+                            return Poll::Ready(Ok(response));
+                        }
+                        Ok(plans) => {
+                            let future = Box::pin(save_all(plans, pending, shared, response));
+                            this.state.set(State::Saving { future });
+                        }
+                    }
+                }
+                StateProj::Saving { future } => {
+                    return future.as_mut().poll(cx).map(Ok);
+                }
+            }
+        }
+    }
+}
+
+fn plan_all(pending: &[Box<dyn Pending>], shared: &Shared) -> Result<Vec<Plan>, Error> {
+    pending.iter().map(|p| p.plan(shared)).collect()
+}
+
+/// Executes the plans; `pending` is kept alive until the writes are done because it holds the
+/// sessions' request locks.
+async fn save_all<B: Default>(
+    plans: Vec<Plan>,
+    pending: Vec<Box<dyn Pending>>,
+    shared: Arc<Shared>,
+    mut response: Response<B>,
+) -> Response<B> {
+    let mut cookies = Vec::with_capacity(plans.len());
+    for plan in plans {
+        let name = plan.cookie_name();
+        match lifecycle::execute(plan, &shared).await {
+            Ok(executed) => cookies.push((name, executed.cookie)),
+            Err(error) => return save_failed(&error),
+        }
+    }
+    drop(pending);
+    for (name, cookie) in &cookies {
+        if let Some(cookie) = cookie {
+            set_cookie(&mut response, name, cookie, &shared.config);
+        }
+    }
+    response
+}
+
+fn set_cookie<B>(
+    response: &mut Response<B>,
+    name: &str,
+    cookie: &CookieAction,
+    config: &SessionConfig,
+) {
+    if let Ok(value) = HeaderValue::try_from(lifecycle::render(name, cookie, config)) {
+        let headers = response.headers_mut();
+        headers.append(SET_COOKIE, value);
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    } else {
+        tracing::error!(
+            cookie = name,
+            "session cookie attributes are not a valid header; check the configured path and domain"
+        );
+    }
+}
+
+/// The response that replaces the handler's when a session cannot be saved: a 500 without any
+/// `Set-Cookie`, so the client keeps its previous, still valid cookie.
+fn save_failed<B: Default>(error: &Error) -> Response<B> {
+    tracing::error!(
+        error = error as &dyn std::error::Error,
+        "failed to save session; answering 500"
+    );
+    let mut response = Response::new(B::default());
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

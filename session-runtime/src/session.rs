@@ -1,0 +1,349 @@
+//! Session state: the [`Session`] trait that `#[derive(Session)]` implements, the [`Record`] a
+//! store keeps, its [`Metadata`] and the [`SessionId`].
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::codec::{Codec, CodecError};
+
+/// A struct whose fields are kept in a session.
+///
+/// Implement it with `#[derive(Session)]`; the attribute reference is on the derive. The items of
+/// this trait other than the constants are called by the runtime and are not meant for users.
+///
+/// # Examples
+///
+/// ```
+/// use session_runtime::Session;
+///
+/// #[derive(Session)]
+/// #[session(cookie_name = "shop", max_age = 3600)]
+/// struct Shop {
+///     user_id: Option<u64>,
+///     cart: Vec<String>,
+/// }
+///
+/// assert_eq!(Shop::COOKIE_NAME, "shop");
+/// assert_eq!(Shop::MAX_AGE, Some(3600));
+/// assert_eq!(Shop::FIELD_NAMES, ["user_id", "cart"]);
+/// ```
+pub trait Session: Sized + Send + Sync + 'static {
+    /// The generated companion type that holds the session data and its dirty bits and carries
+    /// the typed accessors; `TypedSession<Self>` dereferences to it.
+    type Fields: crate::__private::Fields<Self>;
+
+    /// The codec every field and the cookie envelope are encoded with.
+    type Codec: Codec;
+
+    /// The cookie name (`#[session(cookie_name = "...")]`, else the struct name in snake case).
+    const COOKIE_NAME: &'static str;
+
+    /// The idle timeout in seconds (`#[session(max_age = N)]`); `None` uses the layer's default.
+    const MAX_AGE: Option<u64>;
+
+    /// The absolute timeout in seconds, measured from creation (`#[session(absolute_max_age = N)]`).
+    const ABSOLUTE_MAX_AGE: Option<u64>;
+
+    /// The stored name of every field that is kept (not `skip`), in declaration order. The index
+    /// of a name is the field's index in [`Session::encode_field`] and in the dirty set.
+    const FIELD_NAMES: &'static [&'static str];
+
+    /// Builds the value of a new session: every field from its `default` function or
+    /// [`Default::default`].
+    #[doc(hidden)]
+    fn new_default() -> Self;
+
+    /// Encodes the stored field with index `index` (see [`Session::FIELD_NAMES`]).
+    ///
+    /// # Errors
+    ///
+    /// Returns the codec's error when the value cannot be encoded.
+    #[doc(hidden)]
+    fn encode_field(&self, index: usize) -> Result<Vec<u8>, CodecError>;
+
+    /// Decodes a stored field by its stored name or one of its aliases into `self`.
+    #[doc(hidden)]
+    fn decode_field(&mut self, name: &str, bytes: &[u8]) -> FieldDecode;
+}
+
+/// What [`Session::decode_field`] did with one stored field.
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum FieldDecode {
+    /// The field was decoded into the struct.
+    Decoded,
+    /// No field has this name or alias (a removed field): ignored.
+    Unknown,
+    /// The field exists but its stored value no longer decodes; it keeps its default.
+    Failed(CodecError),
+}
+
+/// The per-field dirty set: one bit per stored field, for any number of fields. Sessions with up
+/// to 64 stored fields never allocate.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct DirtySet {
+    low: u64,
+    high: Vec<u64>,
+}
+
+impl DirtySet {
+    /// Marks the field with index `index` as changed.
+    pub fn insert(&mut self, index: usize) {
+        if index < 64 {
+            self.low |= 1 << index;
+        } else {
+            let word = index / 64 - 1;
+            if self.high.len() <= word {
+                self.high.resize(word + 1, 0);
+            }
+            self.high[word] |= 1 << (index % 64);
+        }
+    }
+
+    /// Returns whether the field with index `index` has changed.
+    #[must_use]
+    pub fn contains(&self, index: usize) -> bool {
+        if index < 64 {
+            self.low & (1 << index) != 0
+        } else {
+            self.high
+                .get(index / 64 - 1)
+                .is_some_and(|word| word & (1 << (index % 64)) != 0)
+        }
+    }
+
+    /// Marks the first `len` fields as changed.
+    pub fn insert_all(&mut self, len: usize) {
+        for index in 0..len {
+            self.insert(index);
+        }
+    }
+
+    /// Returns whether any field has changed.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.low == 0 && self.high.iter().all(|word| *word == 0)
+    }
+
+    /// Forgets every change.
+    pub fn clear(&mut self) {
+        self.low = 0;
+        self.high.clear();
+    }
+}
+
+impl fmt::Debug for DirtySet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut set = f.debug_set();
+        for (word_index, word) in std::iter::once(&self.low).chain(&self.high).enumerate() {
+            for bit in 0..64 {
+                if word & (1 << bit) != 0 {
+                    set.entry(&(word_index * 64 + bit));
+                }
+            }
+        }
+        set.finish()
+    }
+}
+
+/// The metadata stored beside the fields of every session.
+///
+/// Times are Unix milliseconds; they come from the layer's [`Clock`](crate::config::Clock), so
+/// tests can move time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Metadata {
+    /// When the session was created. It never changes.
+    pub created: u64,
+    /// When the session was last saved or touched; the idle timeout runs from here.
+    pub updated: u64,
+    /// The per-session idle timeout in seconds set with `set_max_age`, if any.
+    pub max_age: Option<u64>,
+}
+
+impl Metadata {
+    /// Returns the metadata of a session created at `now`.
+    #[must_use]
+    pub fn new(now: u64) -> Self {
+        Self {
+            created: now,
+            updated: now,
+            max_age: None,
+        }
+    }
+
+    /// Returns when a session with this metadata expires (Unix milliseconds): the earlier of
+    /// `updated + idle` and `created + absolute`.
+    #[must_use]
+    pub fn expires_at(&self, idle: u64, absolute: Option<u64>) -> u64 {
+        let idle_end = self.updated.saturating_add(idle.saturating_mul(1000));
+        match absolute {
+            Some(absolute) => {
+                idle_end.min(self.created.saturating_add(absolute.saturating_mul(1000)))
+            }
+            None => idle_end,
+        }
+    }
+}
+
+/// A session as a store keeps it: metadata and the encoded fields by stored name.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The metadata.
+    pub metadata: Metadata,
+    /// Every stored field: its stored name and the codec's bytes.
+    pub fields: Vec<(String, Vec<u8>)>,
+    /// Set by a store that wants the record written back even if nothing changed, for example a
+    /// cookie sealed with a key that is no longer the primary one.
+    pub rewrite: bool,
+}
+
+impl fmt::Debug for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Field values may hold personal data: show their names and sizes only.
+        f.debug_struct("Record")
+            .field("metadata", &self.metadata)
+            .field(
+                "fields",
+                &self
+                    .fields
+                    .iter()
+                    .map(|(name, value)| (name.as_str(), value.len()))
+                    .collect::<Vec<_>>(),
+            )
+            .field("rewrite", &self.rewrite)
+            .finish()
+    }
+}
+
+/// A borrowed view of a record, as the runtime hands it to a store or a codec for writing.
+#[derive(Clone, Copy)]
+pub struct RecordRef<'a> {
+    /// The metadata.
+    pub metadata: &'a Metadata,
+    /// The fields to write: stored name and the codec's bytes.
+    pub fields: &'a [(&'static str, Vec<u8>)],
+}
+
+impl fmt::Debug for RecordRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecordRef")
+            .field("metadata", self.metadata)
+            .field(
+                "fields",
+                &self
+                    .fields
+                    .iter()
+                    .map(|(name, _)| *name)
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// A server-side session id: 256 bits from the operating system's CSPRNG, written as 43
+/// characters of unpadded base64url.
+///
+/// The id is a bearer secret: its `Debug` output is redacted and it has no `Display`.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SessionId(String);
+
+impl SessionId {
+    /// The length of an id in characters.
+    pub const LEN: usize = 43;
+
+    /// Generates a fresh id from the operating system's CSPRNG.
+    ///
+    /// # Errors
+    ///
+    /// Returns an error when the operating system cannot provide random bytes.
+    pub fn generate() -> Result<Self, getrandom::Error> {
+        use base64::Engine as _;
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes)?;
+        Ok(Self(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
+        ))
+    }
+
+    /// Parses an id from a cookie value: exactly [`SessionId::LEN`] characters of the base64url
+    /// alphabet. Anything else is `None`, and never reaches a store.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use session_runtime::session::SessionId;
+    ///
+    /// let id = SessionId::generate().unwrap();
+    /// assert_eq!(SessionId::parse(id.as_str()), Some(id));
+    /// assert_eq!(SessionId::parse("../../etc/passwd"), None);
+    /// ```
+    #[must_use]
+    pub fn parse(value: &str) -> Option<Self> {
+        (value.len() == Self::LEN
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        .then(|| Self(value.to_owned()))
+    }
+
+    /// Returns the id as text, for a store to build its key from.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionId(<redacted>)")
+    }
+}
+
+/// Converts Unix milliseconds to a [`SystemTime`].
+pub(crate) fn system_time(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dirty_set_grows_past_64_fields() {
+        let mut set = DirtySet::default();
+        assert!(set.is_empty());
+        set.insert(3);
+        set.insert(64);
+        set.insert(200);
+        assert!(set.contains(3) && set.contains(64) && set.contains(200));
+        assert!(!set.contains(4) && !set.contains(65) && !set.contains(1000));
+        assert_eq!(format!("{set:?}"), "{3, 64, 200}");
+        set.clear();
+        assert!(set.is_empty());
+        set.insert_all(130);
+        assert!(set.contains(0) && set.contains(129) && !set.contains(130));
+    }
+
+    #[test]
+    fn ids_are_distinct_and_validated() {
+        let a = SessionId::generate().unwrap();
+        let b = SessionId::generate().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.as_str().len(), SessionId::LEN);
+        assert!(SessionId::parse(&a.as_str()[1..]).is_none());
+        assert!(SessionId::parse(&format!("{}=", &a.as_str()[1..])).is_none());
+        assert_eq!(format!("{a:?}"), "SessionId(<redacted>)");
+    }
+
+    #[test]
+    fn expiry_is_the_earlier_deadline() {
+        let meta = Metadata {
+            created: 1_000,
+            updated: 5_000,
+            max_age: None,
+        };
+        assert_eq!(meta.expires_at(10, None), 15_000);
+        assert_eq!(meta.expires_at(10, Some(12)), 13_000);
+        assert_eq!(meta.expires_at(u64::MAX, None), u64::MAX);
+    }
+}

@@ -1,0 +1,447 @@
+//! Cookie stores: the whole session travels in the cookie.
+
+use std::fmt;
+
+use aes_gcm_siv::aead::{Aead, KeyInit, Payload};
+use aes_gcm_siv::{Aes256GcmSiv, Nonce};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+
+use super::{Delete, Load, Save, SaveOp, SaveOutcome, SessionStore, StoreError, StoreKind};
+use crate::session::Record;
+#[cfg(test)]
+use crate::session::RecordRef;
+
+/// The format version byte of [`EncryptedCookieStore`] values.
+const VERSION: u8 = 1;
+const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+const HEADER_LEN: usize = 2 + NONCE_LEN;
+
+fn not_a_server_store() -> StoreError {
+    StoreError::backend("cookie stores keep no server-side records")
+}
+
+fn seal_only(op: SaveOp<'_>) -> Result<(), StoreError> {
+    match op {
+        SaveOp::Seal => Ok(()),
+        _ => Err(not_a_server_store()),
+    }
+}
+
+/// Keeps the session in the cookie **in plain text**: base64url of the codec's envelope,
+/// neither encrypted nor signed. **For tests only**: any client can read and forge it.
+///
+/// Creating one logs a warning. Use [`EncryptedCookieStore`] for anything a user can reach.
+///
+/// # Examples
+///
+/// ```
+/// use session_runtime::SessionLayer;
+/// use session_runtime::store::SimpleCookieStore;
+///
+/// let layer = SessionLayer::new(SimpleCookieStore::new());
+/// ```
+#[derive(Debug)]
+pub struct SimpleCookieStore(());
+
+impl SimpleCookieStore {
+    /// Creates the store and logs a warning that it is not for production.
+    #[must_use]
+    pub fn new() -> Self {
+        tracing::warn!(
+            "SimpleCookieStore keeps sessions unencrypted and unsigned in the cookie; clients can read and forge them; use it for tests only"
+        );
+        Self(())
+    }
+}
+
+impl Default for SimpleCookieStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SessionStore for SimpleCookieStore {
+    fn kind(&self) -> StoreKind {
+        StoreKind::Cookie
+    }
+
+    async fn load(&self, load: Load<'_>) -> Result<Option<Record>, StoreError> {
+        let Ok(bytes) = URL_SAFE_NO_PAD.decode(load.value) else {
+            tracing::debug!("session cookie is not base64url; starting a fresh session");
+            return Ok(None);
+        };
+        match load.codec.decode(&bytes) {
+            Ok(record) => Ok(Some(record)),
+            Err(error) => {
+                tracing::debug!(
+                    error = &error as &dyn std::error::Error,
+                    "session cookie does not decode; starting a fresh session"
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    async fn save(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError> {
+        seal_only(save.op)?;
+        let bytes = save.codec.encode(save.record)?;
+        Ok(SaveOutcome::Saved(URL_SAFE_NO_PAD.encode(bytes)))
+    }
+
+    async fn delete(&self, _: Delete<'_>) -> Result<(), StoreError> {
+        Err(not_a_server_store())
+    }
+}
+
+/// A 256-bit AES-GCM-SIV key with its one-byte key id, for [`EncryptedCookieStore`].
+///
+/// The id is written into every cookie so the right key opens it after a rotation; give every
+/// key in a ring its own id. Only the expanded cipher is kept, and it is zeroized on drop.
+/// `Debug` shows the id only.
+pub struct Key {
+    id: u8,
+    cipher: Aes256GcmSiv,
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Key")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A key that could not be built or added.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The key material is not 32 bytes.
+    #[error("a session key must be 32 bytes, got {0}")]
+    Length(usize),
+    /// The text is not base64.
+    #[error("a session key must be 32 bytes in base64")]
+    Base64(#[source] base64::DecodeError),
+    /// The environment variable is missing or not Unicode.
+    #[error("environment variable `{name}` does not hold a session key")]
+    Env {
+        /// The variable's name.
+        name: String,
+        /// Why it could not be read.
+        #[source]
+        source: std::env::VarError,
+    },
+    /// Two keys of a ring share an id.
+    #[error("two session keys share the id {0}; give each key in a ring its own id")]
+    DuplicateId(u8),
+    /// The operating system could not provide random bytes.
+    #[error("failed to generate a session key")]
+    Random(#[source] getrandom::Error),
+}
+
+impl Key {
+    /// Builds a key from 32 bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use session_runtime::store::Key;
+    ///
+    /// let key = Key::from_bytes(1, &[7; 32]).unwrap();
+    /// assert_eq!(key.id(), 1);
+    /// assert_eq!(format!("{key:?}"), "Key { id: 1, .. }");
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Returns [`KeyError::Length`] unless `bytes` is 32 bytes long.
+    pub fn from_bytes(id: u8, bytes: &[u8]) -> Result<Self, KeyError> {
+        let cipher =
+            Aes256GcmSiv::new_from_slice(bytes).map_err(|_| KeyError::Length(bytes.len()))?;
+        Ok(Self { id, cipher })
+    }
+
+    /// Builds a key from base64 text (standard or URL-safe alphabet, padded or not) of 32 bytes.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`KeyError::Base64`] or [`KeyError::Length`].
+    pub fn from_base64(id: u8, text: &str) -> Result<Self, KeyError> {
+        let text = text.trim();
+        let bytes = zeroize::Zeroizing::new(
+            [STANDARD, URL_SAFE]
+                .iter()
+                .find_map(|engine| engine.decode(text).ok())
+                .or_else(|| URL_SAFE_NO_PAD.decode(text).ok())
+                .map_or_else(
+                    || {
+                        base64::engine::general_purpose::STANDARD_NO_PAD
+                            .decode(text)
+                            .map_err(KeyError::Base64)
+                    },
+                    Ok,
+                )?,
+        );
+        Self::from_bytes(id, &bytes)
+    }
+
+    /// Builds a key from the base64 text in environment variable `name`.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`KeyError::Env`] when the variable is unset, or the errors of
+    /// [`Key::from_base64`].
+    pub fn from_env(id: u8, name: &str) -> Result<Self, KeyError> {
+        let text =
+            zeroize::Zeroizing::new(std::env::var(name).map_err(|source| KeyError::Env {
+                name: name.to_owned(),
+                source,
+            })?);
+        Self::from_base64(id, &text)
+    }
+
+    /// Generates a random key with id 0, for development, and logs a warning: sessions sealed
+    /// with it die with the process.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`KeyError::Random`] when the operating system has no randomness to give.
+    pub fn generate() -> Result<Self, KeyError> {
+        let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+        getrandom::fill(bytes.as_mut()).map_err(KeyError::Random)?;
+        tracing::warn!(
+            "generated a random session key: sessions will not survive a restart; load a fixed key with Key::from_env for anything but development"
+        );
+        Self::from_bytes(0, bytes.as_ref())
+    }
+
+    /// Returns the key id.
+    #[must_use]
+    pub fn id(&self) -> u8 {
+        self.id
+    }
+}
+
+/// Keeps the session in the cookie, encrypted and authenticated with AES-256-GCM-SIV.
+///
+/// The cookie value is base64url (no padding) of
+/// `version (1) | key id (1) | nonce (12) | ciphertext | tag (16)`, with a fresh random nonce per
+/// cookie. The associated data binds the version, the key id and the cookie name, so a value
+/// cannot be moved to another cookie. The plaintext is the session type's codec envelope,
+/// including the timestamps the server checks for expiry: a copied cookie stops working after
+/// its idle or absolute timeout, though it cannot be revoked before then.
+///
+/// **Key rotation**: seal with the primary key, open with any key of the ring; a cookie opened
+/// with an older key is re-sealed with the primary on the same request.
+///
+/// # Examples
+///
+/// ```
+/// use session_runtime::SessionLayer;
+/// use session_runtime::store::{EncryptedCookieStore, Key};
+///
+/// # unsafe { std::env::set_var("SESSION_KEY", "LzX2Yk1ILBTf1vtsLcKRzpyaLRDzFNP8jyNPdgSQr2E="); }
+/// let store = EncryptedCookieStore::new(Key::from_env(2, "SESSION_KEY")?)
+///     .with_fallback_key(Key::from_bytes(1, &[7; 32])?)?; // the key being retired
+/// let layer = SessionLayer::new(store);
+/// # Ok::<(), session_runtime::store::KeyError>(())
+/// ```
+#[derive(Debug)]
+pub struct EncryptedCookieStore {
+    primary: Key,
+    fallbacks: Vec<Key>,
+}
+
+impl EncryptedCookieStore {
+    /// Creates a store that seals with `primary`.
+    #[must_use]
+    pub fn new(primary: Key) -> Self {
+        Self {
+            primary,
+            fallbacks: Vec::new(),
+        }
+    }
+
+    /// Adds a key that still opens cookies but never seals: the previous primary during a
+    /// rotation. Remove it once the idle timeout has passed since the rotation.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`KeyError::DuplicateId`] when a key with the same id is already in the ring.
+    pub fn with_fallback_key(mut self, key: Key) -> Result<Self, KeyError> {
+        if key.id == self.primary.id || self.fallbacks.iter().any(|k| k.id == key.id) {
+            return Err(KeyError::DuplicateId(key.id));
+        }
+        self.fallbacks.push(key);
+        Ok(self)
+    }
+
+    fn key(&self, id: u8) -> Option<&Key> {
+        std::iter::once(&self.primary)
+            .chain(&self.fallbacks)
+            .find(|key| key.id == id)
+    }
+
+    fn associated_data(key_id: u8, cookie_name: &str) -> Vec<u8> {
+        let mut aad = Vec::with_capacity(2 + cookie_name.len());
+        aad.extend_from_slice(&[VERSION, key_id]);
+        aad.extend_from_slice(cookie_name.as_bytes());
+        aad
+    }
+
+    /// Seals a record into a cookie value.
+    fn seal(&self, cookie_name: &str, plaintext: &[u8]) -> Result<String, StoreError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        getrandom::fill(&mut nonce).map_err(StoreError::backend)?;
+        let aad = Self::associated_data(self.primary.id, cookie_name);
+        let ciphertext = self
+            .primary
+            .cipher
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| StoreError::backend("session record too large to encrypt"))?;
+        let mut raw = Vec::with_capacity(HEADER_LEN + ciphertext.len());
+        raw.extend_from_slice(&[VERSION, self.primary.id]);
+        raw.extend_from_slice(&nonce);
+        raw.extend_from_slice(&ciphertext);
+        Ok(URL_SAFE_NO_PAD.encode(raw))
+    }
+
+    /// Opens a cookie value; `None` for anything that does not authenticate.
+    fn open(&self, cookie_name: &str, value: &str) -> Option<(Vec<u8>, bool)> {
+        let raw = URL_SAFE_NO_PAD.decode(value).ok()?;
+        if raw.len() < HEADER_LEN + TAG_LEN || raw[0] != VERSION {
+            return None;
+        }
+        let key = self.key(raw[1])?;
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&raw[2..HEADER_LEN]);
+        let aad = Self::associated_data(key.id, cookie_name);
+        let plaintext = key
+            .cipher
+            .decrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: &raw[HEADER_LEN..],
+                    aad: &aad,
+                },
+            )
+            .ok()?;
+        Some((plaintext, key.id != self.primary.id))
+    }
+}
+
+impl SessionStore for EncryptedCookieStore {
+    fn kind(&self) -> StoreKind {
+        StoreKind::Cookie
+    }
+
+    async fn load(&self, load: Load<'_>) -> Result<Option<Record>, StoreError> {
+        let Some((plaintext, old_key)) = self.open(load.cookie_name, load.value) else {
+            tracing::debug!("session cookie does not open; starting a fresh session");
+            return Ok(None);
+        };
+        let plaintext = zeroize::Zeroizing::new(plaintext);
+        match load.codec.decode(&plaintext) {
+            Ok(mut record) => {
+                record.rewrite = old_key;
+                Ok(Some(record))
+            }
+            Err(error) => {
+                tracing::warn!(
+                    error = &error as &dyn std::error::Error,
+                    "authentic session cookie holds an undecodable envelope; starting a fresh session"
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    async fn save(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError> {
+        seal_only(save.op)?;
+        let plaintext = zeroize::Zeroizing::new(save.codec.encode(save.record)?);
+        Ok(SaveOutcome::Saved(self.seal(save.cookie_name, &plaintext)?))
+    }
+
+    async fn delete(&self, _: Delete<'_>) -> Result<(), StoreError> {
+        Err(not_a_server_store())
+    }
+}
+
+/// The record a test seals, shared by the unit tests below.
+#[cfg(test)]
+fn sample() -> (crate::session::Metadata, Vec<(&'static str, Vec<u8>)>) {
+    (
+        crate::session::Metadata::new(1_000),
+        vec![("visits", b"3".to_vec())],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::JsonCodec;
+    use crate::store::RecordCodec;
+
+    fn seal_with(store: &EncryptedCookieStore, name: &str) -> String {
+        let (metadata, fields) = sample();
+        let plaintext = RecordCodec::of::<JsonCodec>()
+            .encode(RecordRef {
+                metadata: &metadata,
+                fields: &fields,
+            })
+            .unwrap();
+        store.seal(name, &plaintext).unwrap()
+    }
+
+    #[test]
+    fn opens_only_with_the_same_name_and_a_listed_key() {
+        let store = EncryptedCookieStore::new(Key::from_bytes(1, &[1; 32]).unwrap());
+        let value = seal_with(&store, "a");
+        assert!(store.open("a", &value).is_some());
+        assert!(store.open("b", &value).is_none(), "moved to another cookie");
+        let other = EncryptedCookieStore::new(Key::from_bytes(1, &[2; 32]).unwrap());
+        assert!(other.open("a", &value).is_none(), "wrong key");
+        let rotated = EncryptedCookieStore::new(Key::from_bytes(2, &[2; 32]).unwrap())
+            .with_fallback_key(Key::from_bytes(1, &[1; 32]).unwrap())
+            .unwrap();
+        let (_, old) = rotated.open("a", &value).unwrap();
+        assert!(old, "opened with a fallback key must ask for a re-seal");
+        assert!(seal_with(&store, "a") != value, "fresh nonce per cookie");
+    }
+
+    #[test]
+    fn every_single_byte_change_is_rejected() {
+        let store = EncryptedCookieStore::new(Key::from_bytes(1, &[1; 32]).unwrap());
+        let raw = URL_SAFE_NO_PAD.decode(seal_with(&store, "a")).unwrap();
+        for i in 0..raw.len() {
+            let mut bad = raw.clone();
+            bad[i] ^= 0x01;
+            assert!(
+                store.open("a", &URL_SAFE_NO_PAD.encode(&bad)).is_none(),
+                "byte {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn key_parsing() {
+        assert!(matches!(
+            Key::from_bytes(0, &[0; 31]),
+            Err(KeyError::Length(31))
+        ));
+        let text = STANDARD.encode([9u8; 32]);
+        assert!(Key::from_base64(0, &text).is_ok());
+        assert!(Key::from_base64(0, text.trim_end_matches('=')).is_ok());
+        assert!(Key::from_base64(0, "not base64!").is_err());
+        let dup = EncryptedCookieStore::new(Key::from_bytes(3, &[0; 32]).unwrap())
+            .with_fallback_key(Key::from_bytes(3, &[1; 32]).unwrap());
+        assert!(matches!(dup, Err(KeyError::DuplicateId(3))));
+    }
+}

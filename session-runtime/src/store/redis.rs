@@ -1,0 +1,443 @@
+//! The Redis store: one hash per session, field-level writes, one round trip per operation.
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::{AsyncCommands as _, Client, RedisError, Script};
+
+use super::{Delete, Load, Save, SaveOp, SaveOutcome, SessionStore, StoreError, StoreKind};
+use crate::codec::record;
+use crate::session::{Metadata, Record, SessionId};
+
+/// Hash field names of the metadata. Struct fields cannot start with `__` (the derive refuses
+/// them), so these never collide with data.
+const CREATED: &str = "__created";
+const UPDATED: &str = "__updated";
+const MAX_AGE: &str = "__max_age";
+
+/// The one write script. `KEYS[1]` is the session's hash; `ARGV[1]` the mode (`c`: create,
+/// never overwriting; `u`: update an existing record, never recreating it); `ARGV[2]` the
+/// expiry in Unix milliseconds; the rest are field/value pairs to set. Returns 1 when written,
+/// 0 when a create found the key taken, -1 when an update found the key gone.
+const WRITE: &str = r"
+local exists = redis.call('EXISTS', KEYS[1])
+if ARGV[1] == 'c' then
+  if exists == 1 then return 0 end
+elseif exists == 0 then
+  return -1
+end
+if #ARGV > 2 then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+end
+redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+return 1
+";
+
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+/// Keeps sessions in Redis, on a single node or a Redis Cluster. Only the session id travels in
+/// the cookie.
+///
+/// Each session is one hash, `<prefix><id>`: one hash field per struct field (by stored name)
+/// plus `__created`, `__updated` and `__max_age`. Every operation is **one round trip** and
+/// touches one key, so it works unchanged on a cluster:
+///
+/// | operation | command |
+/// |---|---|
+/// | load | `HGETALL` |
+/// | save (new session) | the write script (`EVALSHA`): fails if the key exists, `HSET` all fields, `PEXPIREAT` |
+/// | save (changed fields) | the write script: fails if the key is gone (no resurrection), `HSET` **only the changed fields** and the metadata, `PEXPIREAT` |
+/// | rolling touch | the write script with `__updated` only |
+/// | regenerate | the write script under the new id, then `DEL` of the old id (two keys, two slots, two round trips) |
+/// | invalidate | `DEL` |
+///
+/// A request that extracts no session sends nothing; a read sends one command; a write two (load
+/// and script). The script is sent with `EVALSHA` and loaded once on `NOSCRIPT`.
+///
+/// Every operation is bounded by the response timeout; a failure rejects the request with 503
+/// (load) or 500 (save) and leaves the client's cookie alone. The single-node connection
+/// reconnects by itself when Redis comes back.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use session_runtime::SessionLayer;
+/// use session_runtime::store::RedisStore;
+///
+/// # async fn run() -> Result<(), session_runtime::store::StoreError> {
+/// let store = RedisStore::builder()
+///     .key_prefix("myapp:session:")
+///     .response_timeout(Duration::from_millis(500))
+///     .connect("redis://127.0.0.1:6379")
+///     .await?;
+/// let layer = SessionLayer::new(store);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: Connection,
+    prefix: String,
+    timeout: Duration,
+    script: Script,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field(
+                "connection",
+                &match self.connection {
+                    Connection::Single(_) => "single",
+                    Connection::Cluster(_) => "cluster",
+                },
+            )
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Settings for connecting a [`RedisStore`].
+#[derive(Debug, Clone)]
+pub struct RedisStoreBuilder {
+    prefix: String,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+}
+
+impl Default for RedisStoreBuilder {
+    fn default() -> Self {
+        Self {
+            prefix: "session:".to_owned(),
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+fn map_error(error: RedisError) -> StoreError {
+    if error.is_timeout() {
+        StoreError::Timeout
+    } else if error.is_io_error() || error.is_connection_dropped() || error.is_connection_refusal()
+    {
+        StoreError::unavailable(error)
+    } else {
+        StoreError::backend(error)
+    }
+}
+
+impl RedisStoreBuilder {
+    /// Sets the prefix of every key. The default is `session:`.
+    #[must_use]
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Sets how long connecting (and reconnecting) may take. The default is one second.
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets how long one operation may take before it fails with [`StoreError::Timeout`]. The
+    /// default is one second.
+    #[must_use]
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// Connects to a single Redis node, e.g. `redis://127.0.0.1:6379`, through a connection that
+    /// reconnects by itself.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`StoreError`] when the URL is invalid or Redis cannot be reached in time.
+    pub async fn connect(self, url: &str) -> Result<RedisStore, StoreError> {
+        let client = Client::open(url).map_err(StoreError::backend)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.response_timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(self.connect_timeout);
+        let manager = bounded(
+            self.connect_timeout,
+            ConnectionManager::new_with_config(client, config),
+        )
+        .await?;
+        Ok(self.build(Connection::Single(manager)))
+    }
+
+    /// Connects to a Redis Cluster through any of its nodes, e.g.
+    /// `["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"]`.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`StoreError`] when the URLs are invalid or no node answers in time.
+    pub async fn connect_cluster<I, U>(self, urls: I) -> Result<RedisStore, StoreError>
+    where
+        I: IntoIterator<Item = U>,
+        U: AsRef<str>,
+    {
+        let urls: Vec<String> = urls.into_iter().map(|u| u.as_ref().to_owned()).collect();
+        let client = ClusterClientBuilder::new(urls)
+            .connection_timeout(self.connect_timeout)
+            .response_timeout(self.response_timeout)
+            .retries(1)
+            .build()
+            .map_err(StoreError::backend)?;
+        let connection = bounded(self.connect_timeout, client.get_async_connection()).await?;
+        Ok(self.build(Connection::Cluster(connection)))
+    }
+
+    fn build(self, connection: Connection) -> RedisStore {
+        RedisStore {
+            connection,
+            prefix: self.prefix,
+            timeout: self.response_timeout,
+            script: Script::new(WRITE),
+        }
+    }
+}
+
+/// Runs a Redis future with a deadline, mapping both kinds of failure.
+async fn bounded<T>(
+    timeout: Duration,
+    future: impl Future<Output = Result<T, RedisError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(timeout, future).await {
+        Ok(result) => result.map_err(map_error),
+        Err(_) => Err(StoreError::Timeout),
+    }
+}
+
+impl RedisStore {
+    /// Returns a builder: key prefix, connect and response timeouts.
+    #[must_use]
+    pub fn builder() -> RedisStoreBuilder {
+        RedisStoreBuilder::default()
+    }
+
+    /// Connects to a single node with the default settings.
+    ///
+    /// # Errors
+    ///
+    /// See [`RedisStoreBuilder::connect`].
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::builder().connect(url).await
+    }
+
+    fn key(&self, id: &SessionId) -> String {
+        let mut key = String::with_capacity(self.prefix.len() + SessionId::LEN);
+        key.push_str(&self.prefix);
+        key.push_str(id.as_str());
+        key
+    }
+
+    /// Runs one operation on a clone of the connection (cheap: both kinds are handles) with the
+    /// response deadline.
+    async fn run<T, F, Fut>(&self, operation: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        bounded(self.timeout, operation(Conn(self.connection.clone()))).await
+    }
+
+    async fn write(
+        &self,
+        id: &SessionId,
+        create: bool,
+        save: &Save<'_>,
+        metadata_only: bool,
+    ) -> Result<i64, StoreError> {
+        let key = self.key(id);
+        let meta = save.record.metadata;
+        let mut invocation = self.script.key(&key);
+        invocation
+            .arg(if create { "c" } else { "u" })
+            .arg(save.expires_at)
+            .arg(UPDATED)
+            .arg(meta.updated);
+        if !metadata_only {
+            invocation.arg(CREATED).arg(meta.created);
+            if let Some(max_age) = meta.max_age {
+                invocation.arg(MAX_AGE).arg(max_age);
+            }
+            for (name, value) in save.record.fields {
+                invocation.arg(*name).arg(value.as_slice());
+            }
+        }
+        self.run(|mut conn| async move { invocation.invoke_async::<i64>(&mut conn).await })
+            .await
+    }
+}
+
+/// A connection handle of either kind.
+struct Conn(Connection);
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match &mut self.0 {
+            Connection::Single(c) => c.req_packed_command(cmd),
+            Connection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match &mut self.0 {
+            Connection::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Connection::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match &self.0 {
+            Connection::Single(c) => c.get_db(),
+            Connection::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// Builds a record from a hash; `None` when the metadata is missing or malformed.
+fn parse_record(hash: Vec<(Vec<u8>, Vec<u8>)>) -> Option<Record> {
+    fn number(bytes: &[u8]) -> Option<u64> {
+        std::str::from_utf8(bytes).ok()?.parse().ok()
+    }
+    let mut created = None;
+    let mut updated = None;
+    let mut max_age = None;
+    let mut fields = Vec::with_capacity(hash.len().saturating_sub(2));
+    for (name, value) in hash {
+        match name.as_slice() {
+            b"__created" => created = Some(number(&value)?),
+            b"__updated" => updated = Some(number(&value)?),
+            b"__max_age" => max_age = Some(number(&value)?),
+            _ => {
+                if let Ok(name) = String::from_utf8(name) {
+                    fields.push((name, value));
+                } else {
+                    tracing::warn!("stored session has a field name that is not UTF-8; ignored");
+                }
+            }
+        }
+    }
+    Some(record(
+        Metadata {
+            created: created?,
+            updated: updated?,
+            max_age,
+        },
+        fields,
+    ))
+}
+
+impl SessionStore for RedisStore {
+    fn kind(&self) -> StoreKind {
+        StoreKind::Server
+    }
+
+    async fn load(&self, load: Load<'_>) -> Result<Option<Record>, StoreError> {
+        // The runtime only passes validated ids; parse again so no other string becomes a key.
+        let Some(id) = SessionId::parse(load.value) else {
+            return Ok(None);
+        };
+        let key = self.key(&id);
+        let hash: Vec<(Vec<u8>, Vec<u8>)> = self
+            .run(|mut conn| async move { conn.hgetall(&key).await })
+            .await?;
+        if hash.is_empty() {
+            return Ok(None);
+        }
+        let record = parse_record(hash);
+        if record.is_none() {
+            tracing::warn!(
+                cookie = load.cookie_name,
+                "stored session has no valid metadata; starting a fresh session"
+            );
+        }
+        Ok(record)
+    }
+
+    async fn save(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError> {
+        let (id, outcome) = match save.op {
+            SaveOp::Create { id } => (id, self.write(id, true, &save, false).await?),
+            SaveOp::Update { id } => (id, self.write(id, false, &save, false).await?),
+            SaveOp::Touch { id } => (id, self.write(id, false, &save, true).await?),
+            SaveOp::Regenerate { old, new } => {
+                let outcome = self.write(new, true, &save, false).await?;
+                if outcome == 1 {
+                    let key = self.key(old);
+                    self.run(|mut conn| async move { conn.del::<_, i64>(&key).await })
+                        .await?;
+                }
+                (new, outcome)
+            }
+            SaveOp::Seal => {
+                return Err(StoreError::backend(
+                    "the Redis store keeps records on the server and cannot seal a cookie",
+                ));
+            }
+        };
+        Ok(match outcome {
+            1 => SaveOutcome::Saved(id.as_str().to_owned()),
+            0 => SaveOutcome::IdTaken,
+            _ => SaveOutcome::Missing,
+        })
+    }
+
+    async fn delete(&self, delete: Delete<'_>) -> Result<(), StoreError> {
+        let key = self.key(delete.id);
+        self.run(|mut conn| async move { conn.del::<_, i64>(&key).await })
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_hashes() {
+        let hash = vec![
+            (b"__created".to_vec(), b"5".to_vec()),
+            (b"__updated".to_vec(), b"9".to_vec()),
+            (b"visits".to_vec(), b"3".to_vec()),
+        ];
+        let record = parse_record(hash.clone()).unwrap();
+        assert_eq!(
+            record.metadata,
+            Metadata {
+                created: 5,
+                updated: 9,
+                max_age: None
+            }
+        );
+        assert_eq!(record.fields, [("visits".to_owned(), b"3".to_vec())]);
+        assert!(parse_record(hash[1..].to_vec()).is_none(), "no __created");
+        let mut bad = hash;
+        bad[0].1 = b"x".to_vec();
+        assert!(parse_record(bad).is_none());
+    }
+}
