@@ -1,0 +1,102 @@
+//! The counter example server (DESIGN.md §8; outside tools drive this interface).
+//!
+//! ```text
+//! cargo run --release -p session-examples --example counter -- \
+//!     [--store memory|simple|encrypted|redis|redis-cluster] [--addr 127.0.0.1:3000] \
+//!     [--redis-url URL] [--insecure]
+//! ```
+//!
+//! `GET /` counts visits, `GET /read` shows the count without changing it, `GET /a` and `GET /b`
+//! bump two separate fields and answer `a,b`, `POST /login?user=N` regenerates the session and
+//! sets the user, `GET /whoami` answers the user or `anonymous`, `POST /logout` invalidates.
+//! `--insecure` drops the `Secure` cookie attribute for plain-HTTP testing. The encrypted store
+//! reads its key from `SESSION_KEY` (32 bytes, base64). Ctrl-C stops it cleanly.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use session_examples::{StoreChoice, layer, routes};
+use session_runtime::config::SessionConfig;
+use tracing_subscriber::EnvFilter;
+
+struct Args {
+    store: StoreChoice,
+    addr: SocketAddr,
+    redis_url: Option<String>,
+    insecure: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        store: StoreChoice::Memory,
+        addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
+        redis_url: None,
+        insecure: false,
+    };
+    let mut iter = std::env::args().skip(1);
+    while let Some(arg) = iter.next() {
+        let mut value = |name: &str| iter.next().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--store" => args.store = value("--store")?.parse()?,
+            "--addr" => {
+                args.addr = value("--addr")?
+                    .parse()
+                    .map_err(|e| format!("invalid --addr: {e}"))?;
+            }
+            "--redis-url" => args.redis_url = Some(value("--redis-url")?),
+            "--insecure" => args.insecure = true,
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    Ok(args)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(message) => {
+            tracing::error!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.redis_url.is_some()
+        && !matches!(args.store, StoreChoice::Redis | StoreChoice::RedisCluster)
+    {
+        tracing::warn!("--redis-url is ignored by the {:?} store", args.store);
+    }
+    let config = SessionConfig::default().with_secure(!args.insecure);
+    let layer = match layer(args.store, args.redis_url.as_deref(), config).await {
+        Ok(layer) => layer,
+        Err(error) => {
+            tracing::error!(error = &error as &dyn std::error::Error, "cannot start");
+            return ExitCode::FAILURE;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(args.addr).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(%error, addr = %args.addr, "cannot listen");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(addr = %args.addr, store = ?args.store, "counter example listening");
+    let app = routes().layer(layer);
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+    };
+    if let Err(error) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::error!(%error, "server failed");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}

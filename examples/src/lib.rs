@@ -1,0 +1,185 @@
+//! The app behind `examples/counter.rs`, as a library so the tests drive exactly the same
+//! routes. The interface is fixed by DESIGN.md §8: outside benchmarks and tests depend on it.
+
+use std::fmt;
+use std::str::FromStr;
+
+use axum::Router;
+use axum::extract::Query;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use serde::Deserialize;
+use session_runtime::config::SessionConfig;
+use session_runtime::store::{
+    EncryptedCookieStore, Key, KeyError, MemoryStore, RedisStore, SimpleCookieStore, StoreError,
+};
+use session_runtime::{Session, SessionLayer, TypedSession};
+
+/// The example's session: a visit counter, two independent counters and the logged-in user.
+#[derive(Session, Debug)]
+#[session(cookie_name = "counter")]
+pub struct Counter {
+    /// Incremented by `GET /`.
+    pub visits: u64,
+    /// Incremented by `GET /a`.
+    pub a: u64,
+    /// Incremented by `GET /b`.
+    pub b: u64,
+    /// Set by `POST /login?user=N`.
+    pub user: Option<u64>,
+}
+
+/// Which store the example runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreChoice {
+    /// [`MemoryStore`], the default.
+    Memory,
+    /// [`SimpleCookieStore`] (plain, for tests).
+    Simple,
+    /// [`EncryptedCookieStore`].
+    Encrypted,
+    /// [`RedisStore`] on one Redis node.
+    Redis,
+    /// [`RedisStore`] on a Redis Cluster.
+    RedisCluster,
+}
+
+impl FromStr for StoreChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "memory" => Ok(Self::Memory),
+            "simple" => Ok(Self::Simple),
+            "encrypted" => Ok(Self::Encrypted),
+            "redis" => Ok(Self::Redis),
+            "redis-cluster" => Ok(Self::RedisCluster),
+            other => Err(format!(
+                "unknown store `{other}`; expected memory, simple, encrypted, redis or redis-cluster"
+            )),
+        }
+    }
+}
+
+/// Why the app could not be built.
+#[derive(Debug)]
+pub enum SetupError {
+    /// The encryption key from `SESSION_KEY` is invalid.
+    Key(KeyError),
+    /// Redis could not be reached.
+    Redis(StoreError),
+}
+
+impl fmt::Display for SetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Key(_) => f.write_str("invalid SESSION_KEY; expected 32 bytes in base64"),
+            Self::Redis(_) => f.write_str("cannot connect to Redis"),
+        }
+    }
+}
+
+impl std::error::Error for SetupError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Key(error) => Some(error),
+            Self::Redis(error) => Some(error),
+        }
+    }
+}
+
+/// The Redis URL used when none is given.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// Builds the session layer for a store. The encrypted store reads its key from `SESSION_KEY`
+/// (32 bytes in base64) and generates a random one, with a warning, when it is unset. The Redis
+/// stores connect to `redis_url` (for the cluster, a comma-separated list of node URLs),
+/// [`DEFAULT_REDIS_URL`] when `None`.
+///
+/// # Errors
+///
+/// [`SetupError`] for a bad key or an unreachable Redis.
+pub async fn layer(
+    store: StoreChoice,
+    redis_url: Option<&str>,
+    config: SessionConfig,
+) -> Result<SessionLayer, SetupError> {
+    let redis_url = redis_url.unwrap_or(DEFAULT_REDIS_URL);
+    let layer = match store {
+        StoreChoice::Memory => SessionLayer::new(MemoryStore::new()),
+        StoreChoice::Simple => SessionLayer::new(SimpleCookieStore::new()),
+        StoreChoice::Encrypted => {
+            let key = match std::env::var_os("SESSION_KEY") {
+                Some(_) => Key::from_env(1, "SESSION_KEY"),
+                None => Key::generate(),
+            }
+            .map_err(SetupError::Key)?;
+            SessionLayer::new(EncryptedCookieStore::new(key))
+        }
+        StoreChoice::Redis => SessionLayer::new(
+            RedisStore::connect(redis_url)
+                .await
+                .map_err(SetupError::Redis)?,
+        ),
+        StoreChoice::RedisCluster => SessionLayer::new(
+            RedisStore::builder()
+                .connect_cluster(redis_url.split(',').map(str::trim))
+                .await
+                .map_err(SetupError::Redis)?,
+        ),
+    };
+    Ok(layer.with_config(config))
+}
+
+/// Returns the example's routes, without the session layer.
+pub fn routes() -> Router {
+    Router::new()
+        .route("/", get(visit))
+        .route("/read", get(read))
+        .route("/a", get(bump_a))
+        .route("/b", get(bump_b))
+        .route("/login", post(login))
+        .route("/whoami", get(whoami))
+        .route("/logout", post(logout))
+}
+
+async fn visit(mut session: TypedSession<Counter>) -> String {
+    *session.visits_mut() += 1;
+    session.visits().to_string()
+}
+
+async fn read(session: TypedSession<Counter>) -> String {
+    session.visits().to_string()
+}
+
+async fn bump_a(mut session: TypedSession<Counter>) -> String {
+    *session.a_mut() += 1;
+    format!("{},{}", session.a(), session.b())
+}
+
+async fn bump_b(mut session: TypedSession<Counter>) -> String {
+    *session.b_mut() += 1;
+    format!("{},{}", session.a(), session.b())
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    user: u64,
+}
+
+async fn login(mut session: TypedSession<Counter>, Query(query): Query<LoginQuery>) -> StatusCode {
+    session.regenerate();
+    session.set_user(Some(query.user));
+    StatusCode::NO_CONTENT
+}
+
+async fn whoami(session: TypedSession<Counter>) -> String {
+    session
+        .user()
+        .map_or_else(|| "anonymous".to_owned(), |user| user.to_string())
+}
+
+async fn logout(mut session: TypedSession<Counter>) -> StatusCode {
+    session.invalidate();
+    StatusCode::NO_CONTENT
+}
