@@ -1,0 +1,1017 @@
+//! Redis for integration tests: a single server, a 3-master Redis Cluster, per-test key
+//! prefixes, `INFO commandstats` counting and a private Redis that can be stopped, restarted and
+//! paused (STYLE.md §7.5).
+//!
+//! Self-contained (only `std`, `redis` and `tokio`), so a test file can include it on its own:
+//!
+//! ```ignore
+//! #[path = "common/redis.rs"]
+//! mod redis_support;
+//! ```
+//!
+//! # Where the single server comes from
+//!
+//! [`server`] decides once per test process, at run time:
+//!
+//! 1. `REDIS_URL` if set (it must answer `PING`, or every caller panics: there is no fallback
+//!    when the variable names a server);
+//! 2. else `redis://127.0.0.1:6379` if it answers `PING` within half a second (and is not a
+//!    cluster node);
+//! 3. else a `redis-server` of our own on a free loopback port (no persistence, in a temporary
+//!    directory);
+//! 4. else a panic that says how to get `redis-server`.
+//!
+//! There is no skip path: under `CI=true`, as everywhere, a missing Redis fails the test.
+//!
+//! # How our own processes are cleaned up
+//!
+//! Every `redis-server` we start runs under a small `sh` watchdog whose stdin is a pipe whose
+//! only write end this process holds. When this process exits, however it exits (normal exit,
+//! panic, `SIGKILL`), the kernel closes the pipe; the watchdog sees end-of-file, kills its
+//! `redis-server`, waits for it and removes its temporary directory. Dropping the handle
+//! ([`OwnRedis`], the last clone of a private [`RedisCluster`]) does the same at once. The
+//! instances shared by a test binary ([`server`], [`cluster`]) live until the process exits.
+//!
+//! # Environment
+//!
+//! - `REDIS_URL`: the single server to use (read at run time, never at build time).
+//! - `REDIS_SERVER_BIN`, `REDIS_CLI_BIN`: the binaries to run (default: `redis-server` and
+//!   `redis-cli` on `PATH`).
+//!
+//! # Counting commands
+//!
+//! `INFO commandstats` is server-wide: it counts every client's commands. Exact-count tests must
+//! therefore run against a server nobody else uses, that is an [`OwnRedis`] (or a private
+//! [`RedisCluster::start`]), never the shared [`server`], which other tests (and, on 6379, other
+//! processes) use at the same time.
+#![allow(
+    dead_code,
+    unreachable_pub,
+    reason = "each test binary uses a different part of this module"
+)]
+
+use std::collections::{BTreeSet, HashMap};
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::hash::BuildHasher as _;
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ::redis::{AsyncConnectionConfig, Client, IntoConnectionInfo as _};
+
+/// The URL tried when `REDIS_URL` is unset.
+pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
+
+/// How to get the binaries, for panic messages.
+const HOW_TO_GET_REDIS: &str = "Install it (`apt-get install redis-server`, which also brings \
+     `redis-cli`), or put it on PATH, or name it with REDIS_SERVER_BIN / REDIS_CLI_BIN. Redis \
+     tests are never skipped, under CI=true or otherwise.";
+
+/// How long a started `redis-server` may take to answer.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a new cluster may take to reach `cluster_state:ok` on every node.
+const CLUSTER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Timeouts of the harness's own probe connections.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+// ------------------------------------------------------------------------------------------
+// The single server
+// ------------------------------------------------------------------------------------------
+
+/// Where the URL of a [`RedisServer`] came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// The `REDIS_URL` environment variable.
+    Env,
+    /// Nothing was configured and [`DEFAULT_URL`] answered `PING`.
+    LocalDefault,
+    /// A `redis-server` this test process started and owns.
+    Spawned,
+}
+
+/// A single Redis that tests may use, shared by all tests of the process. Give every test its
+/// own key prefix ([`unique_prefix`]).
+#[derive(Clone, Debug)]
+pub struct RedisServer {
+    url: String,
+    origin: Origin,
+}
+
+impl RedisServer {
+    /// The URL, e.g. `redis://127.0.0.1:6379`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Where the URL came from.
+    pub fn origin(&self) -> Origin {
+        self.origin
+    }
+
+    /// A client for this server.
+    pub fn client(&self) -> Client {
+        Client::open(self.url.as_str()).expect("the harness only hands out valid Redis URLs")
+    }
+}
+
+/// The single Redis of this test process: `REDIS_URL`, else `redis://127.0.0.1:6379`, else a
+/// `redis-server` of our own (see the module docs). The first call decides, later calls return
+/// the same server; a failure is remembered and every caller panics with its message.
+///
+/// # Panics
+///
+/// If `REDIS_URL` is set and does not answer, or no Redis answers and `redis-server` can't be
+/// found or started.
+pub async fn server() -> RedisServer {
+    static SERVER: OnceLock<Result<RedisServer, String>> = OnceLock::new();
+    let result = match SERVER.get() {
+        Some(result) => result.clone(),
+        None => blocking(|| SERVER.get_or_init(find_or_start_server).clone()).await,
+    };
+    result.unwrap_or_else(|message| panic!("{message}"))
+}
+
+fn find_or_start_server() -> Result<RedisServer, String> {
+    if let Some(url) = std::env::var("REDIS_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+    {
+        return match probe(&url, Duration::from_secs(2)) {
+            Ok(_) => Ok(RedisServer {
+                url,
+                origin: Origin::Env,
+            }),
+            Err(error) => Err(format!(
+                "REDIS_URL={url} is set, but that Redis does not answer PING ({error}). Start it, \
+                 fix REDIS_URL, or unset REDIS_URL to let the tests use {DEFAULT_URL} or start \
+                 their own redis-server."
+            )),
+        };
+    }
+    if probe(DEFAULT_URL, PROBE_TIMEOUT).is_ok_and(|info| !info.cluster_enabled) {
+        return Ok(RedisServer {
+            url: DEFAULT_URL.to_owned(),
+            origin: Origin::LocalDefault,
+        });
+    }
+    let bin = redis_server_bin().map_err(|error| {
+        format!(
+            "REDIS_URL is unset, nothing usable answers on {DEFAULT_URL}, and the tests can't \
+             start their own Redis: {error} Or set REDIS_URL to a running Redis, e.g. \
+             REDIS_URL=redis://127.0.0.1:6379."
+        )
+    })?;
+    let node = start_on_free_port(&bin, Mode::Single)?;
+    let url = node.url();
+    keep_until_exit(node);
+    Ok(RedisServer {
+        url,
+        origin: Origin::Spawned,
+    })
+}
+
+/// Keeps a node running until the process exits (the watchdog then stops it).
+fn keep_until_exit(node: Node) {
+    static KEPT: Mutex<Vec<Node>> = Mutex::new(Vec::new());
+    KEPT.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(node);
+}
+
+// ------------------------------------------------------------------------------------------
+// Key prefixes
+// ------------------------------------------------------------------------------------------
+
+/// A key prefix unique to this call: `test:{test}:{pid}-{random}:{counter}:`. The random part
+/// keeps a reused pid (containers) from meeting keys an earlier run left on a long-lived
+/// Redis. Braces in `test` would become a cluster hash tag, so don't put any there unless that
+/// is the point.
+pub fn unique_prefix(test: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static NONCE: OnceLock<u32> = OnceLock::new();
+    let nonce = *NONCE.get_or_init(|| {
+        let random = random_u64();
+        u32::try_from(random >> 32).expect("a u64 shifted by 32 fits in a u32")
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("test:{test}:{}-{nonce:08x}:{n}:", std::process::id())
+}
+
+// ------------------------------------------------------------------------------------------
+// Redis Cluster
+// ------------------------------------------------------------------------------------------
+
+/// A 3-master Redis Cluster (no replicas) of our own on loopback. Clones share the nodes; the
+/// nodes stop when the last clone is dropped (never, for the shared [`cluster`]).
+#[derive(Clone, Debug)]
+pub struct RedisCluster {
+    inner: Arc<ClusterNodes>,
+}
+
+#[derive(Debug)]
+struct ClusterNodes {
+    urls: Vec<String>,
+    nodes: Vec<Node>,
+}
+
+impl RedisCluster {
+    /// Starts a private cluster for tests that need one to themselves (exact command counts,
+    /// taking nodes down). Prefer the shared [`cluster`] otherwise: starting one takes seconds.
+    ///
+    /// # Panics
+    ///
+    /// If `redis-server` or `redis-cli` is missing or the cluster does not come up.
+    pub async fn start() -> Self {
+        blocking(start_cluster)
+            .await
+            .unwrap_or_else(|message| panic!("{message}"))
+    }
+
+    /// The node URLs, `redis://127.0.0.1:P` each.
+    pub fn urls(&self) -> &[String] {
+        &self.inner.urls
+    }
+
+    /// The node ports.
+    pub fn ports(&self) -> Vec<u16> {
+        self.inner.nodes.iter().map(|node| node.port).collect()
+    }
+
+    /// A cluster client seeded with every node.
+    pub fn client(&self) -> ::redis::cluster::ClusterClient {
+        ::redis::cluster::ClusterClient::new(self.inner.urls.clone())
+            .expect("the harness only hands out valid Redis URLs")
+    }
+
+    /// [`command_counts`] summed over all nodes.
+    ///
+    /// # Panics
+    ///
+    /// If a node can't be reached.
+    pub async fn command_counts(&self) -> HashMap<String, u64> {
+        let mut total = HashMap::new();
+        for url in &self.inner.urls {
+            for (name, calls) in command_counts(url).await {
+                *total.entry(name).or_insert(0) += calls;
+            }
+        }
+        total
+    }
+}
+
+/// The Redis Cluster of this test process: 3 masters of our own on free loopback ports, started
+/// by the first call and shared by every test of the process (use [`unique_prefix`]).
+///
+/// # Panics
+///
+/// If `redis-server` or `redis-cli` is missing or the cluster does not come up; the failure is
+/// remembered and every caller panics with its message.
+pub async fn cluster() -> RedisCluster {
+    static CLUSTER: OnceLock<Result<RedisCluster, String>> = OnceLock::new();
+    let result = match CLUSTER.get() {
+        Some(result) => result.clone(),
+        None => blocking(|| CLUSTER.get_or_init(start_cluster).clone()).await,
+    };
+    result.unwrap_or_else(|message| panic!("{message}"))
+}
+
+fn start_cluster() -> Result<RedisCluster, String> {
+    let server_bin = redis_server_bin()
+        .map_err(|error| format!("the Redis Cluster tests can't start their nodes: {error}"))?;
+    let cli_bin = redis_cli_bin()
+        .map_err(|error| format!("the Redis Cluster tests can't join their nodes: {error}"))?;
+    let mut errors = Vec::new();
+    for _ in 0..3 {
+        match try_start_cluster(&server_bin, &cli_bin) {
+            Ok(nodes) => {
+                return Ok(RedisCluster {
+                    inner: Arc::new(nodes),
+                });
+            }
+            Err(error) => errors.push(error),
+        }
+    }
+    Err(format!(
+        "could not start a 3-master Redis Cluster on loopback (3 attempts):\n{}",
+        errors.join("\n---\n")
+    ))
+}
+
+fn try_start_cluster(server_bin: &Path, cli_bin: &Path) -> Result<ClusterNodes, String> {
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        // On an error the nodes started so far are dropped, which stops them.
+        nodes.push(Node::start(server_bin, pick_port(true), Mode::ClusterNode)?);
+    }
+    let mut create = Command::new(cli_bin);
+    create.args(["--cluster", "create"]);
+    for node in &nodes {
+        create.arg(format!("127.0.0.1:{}", node.port));
+    }
+    create.args(["--cluster-replicas", "0", "--cluster-yes"]);
+    let (status, output) = run_with_timeout(&mut create, CLUSTER_TIMEOUT)?;
+    if !status.success() {
+        return Err(format!(
+            "`redis-cli --cluster create` failed ({status}):\n{output}"
+        ));
+    }
+    let urls: Vec<String> = nodes.iter().map(Node::url).collect();
+    wait_for_cluster_ok(&urls)?;
+    Ok(ClusterNodes { urls, nodes })
+}
+
+/// Waits until every node reports `cluster_state:ok`, all 16384 slots assigned and ok, and
+/// knows all the other nodes.
+fn wait_for_cluster_ok(urls: &[String]) -> Result<(), String> {
+    let deadline = Instant::now() + CLUSTER_TIMEOUT;
+    let expected_nodes = urls.len().to_string();
+    loop {
+        let mut last = String::new();
+        let mut all_ok = true;
+        for url in urls {
+            let info = connect(url, PROBE_TIMEOUT).and_then(|mut connection| {
+                ::redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query::<String>(&mut connection)
+            });
+            let ok = match &info {
+                Ok(info) => {
+                    let fields = info_fields(info);
+                    let field = |name: &str| fields.get(name).map(String::as_str);
+                    field("cluster_state") == Some("ok")
+                        && field("cluster_slots_assigned") == Some("16384")
+                        && field("cluster_slots_ok") == Some("16384")
+                        && field("cluster_known_nodes") == Some(expected_nodes.as_str())
+                }
+                Err(_) => false,
+            };
+            if !ok {
+                all_ok = false;
+                last = format!("{url}: {info:?}");
+            }
+        }
+        if all_ok {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "the cluster did not reach cluster_state:ok with 16384 slots on every node within \
+                 {CLUSTER_TIMEOUT:?}; last CLUSTER INFO: {last}"
+            ));
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Command counting
+// ------------------------------------------------------------------------------------------
+
+/// Calls per command from `INFO commandstats` of the server at `url`, keyed by the lower-case
+/// name Redis uses (`set`, `hgetall`, subcommands as `client|setinfo`).
+///
+/// The counts are server-wide; see the module docs. The harness's own connection skips
+/// `CLIENT SETINFO`, so each call adds exactly one `info` (plus `auth`/`select` if the URL asks
+/// for them), which [`command_diff`] leaves out. A connection the code under test opens between
+/// two snapshots shows up as its `client|setinfo` calls (and `hello` with RESP3).
+///
+/// # Panics
+///
+/// If the server can't be reached within two seconds or the reply does not parse.
+pub async fn command_counts(url: &str) -> HashMap<String, u64> {
+    let timeout = Some(Duration::from_secs(2));
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(timeout)
+        .set_response_timeout(timeout);
+    let mut connection = quiet_client(url)
+        .unwrap_or_else(|error| panic!("bad Redis URL {url}: {error}"))
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .unwrap_or_else(|error| panic!("can't connect to {url} to count commands: {error}"));
+    let stats: String = ::redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut connection)
+        .await
+        .unwrap_or_else(|error| panic!("INFO commandstats on {url} failed: {error}"));
+    parse_commandstats(&stats)
+}
+
+/// Parses the text of `INFO commandstats`: `cmdstat_hgetall:calls=3,usec=…` lines.
+///
+/// # Panics
+///
+/// If a `cmdstat_` line has no numeric `calls=` field.
+pub fn parse_commandstats(stats: &str) -> HashMap<String, u64> {
+    stats
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("cmdstat_"))
+        .map(|line| {
+            let (name, fields) = line
+                .split_once(':')
+                .unwrap_or_else(|| panic!("no ':' in commandstats line {line:?}"));
+            let calls = fields
+                .split(',')
+                .find_map(|field| field.strip_prefix("calls="))
+                .and_then(|calls| calls.parse().ok())
+                .unwrap_or_else(|| panic!("no calls= in commandstats line {line:?}"));
+            (name.to_ascii_lowercase(), calls)
+        })
+        .collect()
+}
+
+/// Whether a command is noise the harness or a cluster causes by itself: `info` (every
+/// [`command_counts`] call) and `cluster`/`cluster|…` (cluster clients refreshing their slot
+/// map, and the nodes among themselves).
+pub fn is_harness_command(name: &str) -> bool {
+    name == "info" || name == "cluster" || name.starts_with("cluster|")
+}
+
+/// The commands run between two [`command_counts`] snapshots: name → calls, only the names
+/// whose count went up, without [`is_harness_command`] noise.
+pub fn command_diff(
+    before: &HashMap<String, u64>,
+    after: &HashMap<String, u64>,
+) -> HashMap<String, u64> {
+    after
+        .iter()
+        .filter(|(name, _)| !is_harness_command(name))
+        .filter_map(|(name, &calls)| {
+            let delta = calls.saturating_sub(before.get(name).copied().unwrap_or(0));
+            (delta > 0).then(|| (name.clone(), delta))
+        })
+        .collect()
+}
+
+// ------------------------------------------------------------------------------------------
+// A Redis of our own for outage tests
+// ------------------------------------------------------------------------------------------
+
+/// A `redis-server` this test owns alone, on a free loopback port that stays the same across
+/// [`stop`](Self::stop) and [`restart`](Self::restart). Never the machine's 6379. Stopped when
+/// dropped.
+#[derive(Debug)]
+pub struct OwnRedis {
+    bin: PathBuf,
+    port: u16,
+    node: Option<Node>,
+}
+
+impl OwnRedis {
+    /// Starts a new private `redis-server` and waits until it answers.
+    ///
+    /// # Panics
+    ///
+    /// If `redis-server` is missing or does not start.
+    pub async fn start() -> Self {
+        blocking(|| {
+            let bin = redis_server_bin()
+                .map_err(|error| format!("OwnRedis::start needs redis-server: {error}"))?;
+            let node = start_on_free_port(&bin, Mode::Single)?;
+            Ok::<_, String>(Self {
+                bin,
+                port: node.port,
+                node: Some(node),
+            })
+        })
+        .await
+        .unwrap_or_else(|message| panic!("{message}"))
+    }
+
+    /// `redis://127.0.0.1:{port}`, valid whether or not the server is running.
+    pub fn url(&self) -> String {
+        url_for_port(self.port)
+    }
+
+    /// The port, the same for the whole life of this value.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A client for this server.
+    pub fn client(&self) -> Client {
+        Client::open(self.url()).expect("a loopback URL is valid")
+    }
+
+    /// Whether the server is started (it is not checked for having died by itself).
+    pub fn is_running(&self) -> bool {
+        self.node.is_some()
+    }
+
+    /// Kills the server (`SIGKILL`, like a crash) and waits until it is gone and its port
+    /// refuses connections. Does nothing if it is already stopped.
+    pub async fn stop(&mut self) {
+        if let Some(node) = self.node.take() {
+            blocking(move || drop(node)).await;
+        }
+    }
+
+    /// Starts the server again on the same port, empty (there is no persistence); stops it
+    /// first if it is running.
+    ///
+    /// # Panics
+    ///
+    /// If it does not start, e.g. because something else took the port meanwhile.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let bin = self.bin.clone();
+        let port = self.port;
+        let node = blocking(move || {
+            let mut errors = Vec::new();
+            for _ in 0..5 {
+                match Node::start(&bin, port, Mode::Single) {
+                    Ok(node) => return Ok(node),
+                    Err(error) => errors.push(error),
+                }
+                thread::sleep(Duration::from_millis(200));
+            }
+            Err(format!(
+                "OwnRedis::restart could not start redis-server on port {port} again:\n{}",
+                errors.join("\n---\n")
+            ))
+        })
+        .await
+        .unwrap_or_else(|message| panic!("{message}"));
+        self.node = Some(node);
+    }
+
+    /// `CLIENT PAUSE <ms> ALL`: the server holds every client's commands for `duration`, which
+    /// makes client timeouts happen on demand. Returns once the pause is in effect.
+    ///
+    /// # Panics
+    ///
+    /// If the server is stopped or the command fails.
+    pub async fn pause(&self, duration: Duration) {
+        assert!(self.is_running(), "OwnRedis::pause on a stopped server");
+        let url = self.url();
+        let mut connection = quiet_client(&url)
+            .expect("a loopback URL is valid")
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap_or_else(|error| panic!("can't connect to {url} to pause it: {error}"));
+        let millis = u64::try_from(duration.as_millis()).expect("a pause shorter than 500M years");
+        let () = ::redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(millis)
+            .arg("ALL")
+            .query_async(&mut connection)
+            .await
+            .unwrap_or_else(|error| panic!("CLIENT PAUSE on {url} failed: {error}"));
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Processes
+// ------------------------------------------------------------------------------------------
+
+/// The watchdog around one `redis-server`. `$1` is the node's directory (also the working
+/// directory), the rest is the `redis-server` command line. It prints the server's pid, then:
+/// - stdin reaches end-of-file (the test process closed the pipe or exited): kill the server;
+/// - the server exits: if it was not killed, print the end of its log to stderr;
+/// - either way: remove the directory and exit with the server's status.
+///
+/// The watchdog ignores `SIGPIPE` (its stderr is a pipe to the test process, which may be gone
+/// by the time dash reports "Killed"), and `SIGHUP`/`SIGINT`/`SIGTERM` sent to the whole process
+/// group (the server handles those itself): its life is tied to the pipe alone, so it always
+/// gets to remove the directory.
+const WATCHDOG: &str = r#"
+trap '' PIPE HUP INT TERM
+dir=$1
+shift
+exec 3<&0 0</dev/null
+"$@" >redis.out 2>&1 3<&- &
+pid=$!
+echo "$pid"
+exec >/dev/null
+( while read -r _; do :; done <&3; kill -KILL "$pid" 2>/dev/null ) &
+watcher=$!
+exec 3<&-
+wait "$pid"
+status=$?
+kill "$watcher" 2>/dev/null
+if [ "$status" -ne 137 ]; then
+  tail -c 2000 redis.out >&2
+  tail -c 3000 redis.log >&2
+fi
+cd /
+rm -rf "$dir"
+exit "$status"
+"#;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Single,
+    ClusterNode,
+}
+
+/// One `redis-server` of ours, under its watchdog. Dropping it kills the server and waits.
+#[derive(Debug)]
+struct Node {
+    port: u16,
+    dir: PathBuf,
+    redis_pid: u32,
+    watchdog: Child,
+    /// The write end of the watchdog's stdin; closing it stops the server.
+    lifeline: Option<ChildStdin>,
+}
+
+impl Node {
+    fn url(&self) -> String {
+        url_for_port(self.port)
+    }
+
+    /// Starts `redis-server` on `port` and waits until it answers, as itself (its pid), so a
+    /// server of someone else's on the same port is never mistaken for ours.
+    fn start(bin: &Path, port: u16, mode: Mode) -> Result<Self, String> {
+        static DIRS: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "session-tests-redis-{}-{}-{port}",
+            std::process::id(),
+            DIRS.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir)
+            .map_err(|error| format!("can't create {}: {error}", dir.display()))?;
+        let port_arg = port.to_string();
+        let mut args: Vec<OsString> = vec![bin.into()];
+        args.extend(
+            [
+                "--port",
+                &port_arg,
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--logfile",
+                "redis.log",
+            ]
+            .map(OsString::from),
+        );
+        if mode == Mode::ClusterNode {
+            let config_file = format!("nodes-{port}.conf");
+            args.extend(
+                [
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    &config_file,
+                    "--cluster-node-timeout",
+                    "5000",
+                ]
+                .map(OsString::from),
+            );
+        }
+        let spawned = Command::new("sh")
+            .arg("-c")
+            .arg(WATCHDOG)
+            .arg("redis-watchdog")
+            .arg(&dir)
+            .args(&args)
+            .current_dir(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn();
+        let mut watchdog = match spawned {
+            Ok(child) => child,
+            Err(error) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(format!(
+                    "can't run sh for the redis-server watchdog: {error}"
+                ));
+            }
+        };
+        let lifeline = watchdog.stdin.take();
+        let mut pid_line = String::new();
+        let read = BufReader::new(watchdog.stdout.take().expect("stdout is piped"))
+            .read_line(&mut pid_line);
+        let mut node = Self {
+            port,
+            dir,
+            redis_pid: 0,
+            watchdog,
+            lifeline,
+        };
+        node.redis_pid = match (read, pid_line.trim().parse()) {
+            (Ok(_), Ok(pid)) => pid,
+            (read, _) => {
+                return Err(format!(
+                    "the redis-server watchdog did not report a pid ({read:?}, {pid_line:?})"
+                ));
+            }
+        };
+        node.wait_until_ready()?;
+        Ok(node)
+    }
+
+    fn wait_until_ready(&mut self) -> Result<(), String> {
+        let url = self.url();
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = self.watchdog.try_wait().ok().flatten() {
+                let mut log = String::new();
+                if let Some(mut stderr) = self.watchdog.stderr.take() {
+                    let _ = stderr.read_to_string(&mut log);
+                }
+                return Err(format!(
+                    "redis-server on port {} exited at start ({status}); its log ends:\n{log}",
+                    self.port
+                ));
+            }
+            let last = match probe(&url, Duration::from_millis(200)) {
+                Ok(info) if info.process_id == Some(self.redis_pid) => return Ok(()),
+                Ok(info) => format!(
+                    "{url} answers as pid {:?}, not as our pid {}",
+                    info.process_id, self.redis_pid
+                ),
+                Err(error) => error.to_string(),
+            };
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "redis-server on port {} did not answer within {START_TIMEOUT:?} (last: \
+                     {last})",
+                    self.port
+                ));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        // Closing the pipe makes the watchdog kill the server, wait for it and clean up.
+        drop(self.lifeline.take());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match self.watchdog.try_wait() {
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) if Instant::now() > deadline => {
+                    // The watchdog is stuck: kill both by pid.
+                    let _ = Command::new("kill")
+                        .args(["-KILL", &self.redis_pid.to_string()])
+                        .stderr(Stdio::null())
+                        .status();
+                    let _ = self.watchdog.kill();
+                    let _ = self.watchdog.wait();
+                    break;
+                }
+                Ok(None) => thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts a node on a fresh free port, trying a few ports in case another process takes one
+/// between our check and `redis-server`'s bind.
+fn start_on_free_port(bin: &Path, mode: Mode) -> Result<Node, String> {
+    let mut errors = Vec::new();
+    for _ in 0..5 {
+        match Node::start(bin, pick_port(mode == Mode::ClusterNode), mode) {
+            Ok(node) => return Ok(node),
+            Err(error) => errors.push(error),
+        }
+    }
+    Err(format!(
+        "could not start redis-server ({}) on a free loopback port (5 attempts):\n{}",
+        bin.display(),
+        errors.join("\n---\n")
+    ))
+}
+
+/// Runs a command to completion with a time limit; returns its status and stdout + stderr.
+fn run_with_timeout(
+    command: &mut Command,
+    timeout: Duration,
+) -> Result<(ExitStatus, String), String> {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|error| format!("can't run {command:?}: {error}"))?;
+    let readers = [
+        child.stdout.take().map(|mut out| {
+            thread::spawn(move || {
+                let mut text = String::new();
+                let _ = out.read_to_string(&mut text);
+                text
+            })
+        }),
+        child.stderr.take().map(|mut err| {
+            thread::spawn(move || {
+                let mut text = String::new();
+                let _ = err.read_to_string(&mut text);
+                text
+            })
+        }),
+    ];
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Ok(status),
+            Ok(None) if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break Err(format!("{command:?} did not finish within {timeout:?}"));
+            }
+            Ok(None) => thread::sleep(Duration::from_millis(20)),
+            Err(error) => break Err(format!("waiting for {command:?}: {error}")),
+        }
+    };
+    let mut output = String::new();
+    for reader in readers.into_iter().flatten() {
+        output.push_str(&reader.join().unwrap_or_default());
+    }
+    match status {
+        Ok(status) => Ok((status, output)),
+        Err(error) => Err(format!("{error}; output:\n{output}")),
+    }
+}
+
+fn redis_server_bin() -> Result<PathBuf, String> {
+    find_binary("REDIS_SERVER_BIN", "redis-server")
+}
+
+fn redis_cli_bin() -> Result<PathBuf, String> {
+    find_binary("REDIS_CLI_BIN", "redis-cli")
+}
+
+/// The binary named by `variable`, else `default` on `PATH`; checked by running `--version`.
+fn find_binary(variable: &str, default: &str) -> Result<PathBuf, String> {
+    let bin = std::env::var_os(variable)
+        .filter(|value| !value.is_empty())
+        .map_or_else(|| PathBuf::from(default), PathBuf::from);
+    match Command::new(&bin)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+    {
+        Ok(output) if output.status.success() => Ok(bin),
+        Ok(output) => Err(format!(
+            "`{} --version` failed ({}). {HOW_TO_GET_REDIS}",
+            bin.display(),
+            output.status
+        )),
+        Err(error) => Err(format!(
+            "`{}` can't be run ({error}). {HOW_TO_GET_REDIS}",
+            bin.display()
+        )),
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Ports
+// ------------------------------------------------------------------------------------------
+
+/// A loopback port nothing listens on, outside the kernel's ephemeral range (so an outgoing
+/// connection can't be handed it while a stopped [`OwnRedis`] waits to restart), never 6379, and
+/// never handed out twice in this process. With `cluster_bus`, port + 10000 (the cluster bus) is
+/// free too.
+fn pick_port(cluster_bus: bool) -> u16 {
+    static TAKEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let (low, high) = ephemeral_range();
+    let usable = |port: u32| {
+        (1024..=65535).contains(&port)
+            && !(low..=high).contains(&port)
+            && port != 6379
+            && port != 16379
+    };
+    let mut taken = TAKEN.lock().unwrap_or_else(PoisonError::into_inner);
+    for _ in 0..10_000 {
+        let candidate = 10_000 + u32::try_from(random_u64() % 50_000).expect("< 50000");
+        let ports: &[u32] = if cluster_bus {
+            &[candidate, candidate + 10_000]
+        } else {
+            &[candidate]
+        };
+        let free = ports.iter().all(|&port| {
+            let port = u16::try_from(port).expect("usable ports fit in u16");
+            usable(u32::from(port))
+                && !taken.contains(&port)
+                && TcpListener::bind(("127.0.0.1", port)).is_ok()
+        });
+        if free {
+            for &port in ports {
+                taken.insert(u16::try_from(port).expect("checked above"));
+            }
+            return u16::try_from(candidate).expect("checked above");
+        }
+    }
+    drop(taken);
+    // A very unusual port range setting: fall back to any port the kernel offers.
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("binding 127.0.0.1:0")
+            .port();
+        if !cluster_bus
+            || port
+                .checked_add(10_000)
+                .is_some_and(|bus| TcpListener::bind(("127.0.0.1", bus)).is_ok())
+        {
+            return port;
+        }
+    }
+}
+
+/// `/proc/sys/net/ipv4/ip_local_port_range`, or Linux's default.
+fn ephemeral_range() -> (u32, u32) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| {
+            let mut numbers = text.split_whitespace().map(str::parse::<u32>);
+            Some((numbers.next()?.ok()?, numbers.next()?.ok()?))
+        })
+        .unwrap_or((32768, 60999))
+}
+
+fn random_u64() -> u64 {
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    std::hash::RandomState::new().hash_one(CALLS.fetch_add(1, Ordering::Relaxed))
+}
+
+// ------------------------------------------------------------------------------------------
+// Talking to Redis
+// ------------------------------------------------------------------------------------------
+
+fn url_for_port(port: u16) -> String {
+    format!("redis://127.0.0.1:{port}")
+}
+
+/// A client whose connections don't send `CLIENT SETINFO`, so they add nothing to
+/// `INFO commandstats` besides their own commands.
+fn quiet_client(url: &str) -> ::redis::RedisResult<Client> {
+    let info = url.into_connection_info()?;
+    let settings = info.redis_settings().clone().set_skip_set_lib_name();
+    Client::open(info.set_redis_settings(settings))
+}
+
+/// A synchronous connection with connect, read and write timeouts.
+fn connect(url: &str, timeout: Duration) -> ::redis::RedisResult<::redis::Connection> {
+    let connection = quiet_client(url)?.get_connection_with_timeout(timeout)?;
+    connection.set_read_timeout(Some(timeout))?;
+    connection.set_write_timeout(Some(timeout))?;
+    Ok(connection)
+}
+
+/// What a probe learned about a server.
+#[derive(Debug)]
+struct ProbeInfo {
+    process_id: Option<u32>,
+    cluster_enabled: bool,
+}
+
+/// `PING`, then `INFO server` and `INFO cluster`.
+fn probe(url: &str, timeout: Duration) -> ::redis::RedisResult<ProbeInfo> {
+    let mut connection = connect(url, timeout)?;
+    let _: String = ::redis::cmd("PING").query(&mut connection)?;
+    let server: String = ::redis::cmd("INFO").arg("server").query(&mut connection)?;
+    let cluster: String = ::redis::cmd("INFO").arg("cluster").query(&mut connection)?;
+    Ok(ProbeInfo {
+        process_id: info_fields(&server)
+            .get("process_id")
+            .and_then(|pid| pid.parse().ok()),
+        cluster_enabled: info_fields(&cluster)
+            .get("cluster_enabled")
+            .map(String::as_str)
+            == Some("1"),
+    })
+}
+
+/// The `name:value` lines of an `INFO`/`CLUSTER INFO` reply.
+fn info_fields(info: &str) -> HashMap<String, String> {
+    info.lines()
+        .filter_map(|line| line.trim().split_once(':'))
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect()
+}
+
+/// Runs blocking harness work off the async test's runtime thread, passing panics through.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(value) => value,
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(error) => panic!("harness task cancelled: {error}"),
+    }
+}
+
+/// Formats a map of command counts sorted by name, for assertion messages.
+pub fn format_counts(counts: &HashMap<String, u64>) -> String {
+    let mut names: Vec<_> = counts.iter().collect();
+    names.sort();
+    let mut text = String::new();
+    for (name, calls) in names {
+        let _ = write!(text, "{name}={calls} ");
+    }
+    text.trim_end().to_owned()
+}

@@ -1,0 +1,626 @@
+//! The conformance suite every store must pass, driven over real HTTP on loopback.
+//!
+//! A store's test file calls `store_suite!(kind, make_layer)`, which expands to one `#[tokio::test]`
+//! per behaviour below (tower-sessions' `route_tests!` pattern).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Query, Request};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use session_runtime::config::SessionConfig;
+use session_runtime::store::StoreKind;
+use session_runtime::{Session, SessionLayer, TypedSession};
+
+use super::{
+    TestClock, TestServer, browser, cookie_value, raw_client, send, set_cookies, test_config,
+};
+
+/// The suite's session type.
+#[derive(Session, Debug)]
+#[session(cookie_name = "suite", max_age = 600, absolute_max_age = 3600)]
+pub struct Suite {
+    pub visits: u64,
+    pub note: String,
+    pub user: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct User {
+    user: u64,
+}
+
+async fn visit(mut s: TypedSession<Suite>) -> String {
+    *s.visits_mut() += 1;
+    s.visits().to_string()
+}
+
+async fn read(s: TypedSession<Suite>) -> String {
+    s.visits().to_string()
+}
+
+async fn peek(s: Option<TypedSession<Suite>>) -> String {
+    s.map_or_else(|| "none".to_owned(), |s| s.visits().to_string())
+}
+
+async fn whoami(s: TypedSession<Suite>) -> String {
+    s.user()
+        .map_or_else(|| "anonymous".to_owned(), |u| u.to_string())
+}
+
+async fn login(mut s: TypedSession<Suite>, Query(q): Query<User>) -> StatusCode {
+    s.regenerate();
+    s.set_user(Some(q.user));
+    StatusCode::NO_CONTENT
+}
+
+async fn logout(mut s: TypedSession<Suite>) -> StatusCode {
+    s.invalidate();
+    StatusCode::NO_CONTENT
+}
+
+async fn logout_with_flash(mut s: TypedSession<Suite>) -> StatusCode {
+    s.invalidate();
+    s.set_note("bye".to_owned());
+    StatusCode::NO_CONTENT
+}
+
+async fn note(s: TypedSession<Suite>) -> String {
+    s.note().clone()
+}
+
+async fn remember(mut s: TypedSession<Suite>) -> String {
+    s.set_max_age(Duration::from_secs(7 * 24 * 3600));
+    *s.visits_mut() += 1;
+    s.max_age().as_secs().to_string()
+}
+
+async fn fail(mut s: TypedSession<Suite>) -> (StatusCode, &'static str) {
+    *s.visits_mut() += 1;
+    (StatusCode::UNPROCESSABLE_ENTITY, "no")
+}
+
+async fn redirect(mut s: TypedSession<Suite>) -> Redirect {
+    *s.visits_mut() += 1;
+    Redirect::to("/read")
+}
+
+async fn stream(mut s: TypedSession<Suite>) -> Response {
+    *s.visits_mut() += 1;
+    let chunks =
+        futures_util::stream::iter(["a", "b", "c"].map(|c| Ok::<_, std::io::Error>(c.to_owned())));
+    Body::from_stream(chunks).into_response()
+}
+
+async fn big(mut s: TypedSession<Suite>) -> &'static str {
+    s.set_note("x".repeat(5000));
+    "ok"
+}
+
+async fn save_now(mut s: TypedSession<Suite>) -> String {
+    *s.visits_mut() += 1;
+    match s.save().await {
+        Ok(()) => format!("saved {}", s.is_dirty()),
+        Err(error) => format!("error {error}"),
+    }
+}
+
+async fn save_now_big(mut s: TypedSession<Suite>) -> (StatusCode, String) {
+    s.set_note("x".repeat(5000));
+    match s.save().await {
+        Ok(()) => (StatusCode::OK, "saved".to_owned()),
+        Err(error) => (StatusCode::BAD_REQUEST, error.to_string()),
+    }
+}
+
+async fn untouched() -> &'static str {
+    "no session here"
+}
+
+async fn meta(s: TypedSession<Suite>) -> String {
+    let created = s
+        .created()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    format!("{} {} {created}", s.is_new(), s.id().is_some())
+}
+
+async fn twice_a(s1: TypedSession<Suite>, s2: TypedSession<Suite>) -> String {
+    format!("{} {}", s1.visits(), s2.visits())
+}
+
+/// A middleware that bumps `visits` before the handler runs: the handler must see it.
+async fn bump_first(request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    {
+        let mut s = TypedSession::<Suite>::from_parts(&parts).await.unwrap();
+        *s.visits_mut() += 100;
+    }
+    next.run(Request::from_parts(parts, body)).await
+}
+
+pub fn app(layer: SessionLayer) -> Router {
+    Router::new()
+        .route("/visit", get(visit))
+        .route("/read", get(read))
+        .route("/peek", get(peek))
+        .route("/whoami", get(whoami))
+        .route("/login", post(login))
+        .route("/logout", post(logout))
+        .route("/logout-flash", post(logout_with_flash))
+        .route("/note", get(note))
+        .route("/remember", get(remember))
+        .route("/fail", get(fail))
+        .route("/redirect", get(redirect))
+        .route("/stream", get(stream))
+        .route("/big", get(big))
+        .route("/save", get(save_now))
+        .route("/save-big", get(save_now_big))
+        .route("/untouched", get(untouched))
+        .route("/meta", get(meta))
+        .route("/twice", get(twice_a))
+        .route(
+            "/middleware",
+            get(read).layer(middleware::from_fn(bump_first)),
+        )
+        .layer(layer)
+}
+
+/// What the suite needs from a store's test file.
+pub struct Harness {
+    pub kind: StoreKind,
+    /// Whether a changed cookie is detected (false only for the plain test store).
+    pub tamper_evident: bool,
+    pub make: Box<dyn Fn(SessionConfig) -> MakeLayer + Send + Sync>,
+}
+
+/// Building a layer may need I/O (connecting to Redis).
+pub type MakeLayer = std::pin::Pin<Box<dyn Future<Output = SessionLayer> + Send>>;
+
+impl Harness {
+    /// A harness for a store that is built without I/O.
+    pub fn new(
+        kind: StoreKind,
+        tamper_evident: bool,
+        make: impl Fn(SessionConfig) -> SessionLayer + Send + Sync + 'static,
+    ) -> Self {
+        let make = Arc::new(make);
+        Self {
+            kind,
+            tamper_evident,
+            make: Box::new(move |config| {
+                let make = Arc::clone(&make);
+                Box::pin(async move { make(config) })
+            }),
+        }
+    }
+}
+
+pub struct Running {
+    pub server: TestServer,
+    pub clock: Arc<TestClock>,
+}
+
+impl Harness {
+    pub async fn start(&self) -> Running {
+        let clock = TestClock::new();
+        let layer = (self.make)(test_config(&clock)).await;
+        Running {
+            server: TestServer::start(app(layer)).await,
+            clock,
+        }
+    }
+}
+
+async fn get_text(client: &reqwest::Client, run: &Running, path: &str) -> String {
+    let (status, _, body) = send(client.get(run.server.url(path))).await;
+    assert_eq!(status, 200, "GET {path}: {body}");
+    body
+}
+
+pub async fn counts_and_reads_without_writing(h: &Harness) {
+    let run = h.start().await;
+    let c = browser();
+    for expected in 1..=3 {
+        assert_eq!(get_text(&c, &run, "/visit").await, expected.to_string());
+    }
+    let (status, headers, body) = send(c.get(run.server.url("/read"))).await;
+    assert_eq!((status, body.as_str()), (200, "3"));
+    assert!(
+        set_cookies(&headers).is_empty(),
+        "a read must not set a cookie"
+    );
+    assert_eq!(headers.get("vary").unwrap(), "Cookie");
+}
+
+pub async fn no_extraction_no_cookie(h: &Harness) {
+    let run = h.start().await;
+    let c = browser();
+    get_text(&c, &run, "/visit").await;
+    let (_, headers, body) = send(c.get(run.server.url("/untouched"))).await;
+    assert_eq!(body, "no session here");
+    assert!(set_cookies(&headers).is_empty());
+    assert!(headers.get("vary").is_none());
+    // A fresh client reading only: no cookie either.
+    let (_, headers, body) = send(raw_client().get(run.server.url("/read"))).await;
+    assert_eq!(body, "0");
+    assert!(
+        set_cookies(&headers).is_empty(),
+        "an unchanged new session is not saved"
+    );
+}
+
+pub async fn cookie_attributes(h: &Harness) {
+    let clock = TestClock::new();
+    let layer = (h.make)(SessionConfig::default().with_clock(clock)).await;
+    let server = TestServer::start(app(layer)).await;
+    let (_, headers, _) = send(raw_client().get(server.url("/visit"))).await;
+    let cookies = set_cookies(&headers);
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    let cookie = &cookies[0];
+    for attribute in [
+        "; Path=/",
+        "; Max-Age=600",
+        "; HttpOnly",
+        "; Secure",
+        "; SameSite=Lax",
+    ] {
+        assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
+    }
+    assert!(!cookie.contains("Domain"), "{cookie}");
+    assert_eq!(headers.get("cache-control").unwrap(), "no-store");
+}
+
+pub async fn garbage_cookies_give_a_fresh_session(h: &Harness) {
+    let run = h.start().await;
+    let c = raw_client();
+    let long = "A".repeat(5000);
+    for value in [
+        "",
+        "garbage",
+        "%%%",
+        "\"quoted\"",
+        "eyJ9",
+        long.as_str(),
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    ] {
+        let (status, _, body) = send(
+            c.get(run.server.url("/visit"))
+                .header("cookie", format!("suite={value}")),
+        )
+        .await;
+        assert_eq!((status, body.as_str()), (200, "1"), "cookie {value:.40}");
+    }
+}
+
+pub async fn tampered_cookie_gives_a_fresh_session(h: &Harness) {
+    let run = h.start().await;
+    let c = raw_client();
+    let (_, headers, _) = send(c.get(run.server.url("/visit"))).await;
+    let value = cookie_value(&headers, "suite").unwrap();
+    let (_, _, body) = send(
+        c.get(run.server.url("/visit"))
+            .header("cookie", format!("suite={value}")),
+    )
+    .await;
+    assert_eq!(body, "2");
+    for position in [0, value.len() / 2, value.len() - 1] {
+        let mut bytes = value.clone().into_bytes();
+        bytes[position] = if bytes[position] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(bytes).unwrap();
+        let (status, _, body) = send(
+            c.get(run.server.url("/read"))
+                .header("cookie", format!("suite={tampered}")),
+        )
+        .await;
+        assert_eq!(status, 200, "position {position}: never a 5xx");
+        if h.tamper_evident {
+            assert_eq!(
+                body, "0",
+                "position {position}: a changed cookie is a fresh session"
+            );
+        }
+    }
+}
+
+pub async fn idle_timeout(h: &Harness) {
+    let run = h.start().await;
+    let c = browser();
+    get_text(&c, &run, "/visit").await;
+    run.clock.advance(Duration::from_secs(599));
+    assert_eq!(
+        get_text(&c, &run, "/visit").await,
+        "2",
+        "a save resets the idle timer"
+    );
+    run.clock.advance(Duration::from_secs(599));
+    assert_eq!(get_text(&c, &run, "/read").await, "2");
+    run.clock.advance(Duration::from_secs(2));
+    assert_eq!(get_text(&c, &run, "/read").await, "0", "idle for 601 s");
+    assert_eq!(
+        get_text(&c, &run, "/meta").await.split(' ').next(),
+        Some("true")
+    );
+}
+
+pub async fn absolute_timeout(h: &Harness) {
+    let run = h.start().await;
+    let c = browser();
+    get_text(&c, &run, "/visit").await;
+    for _ in 0..7 {
+        run.clock.advance(Duration::from_secs(500));
+        get_text(&c, &run, "/visit").await;
+    }
+    // 3500 s old, 8 visits.
+    run.clock.advance(Duration::from_secs(101));
+    assert_eq!(
+        get_text(&c, &run, "/read").await,
+        "0",
+        "past the absolute timeout"
+    );
+}
+
+pub async fn remember_me_is_persisted(h: &Harness) {
+    let run = h.start().await;
+    let c = browser();
+    let (_, headers, body) = send(c.get(run.server.url("/remember"))).await;
+    assert_eq!(body, (7 * 24 * 3600).to_string());
+    // The absolute timeout (3600 s) still caps the cookie's life.
+    assert!(set_cookies(&headers)[0].contains("Max-Age=3600"));
+    run.clock.advance(Duration::from_secs(1000));
+    assert_eq!(
+        get_text(&c, &run, "/read").await,
+        "1",
+        "idle 1000 s > type max_age 600"
+    );
+}
+
+pub async fn rolling_touch_extends_without_rewriting(h: &Harness) {
+    let clock = TestClock::new();
+    let layer = (h.make)(test_config(&clock).with_rolling(Some(Duration::from_secs(300)))).await;
+    let server = TestServer::start(app(layer)).await;
+    let c = browser();
+    send(c.get(server.url("/visit"))).await;
+    clock.advance(Duration::from_secs(100));
+    let (_, headers, _) = send(c.get(server.url("/read"))).await;
+    assert!(set_cookies(&headers).is_empty(), "too early to touch");
+    clock.advance(Duration::from_secs(400));
+    let (_, headers, body) = send(c.get(server.url("/read"))).await;
+    assert_eq!(body, "1");
+    assert_eq!(set_cookies(&headers).len(), 1, "touched after 500 s");
+    clock.advance(Duration::from_secs(500));
+    let (_, _, body) = send(c.get(server.url("/read"))).await;
+    assert_eq!(
+        body, "1",
+        "alive 1000 s after the last write thanks to the touch"
+    );
+}
+
+pub async fn regenerate_changes_the_cookie_and_keeps_data(h: &Harness) {
+    let run = h.start().await;
+    let c = raw_client();
+    let (_, headers, _) = send(c.get(run.server.url("/visit"))).await;
+    let before = cookie_value(&headers, "suite").unwrap();
+    let (status, headers, _) = send(
+        c.post(run.server.url("/login?user=7"))
+            .header("cookie", format!("suite={before}")),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let after = cookie_value(&headers, "suite").unwrap();
+    assert_ne!(before, after);
+    let (_, _, body) = send(
+        c.get(run.server.url("/whoami"))
+            .header("cookie", format!("suite={after}")),
+    )
+    .await;
+    assert_eq!(body, "7");
+    let (_, _, body) = send(
+        c.get(run.server.url("/read"))
+            .header("cookie", format!("suite={after}")),
+    )
+    .await;
+    assert_eq!(body, "1", "data kept across regenerate");
+    if h.kind == StoreKind::Server {
+        let (_, _, body) = send(
+            c.get(run.server.url("/read"))
+                .header("cookie", format!("suite={before}")),
+        )
+        .await;
+        assert_eq!(body, "0", "the old id no longer loads");
+    }
+}
+
+pub async fn invalidate_removes_record_and_cookie(h: &Harness) {
+    let run = h.start().await;
+    let c = raw_client();
+    let (_, headers, _) = send(c.post(run.server.url("/login?user=9"))).await;
+    let value = cookie_value(&headers, "suite").unwrap();
+    let cookie = format!("suite={value}");
+    let (_, headers, _) = send(c.post(run.server.url("/logout")).header("cookie", &cookie)).await;
+    let cookies = set_cookies(&headers);
+    assert_eq!(cookies.len(), 1);
+    assert!(
+        cookies[0].starts_with("suite=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970"),
+        "{}",
+        cookies[0]
+    );
+    assert!(cookies[0].contains("HttpOnly") && cookies[0].contains("SameSite=Lax"));
+    let (_, _, body) = send(c.get(run.server.url("/whoami")).header("cookie", &cookie)).await;
+    match h.kind {
+        StoreKind::Server => assert_eq!(body, "anonymous", "a replayed id must not come back"),
+        // A cookie store cannot revoke a copied cookie before it expires (documented).
+        StoreKind::Cookie => assert_eq!(body, "9"),
+    }
+    // A browser that honours the removal is logged out.
+    let b = browser();
+    send(b.post(run.server.url("/login?user=3"))).await;
+    assert_eq!(get_text(&b, &run, "/whoami").await, "3");
+    send(b.post(run.server.url("/logout"))).await;
+    assert_eq!(get_text(&b, &run, "/whoami").await, "anonymous");
+    assert_eq!(get_text(&b, &run, "/peek").await, "none");
+}
+
+pub async fn invalidate_then_write_starts_a_new_session(h: &Harness) {
+    let b = browser();
+    let run = h.start().await;
+    send(b.post(run.server.url("/login?user=3"))).await;
+    let (_, headers, _) = send(b.post(run.server.url("/logout-flash"))).await;
+    let cookies = set_cookies(&headers);
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    assert!(
+        !cookies[0].contains("Max-Age=0"),
+        "the new session replaces the removal"
+    );
+    assert_eq!(get_text(&b, &run, "/note").await, "bye");
+    assert_eq!(get_text(&b, &run, "/whoami").await, "anonymous");
+}
+
+pub async fn peek_creates_nothing(h: &Harness) {
+    let run = h.start().await;
+    let c = browser();
+    let (_, headers, body) = send(c.get(run.server.url("/peek"))).await;
+    assert_eq!(body, "none");
+    assert!(set_cookies(&headers).is_empty());
+    get_text(&c, &run, "/visit").await;
+    assert_eq!(get_text(&c, &run, "/peek").await, "1");
+}
+
+pub async fn saved_for_every_response_kind(h: &Harness) {
+    let run = h.start().await;
+    let c = browser();
+    let (status, _, _) = send(c.get(run.server.url("/fail"))).await;
+    assert_eq!(status, 422);
+    assert_eq!(
+        get_text(&c, &run, "/read").await,
+        "1",
+        "saved on an error status"
+    );
+    // The redirect is followed: /read shows the count that /redirect saved.
+    assert_eq!(get_text(&c, &run, "/redirect").await, "2");
+    let (status, _, body) = send(c.get(run.server.url("/stream"))).await;
+    assert_eq!((status, body.as_str()), (200, "abc"));
+    assert_eq!(
+        get_text(&c, &run, "/read").await,
+        "3",
+        "saved on a streaming body"
+    );
+}
+
+pub async fn oversized_cookie_is_refused(h: &Harness) {
+    let run = h.start().await;
+    let c = browser();
+    get_text(&c, &run, "/visit").await;
+    let (status, headers, _) = send(c.get(run.server.url("/big"))).await;
+    match h.kind {
+        StoreKind::Cookie => {
+            assert_eq!(status, 500, "a cookie over 4096 bytes must fail loudly");
+            assert!(set_cookies(&headers).is_empty());
+            assert_eq!(
+                get_text(&c, &run, "/visit").await,
+                "2",
+                "the previous cookie still works"
+            );
+            let (status, _, body) = send(c.get(run.server.url("/save-big"))).await;
+            assert_eq!(status, 400);
+            assert!(body.contains("over the limit of 4096"), "{body}");
+            assert_eq!(
+                get_text(&c, &run, "/visit").await,
+                "3",
+                "handled save error: previous cookie kept"
+            );
+        }
+        StoreKind::Server => {
+            assert_eq!(status, 200);
+            assert_eq!(get_text(&c, &run, "/note").await.len(), 5000);
+        }
+    }
+}
+
+pub async fn explicit_save(h: &Harness) {
+    let run = h.start().await;
+    let c = browser();
+    let (_, headers, body) = send(c.get(run.server.url("/save"))).await;
+    assert_eq!(body, "saved false");
+    assert_eq!(set_cookies(&headers).len(), 1);
+    assert_eq!(get_text(&c, &run, "/read").await, "1");
+    get_text(&c, &run, "/save").await;
+    assert_eq!(get_text(&c, &run, "/read").await, "2");
+}
+
+pub async fn metadata(h: &Harness) {
+    let run = h.start().await;
+    let c = browser();
+    let now = u128::from(session_runtime::config::Clock::now_millis(&*run.clock));
+    let fresh = get_text(&c, &run, "/meta").await;
+    assert_eq!(fresh, format!("true false {now}"));
+    get_text(&c, &run, "/visit").await;
+    run.clock.advance(Duration::from_secs(10));
+    get_text(&c, &run, "/visit").await;
+    let server = h.kind == StoreKind::Server;
+    assert_eq!(
+        get_text(&c, &run, "/meta").await,
+        format!("false {server} {now}"),
+        "created never changes"
+    );
+}
+
+pub async fn same_type_twice_is_rejected(h: &Harness) {
+    let run = h.start().await;
+    let (status, _, body) = send(browser().get(run.server.url("/twice"))).await;
+    assert_eq!(status, 500);
+    assert!(body.contains("already extracted"), "{body}");
+}
+
+pub async fn middleware_changes_reach_the_handler(h: &Harness) {
+    let run = h.start().await;
+    let c = browser();
+    get_text(&c, &run, "/visit").await;
+    assert_eq!(get_text(&c, &run, "/middleware").await, "101");
+    assert_eq!(get_text(&c, &run, "/read").await, "101");
+}
+
+pub async fn unknown_id_is_never_adopted(h: &Harness) {
+    let run = h.start().await;
+    let planted = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let (_, headers, _) = send(
+        raw_client()
+            .get(run.server.url("/visit"))
+            .header("cookie", format!("suite={planted}")),
+    )
+    .await;
+    let value = cookie_value(&headers, "suite").unwrap();
+    assert_ne!(value, planted);
+}
+
+/// Expands to one test per suite case for a store.
+#[macro_export]
+macro_rules! store_suite {
+    ($harness:expr) => {
+        $crate::store_suite!(@cases $harness;
+            counts_and_reads_without_writing, no_extraction_no_cookie, cookie_attributes,
+            garbage_cookies_give_a_fresh_session, tampered_cookie_gives_a_fresh_session,
+            idle_timeout, absolute_timeout, remember_me_is_persisted,
+            rolling_touch_extends_without_rewriting, regenerate_changes_the_cookie_and_keeps_data,
+            invalidate_removes_record_and_cookie, invalidate_then_write_starts_a_new_session,
+            peek_creates_nothing, saved_for_every_response_kind, oversized_cookie_is_refused,
+            explicit_save, metadata, same_type_twice_is_rejected,
+            middleware_changes_reach_the_handler, unknown_id_is_never_adopted);
+    };
+    (@cases $harness:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                common::store_suite::$case(&$harness).await;
+            }
+        )*
+    };
+}

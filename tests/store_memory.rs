@@ -1,0 +1,88 @@
+//! The store conformance suite on `MemoryStore`, plus its bounds.
+
+mod common;
+
+use common::store_suite::Harness;
+use session_examples::Counter;
+use session_runtime::SessionLayer;
+use session_runtime::TypedSession;
+use session_runtime::store::{MemoryStore, StoreKind};
+
+fn harness() -> Harness {
+    Harness::new(StoreKind::Server, true, |config| {
+        SessionLayer::new(MemoryStore::new()).with_config(config)
+    })
+}
+
+store_suite!(harness());
+
+/// 200 concurrent `GET /a` and 200 concurrent `GET /b` with one session cookie on the example
+/// app: per-session request serialization means no increment is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_requests_on_one_session_lose_nothing() {
+    let clock = common::TestClock::new();
+    let layer = session_examples::layer(
+        session_examples::StoreChoice::Memory,
+        None,
+        common::test_config(&clock),
+    )
+    .await
+    .unwrap();
+    let server = common::TestServer::start(session_examples::routes().layer(layer)).await;
+    let client = common::raw_client();
+    let (_, headers, _) = common::send(client.get(server.url("/"))).await;
+    let cookie = format!(
+        "counter={}",
+        common::cookie_value(&headers, "counter").unwrap()
+    );
+    let mut requests = Vec::new();
+    for i in 0..400 {
+        let path = if i % 2 == 0 { "/a" } else { "/b" };
+        let request = client.get(server.url(path)).header("cookie", &cookie);
+        requests.push(tokio::spawn(async move { common::send(request).await.0 }));
+    }
+    for request in requests {
+        assert_eq!(request.await.unwrap(), 200);
+    }
+    let (_, _, body) = common::send(client.get(server.url("/a")).header("cookie", &cookie)).await;
+    assert_eq!(body, "201,200");
+}
+
+/// Two overlapping requests that both increment one field, with a pause between load and save:
+/// with serialization (the default) both count; without it the second overwrites the first.
+/// This is the lost update of aiohttp_session (X7), made deterministic by the pause.
+#[tokio::test]
+async fn serialization_is_what_prevents_lost_updates() {
+    async fn slow_bump(mut session: TypedSession<Counter>) -> String {
+        *session.a_mut() += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        session.a().to_string()
+    }
+    for (serialize, expected) in [(true, "2"), (false, "1")] {
+        let clock = common::TestClock::new();
+        let layer = SessionLayer::new(MemoryStore::new())
+            .with_config(common::test_config(&clock).with_serialized_requests(serialize));
+        let app = axum::Router::new()
+            .route("/slow", axum::routing::get(slow_bump))
+            .merge(session_examples::routes())
+            .layer(layer);
+        let server = common::TestServer::start(app).await;
+        let client = common::raw_client();
+        let (_, headers, _) = common::send(client.get(server.url("/"))).await;
+        let cookie = format!(
+            "counter={}",
+            common::cookie_value(&headers, "counter").unwrap()
+        );
+        let first = common::send(client.get(server.url("/slow")).header("cookie", &cookie));
+        let second = common::send(client.get(server.url("/slow")).header("cookie", &cookie));
+        let (first, second) = tokio::join!(first, second);
+        assert_eq!((first.0, second.0), (200, 200));
+        let (_, _, body) =
+            common::send(client.get(server.url("/b")).header("cookie", &cookie)).await;
+        assert_eq!(
+            body.split(',').next(),
+            Some(expected),
+            "serialize = {serialize}"
+        );
+    }
+}
