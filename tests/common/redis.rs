@@ -448,6 +448,99 @@ pub fn command_diff(
         .collect()
 }
 
+/// Counts the round trips clients make to one Redis by watching `MONITOR`.
+///
+/// `INFO commandstats` also counts the commands a Lua script runs (`HSET`, `PEXPIREAT` inside
+/// our save script), so it cannot tell one `EVALSHA` from five commands. `MONITOR` can: it
+/// prints every command a client sent with the client's address, and the commands a script ran
+/// with `lua` instead. [`round_trips`](Self::round_trips) returns the client commands seen since
+/// the previous call, up to a fence (`ECHO` with a unique token) sent from a connection of its
+/// own, so nothing in flight is missed or counted twice.
+pub struct Monitor {
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::net::TcpStream>>,
+    fence: ::redis::aio::MultiplexedConnection,
+    fences: u64,
+}
+
+impl std::fmt::Debug for Monitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Monitor")
+            .field("fences", &self.fences)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Monitor {
+    /// Starts monitoring the server at `url` (`redis://host:port`, no auth).
+    ///
+    /// # Panics
+    ///
+    /// If the server can't be reached or refuses `MONITOR`.
+    pub async fn start(url: &str) -> Self {
+        use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+        let fence = quiet_client(url)
+            .unwrap_or_else(|error| panic!("bad Redis URL {url}: {error}"))
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap_or_else(|error| panic!("can't connect to {url}: {error}"));
+        let address = url.trim_start_matches("redis://").trim_end_matches('/');
+        let mut stream = tokio::net::TcpStream::connect(address)
+            .await
+            .unwrap_or_else(|error| panic!("can't connect to {address}: {error}"));
+        stream.write_all(b"MONITOR\r\n").await.unwrap();
+        let mut lines = tokio::io::BufReader::new(stream).lines();
+        let ok = lines.next_line().await.unwrap();
+        assert_eq!(ok.as_deref(), Some("+OK"), "MONITOR refused");
+        Self {
+            lines,
+            fence,
+            fences: 0,
+        }
+    }
+
+    /// The commands clients sent since the previous call (name and key-free arguments dropped:
+    /// only the lower-case command name), in order; commands run by scripts are left out.
+    ///
+    /// # Panics
+    ///
+    /// If the fence does not come back within five seconds.
+    pub async fn round_trips(&mut self) -> Vec<String> {
+        self.fences += 1;
+        let token = format!("monitor-fence-{}-{}", std::process::id(), self.fences);
+        let _: String = ::redis::cmd("ECHO")
+            .arg(&token)
+            .query_async(&mut self.fence)
+            .await
+            .unwrap();
+        let quoted = format!("\"{token}\"");
+        let mut seen = Vec::new();
+        let deadline = Duration::from_secs(5);
+        loop {
+            let line = tokio::time::timeout(deadline, self.lines.next_line())
+                .await
+                .expect("the MONITOR fence did not come back")
+                .unwrap()
+                .expect("MONITOR connection closed");
+            if line.contains(&quoted) {
+                return seen;
+            }
+            // `+1700000000.123456 [0 127.0.0.1:54321] "hgetall" "key"`; scripts show `[0 lua]`.
+            let Some((client, command)) = line.split_once("] ") else {
+                continue;
+            };
+            if client.ends_with(" lua") {
+                continue;
+            }
+            let name = command
+                .split(' ')
+                .next()
+                .unwrap_or_default()
+                .trim_matches('"');
+            seen.push(name.to_ascii_lowercase());
+        }
+    }
+}
+
 // ------------------------------------------------------------------------------------------
 // A Redis of our own for outage tests
 // ------------------------------------------------------------------------------------------

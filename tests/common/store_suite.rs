@@ -147,8 +147,15 @@ async fn bump_first(request: Request, next: Next) -> Response {
     next.run(Request::from_parts(parts, body)).await
 }
 
+/// The suite's routes behind `layer`.
 pub fn app(layer: SessionLayer) -> Router {
+    app_with(layer, Router::new())
+}
+
+/// The suite's routes plus a test's own `extra` routes, all behind `layer`.
+pub fn app_with(layer: SessionLayer, extra: Router) -> Router {
     Router::new()
+        .merge(extra)
         .route("/visit", get(visit))
         .route("/read", get(read))
         .route("/peek", get(peek))
