@@ -1,4 +1,74 @@
 //! Typed web sessions for axum and tower.
+//!
+//! Declare the session as a struct, derive [`Session`](macro@Session), and extract
+//! [`TypedSession<YourStruct>`](TypedSession) in handlers. Every field gets typed accessors
+//! (`field()`, `field_mut()`, `set_field()`), reached without a trait import; the session tracks
+//! which fields changed, so a request that changes nothing writes nothing and a server-side store
+//! writes only the changed fields. Idle and absolute timeouts are enforced by the server from
+//! timestamps inside the stored data, and cookies get secure defaults.
+//!
+//! # Quick start
+//!
+//! ```
+//! # #[cfg(all(feature = "derive", feature = "axum", feature = "json", feature = "memory-store"))]
+//! # fn main() {
+//! use axum::{Router, routing::{get, post}};
+//! use session_runtime::{Session, SessionLayer, TypedSession};
+//! use session_runtime::store::MemoryStore;
+//!
+//! #[derive(Session)]
+//! #[session(cookie_name = "counter", max_age = 3600)]
+//! struct Counter {
+//!     visits: u64,
+//!     user: Option<u64>,
+//! }
+//!
+//! async fn visit(mut session: TypedSession<Counter>) -> String {
+//!     *session.visits_mut() += 1; // marks only `visits` as changed
+//!     session.visits().to_string()
+//! }
+//!
+//! async fn login(mut session: TypedSession<Counter>) {
+//!     session.regenerate(); // fixation defence: new id, data kept, old record deleted
+//!     session.set_user(Some(42));
+//! }
+//!
+//! async fn logout(mut session: TypedSession<Counter>) {
+//!     session.invalidate(); // record deleted, cookie removed
+//! }
+//!
+//! let app: Router = Router::new()
+//!     .route("/", get(visit))
+//!     .route("/login", post(login))
+//!     .route("/logout", post(logout))
+//!     .layer(SessionLayer::new(MemoryStore::new()));
+//! # }
+//! # #[cfg(not(all(feature = "derive", feature = "axum", feature = "json", feature = "memory-store")))]
+//! # fn main() {}
+//! ```
+//!
+//! The attributes of the derive are listed on [`Session`](macro@Session); the configuration and
+//! its defaults on [`SessionConfig`]; the stores, and how to write your own, in [`store`]; what
+//! each request costs in store round trips on `RedisStore` (feature `redis-store`).
+//!
+//! # Features
+//!
+//! | feature | what it adds | default |
+//! |---|---|---|
+//! | `derive` | `#[derive(Session)]`, re-exported here | yes |
+//! | `axum` | [`TypedSession`] as an axum extractor (plain and `Option<_>`), `IntoResponse` for its rejection | yes |
+//! | `json` | `JsonCodec` (serde_json), the derive's default codec | yes |
+//! | `memory-store` | `MemoryStore`: bounded, expiring, in-process; the embedded default | yes |
+//! | `msgpack` | `MsgpackCodec` (rmp-serde, maps with field names) | no |
+//! | `cookie-store` | `EncryptedCookieStore` (AES-256-GCM-SIV, key ring) and `SimpleCookieStore` (plain, for tests only) | no |
+//! | `redis-store` | `RedisStore` on one node or a Redis Cluster, field-level writes | no |
+//!
+//! # Errors
+//!
+//! Bad input never fails a request: a garbage, tampered, expired or oversized cookie gives a fresh
+//! session. A store outage when loading rejects the extractor with 503 (take
+//! `Result<TypedSession<T>, SessionRejection>` to handle it); a failed save answers 500 without
+//! `Set-Cookie`, or returns the [`Error`] from [`TypedSession::save`].
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod codec;

@@ -58,6 +58,11 @@ pub use msgpack::MsgpackCodec;
 /// Turns values into bytes and back.
 ///
 /// Codecs are types, not values: the derive names one with `#[session(codec = ...)]`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a session codec",
+    label = "this type does not implement `session_runtime::Codec`",
+    note = "use `codec = \"json\"` or `codec = \"msgpack\"`, or implement `session_runtime::Codec` for `{Self}`"
+)]
 pub trait Codec: Send + Sync + 'static {
     /// Encodes one value.
     ///
