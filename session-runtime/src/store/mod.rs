@@ -61,7 +61,8 @@
 //!                 *expires_at = save.expires_at;
 //!                 id
 //!             }
-//!             SaveOp::Seal => unreachable!("only cookie stores are asked to seal"),
+//!             // Only cookie stores are asked to seal; answer with an error, never a panic.
+//!             SaveOp::Seal => return Err(StoreError::backend("MapStore cannot seal a cookie")),
 //!         };
 //!         Ok(SaveOutcome::Saved(id.as_str().to_owned()))
 //!     }
