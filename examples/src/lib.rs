@@ -1,6 +1,8 @@
 //! The app behind `examples/counter.rs`, as a library so the tests drive exactly the same
 //! routes. The interface is fixed by DESIGN.md §8: outside benchmarks and tests depend on it.
 
+pub mod migrate;
+
 use std::fmt;
 use std::str::FromStr;
 

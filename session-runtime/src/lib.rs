@@ -57,11 +57,12 @@
 //! |---|---|---|
 //! | `derive` | `#[derive(Session)]`, re-exported here | yes |
 //! | `axum` | [`TypedSession`] as an axum extractor (plain and `Option<_>`), `IntoResponse` for its rejection | yes |
-//! | `json` | `JsonCodec` (serde_json), the derive's default codec | yes |
+//! | `json` | `JsonCodec` (`serde_json`), the derive's default codec | yes |
 //! | `memory-store` | `MemoryStore`: bounded, expiring, in-process; the embedded default | yes |
 //! | `msgpack` | `MsgpackCodec` (rmp-serde, maps with field names) | no |
 //! | `cookie-store` | `EncryptedCookieStore` (AES-256-GCM-SIV, key ring) and `SimpleCookieStore` (plain, for tests only) | no |
 //! | `redis-store` | `RedisStore` on one node or a Redis Cluster, field-level writes | no |
+//! | `aiohttp-compat` | stores that read and write Python `aiohttp_session`'s formats (`store::aiohttp`: JSON cookie, Fernet cookie, with `redis-store` its Redis records), to run a Python and a Rust server side by side | no |
 //!
 //! # Errors
 //!

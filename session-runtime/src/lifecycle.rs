@@ -1,6 +1,7 @@
 //! The life of one session in one request: load, then plan the writes (synchronous: encodes the
 //! fields), then execute them against the store (asynchronous, type-erased).
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use http::HeaderMap;
@@ -120,9 +121,12 @@ impl<T: Session> Inner<T> {
             );
             return Ok(Self::fresh(now));
         }
+        let format = shared.store.format(T::COOKIE_NAME);
+        let unquoted = format.quoting().unquote(value);
+        let value = &*unquoted;
         let id = match shared.store.kind() {
             StoreKind::Server => {
-                let Some(id) = SessionId::parse(value) else {
+                let Some(id) = format.ids().parse(value) else {
                     tracing::debug!(
                         cookie = T::COOKIE_NAME,
                         "malformed session id; starting a fresh session"
@@ -214,6 +218,7 @@ impl<T: Session> Inner<T> {
         let config = &shared.config;
         let now = config.now();
         let server = shared.store.kind() == StoreKind::Server;
+        let whole = shared.store.format(T::COOKIE_NAME).writes_whole_records();
         let dirty = self.is_dirty();
         let touch = !self.is_new
             && config
@@ -231,6 +236,9 @@ impl<T: Session> Inner<T> {
             Some(WriteOp::Regenerate(id))
         } else if dirty || self.rewrite {
             self.id.clone().map(WriteOp::Update)
+        } else if touch && whole {
+            // The record's timestamps live inside its one value: a touch rewrites it.
+            self.id.clone().map(WriteOp::Update)
         } else if touch {
             self.id.clone().map(WriteOp::Touch)
         } else {
@@ -239,7 +247,7 @@ impl<T: Session> Inner<T> {
         let write = op
             .map(|op| {
                 let state = self.fields.state();
-                let partial = matches!(op, WriteOp::Update(_)) && !self.rewrite;
+                let partial = matches!(op, WriteOp::Update(_)) && !self.rewrite && !whole;
                 let fields = match op {
                     WriteOp::Touch(_) => Vec::new(),
                     _ => (0..T::FIELD_NAMES.len())
@@ -372,6 +380,7 @@ pub(crate) struct Executed {
 pub(crate) async fn execute(plan: Plan, shared: &Shared) -> Result<Executed, Error> {
     let store = &*shared.store;
     let name = plan.cookie_name;
+    let format = store.format(name);
     if let Some(id) = &plan.delete {
         store
             .delete(Delete {
@@ -396,7 +405,7 @@ pub(crate) async fn execute(plan: Plan, shared: &Shared) -> Result<Executed, Err
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                let new = SessionId::generate().map_err(Error::Random)?;
+                let new = format.ids().generate().map_err(Error::Random)?;
                 let op = match &write.op {
                     WriteOp::Regenerate(old) => SaveOp::Regenerate { old, new: &new },
                     _ => SaveOp::Create { id: &new },
@@ -427,6 +436,11 @@ pub(crate) async fn execute(plan: Plan, shared: &Shared) -> Result<Executed, Err
     };
     match outcome {
         SaveOutcome::Saved(value) => {
+            // Quoted as the store's cookies are (Python's `http.cookies` for aiohttp ones).
+            let value = match format.quoting().quote(&value) {
+                Cow::Borrowed(_) => value,
+                Cow::Owned(quoted) => quoted,
+            };
             let size = name.len() + value.len();
             if size > shared.config.max_cookie_size {
                 return Err(Error::CookieTooLarge {

@@ -240,33 +240,31 @@ impl fmt::Debug for RecordRef<'_> {
     }
 }
 
-/// A server-side session id: 256 bits from the operating system's CSPRNG, written as 43
-/// characters of unpadded base64url.
+/// A server-side session id, as the cookie carries it and a store keys its record by.
+///
+/// Ids come from the operating system's CSPRNG in the shape of an [`IdFormat`]: by default
+/// ([`IdFormat::Base64Url256`]) 256 bits written as 43 characters of unpadded base64url. Values
+/// from cookies are validated against the store's format before any store sees them.
 ///
 /// The id is a bearer secret: its `Debug` output is redacted and it has no `Display`.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct SessionId(String);
 
 impl SessionId {
-    /// The length of an id in characters.
+    /// The length in characters of an id of the default format, [`IdFormat::Base64Url256`].
     pub const LEN: usize = 43;
 
-    /// Generates a fresh id from the operating system's CSPRNG.
+    /// Generates a fresh id of the default format from the operating system's CSPRNG.
     ///
     /// # Errors
     ///
     /// Returns an error when the operating system cannot provide random bytes.
     pub fn generate() -> Result<Self, getrandom::Error> {
-        use base64::Engine as _;
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes)?;
-        Ok(Self(
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
-        ))
+        IdFormat::Base64Url256.generate()
     }
 
-    /// Parses an id from a cookie value: exactly [`SessionId::LEN`] characters of the base64url
-    /// alphabet. Anything else is `None`, and never reaches a store.
+    /// Parses an id of the default format from a cookie value: exactly [`SessionId::LEN`]
+    /// characters of the base64url alphabet. Anything else is `None`, and never reaches a store.
     ///
     /// # Examples
     ///
@@ -279,17 +277,91 @@ impl SessionId {
     /// ```
     #[must_use]
     pub fn parse(value: &str) -> Option<Self> {
-        (value.len() == Self::LEN
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-        .then(|| Self(value.to_owned()))
+        IdFormat::Base64Url256.parse(value)
     }
 
     /// Returns the id as text, for a store to build its key from.
     #[must_use]
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// The shape of a store's session ids: how the runtime generates them and which cookie values
+/// it accepts as ids. A store declares its format in
+/// [`StoreFormat`](crate::store::StoreFormat); every format has at least 128 random bits and an
+/// alphabet that is safe in cookies, keys and logs.
+///
+/// # Examples
+///
+/// ```
+/// use session_runtime::session::IdFormat;
+///
+/// let id = IdFormat::Hex128.generate().unwrap();
+/// assert_eq!(id.as_str().len(), 32);
+/// assert!(IdFormat::Hex128.parse("6f8ef6f38f274a74b0f8eb8931f076ee").is_some());
+/// assert!(IdFormat::Base64Url256.parse("6f8ef6f38f274a74b0f8eb8931f076ee").is_none());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum IdFormat {
+    /// 256 random bits as 43 characters of unpadded base64url. The default.
+    #[default]
+    Base64Url256,
+    /// 128 random bits as 32 lowercase hexadecimal characters: the shape of Python's
+    /// `uuid.uuid4().hex`, the ids `aiohttp_session`'s server-side storages generate (which
+    /// carry 122 random bits; ours carry 128).
+    Hex128,
+}
+
+impl IdFormat {
+    /// Generates a fresh id of this format from the operating system's CSPRNG.
+    ///
+    /// # Errors
+    ///
+    /// Returns an error when the operating system cannot provide random bytes.
+    pub fn generate(self) -> Result<SessionId, getrandom::Error> {
+        use base64::Engine as _;
+        use fmt::Write as _;
+        match self {
+            Self::Base64Url256 => {
+                let mut bytes = [0u8; 32];
+                getrandom::fill(&mut bytes)?;
+                Ok(SessionId(
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
+                ))
+            }
+            Self::Hex128 => {
+                let mut bytes = [0u8; 16];
+                getrandom::fill(&mut bytes)?;
+                let mut id = String::with_capacity(32);
+                for byte in bytes {
+                    // Writing into a String cannot fail.
+                    let _ = write!(id, "{byte:02x}");
+                }
+                Ok(SessionId(id))
+            }
+        }
+    }
+
+    /// Parses an id of this format from a cookie value; anything else is `None`.
+    #[must_use]
+    pub fn parse(self, value: &str) -> Option<SessionId> {
+        let valid = match self {
+            Self::Base64Url256 => {
+                value.len() == SessionId::LEN
+                    && value
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            }
+            Self::Hex128 => {
+                value.len() == 32
+                    && value
+                        .bytes()
+                        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            }
+        };
+        valid.then(|| SessionId(value.to_owned()))
     }
 }
 
@@ -333,6 +405,19 @@ mod tests {
         assert!(SessionId::parse(&a.as_str()[1..]).is_none());
         assert!(SessionId::parse(&format!("{}=", &a.as_str()[1..])).is_none());
         assert_eq!(format!("{a:?}"), "SessionId(<redacted>)");
+    }
+
+    #[test]
+    fn hex_ids() {
+        let a = IdFormat::Hex128.generate().unwrap();
+        assert_ne!(a, IdFormat::Hex128.generate().unwrap());
+        assert_eq!(IdFormat::Hex128.parse(a.as_str()), Some(a.clone()));
+        assert!(SessionId::parse(a.as_str()).is_none(), "formats do not mix");
+        assert!(IdFormat::Hex128.parse(&a.as_str().to_uppercase()).is_none());
+        assert!(IdFormat::Hex128.parse(&a.as_str()[1..]).is_none());
+        assert!(IdFormat::Hex128.parse("user-42-session").is_none());
+        let b = SessionId::generate().unwrap();
+        assert!(IdFormat::Hex128.parse(b.as_str()).is_none());
     }
 
     #[test]

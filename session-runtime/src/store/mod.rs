@@ -12,6 +12,12 @@
 //! The runtime enforces expiry from the record's [`Metadata`](crate::session::Metadata) itself;
 //! a store's own TTL only cleans up.
 //!
+//! A store that must speak someone else's wire format (the `aiohttp` module of feature
+//! `aiohttp-compat`, say) declares it with [`SessionStore::format`]: the shape of its ids
+//! ([`IdFormat`]), how its cookie values are quoted ([`CookieQuoting`]) and whether it can write
+//! single fields. The default suits every store of this crate's own formats, so most stores never
+//! implement it.
+//!
 //! # Implementing a custom store
 //!
 //! A server store that keeps records in a map (see [`MemoryStore`] for a bounded one):
@@ -78,13 +84,18 @@
 //! let layer = session_runtime::SessionLayer::new(MapStore::default());
 //! ```
 
+use std::borrow::Cow;
 use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
 use crate::codec::{Codec, CodecError};
-use crate::session::{Record, RecordRef, SessionId};
+use crate::session::{IdFormat, Record, RecordRef, SessionId};
+
+#[cfg(feature = "aiohttp-compat")]
+#[cfg_attr(docsrs, doc(cfg(feature = "aiohttp-compat")))]
+pub mod aiohttp;
 
 #[cfg(feature = "cookie-store")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cookie-store")))]
@@ -113,6 +124,218 @@ pub enum StoreKind {
     Cookie,
     /// The record lives on the server; the cookie carries its [`SessionId`].
     Server,
+}
+
+/// How a store's wire format looks to the runtime; returned by [`SessionStore::format`].
+///
+/// # Examples
+///
+/// ```
+/// use session_runtime::session::IdFormat;
+/// use session_runtime::store::{CookieQuoting, StoreFormat};
+///
+/// let format = StoreFormat::new()
+///     .with_ids(IdFormat::Hex128)
+///     .with_quoting(CookieQuoting::Python)
+///     .with_whole_records();
+/// assert_eq!(format.ids(), IdFormat::Hex128);
+/// assert!(format.writes_whole_records());
+/// assert!(!StoreFormat::new().writes_whole_records());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreFormat {
+    ids: IdFormat,
+    quoting: CookieQuoting,
+    whole_records: bool,
+}
+
+impl Default for StoreFormat {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StoreFormat {
+    /// Returns the format of this crate's own stores: [`IdFormat::Base64Url256`] ids,
+    /// [`CookieQuoting::Plain`] and single-field writes.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+            ids: IdFormat::Base64Url256,
+            quoting: CookieQuoting::Plain,
+            whole_records: false,
+        }
+    }
+
+    /// Sets the shape of the ids the runtime generates for this store and accepts from cookies.
+    /// The default is [`IdFormat::Base64Url256`].
+    #[must_use]
+    pub const fn with_ids(mut self, ids: IdFormat) -> Self {
+        self.ids = ids;
+        self
+    }
+
+    /// Sets how cookie values are quoted. The default is [`CookieQuoting::Plain`].
+    #[must_use]
+    pub const fn with_quoting(mut self, quoting: CookieQuoting) -> Self {
+        self.quoting = quoting;
+        self
+    }
+
+    /// Declares that the store keeps each record as one value and so needs every field on every
+    /// write: [`SaveOp::Update`] then carries all fields, not only the changed ones, and a
+    /// rolling-expiry touch becomes an [`SaveOp::Update`] (the record's timestamps live inside
+    /// the value). The default is single-field writes.
+    #[must_use]
+    pub const fn with_whole_records(mut self) -> Self {
+        self.whole_records = true;
+        self
+    }
+
+    /// Returns the id format.
+    #[must_use]
+    pub const fn ids(&self) -> IdFormat {
+        self.ids
+    }
+
+    /// Returns the cookie quoting.
+    #[must_use]
+    pub const fn quoting(&self) -> CookieQuoting {
+        self.quoting
+    }
+
+    /// Returns whether every write carries the whole record.
+    #[must_use]
+    pub const fn writes_whole_records(&self) -> bool {
+        self.whole_records
+    }
+}
+
+/// How a store's cookie values are written into `Set-Cookie` and read back from `Cookie`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum CookieQuoting {
+    /// Values are written as they are (this crate's values need no quoting); one pair of
+    /// surrounding double quotes is dropped on read. The default.
+    #[default]
+    Plain,
+    /// Python's `http.cookies`, which aiohttp uses: a value with any character outside
+    /// ``A-Z a-z 0-9 !#$%&'*+-.^_`|~:`` is written in double quotes, with `"` and `\` escaped by
+    /// a backslash and every other character below U+0100 that is not also in `` ()/<=>?@[]{}``
+    /// as a three-digit octal escape (`,` is `\054`, `;` is `\073`). Reading reverses it.
+    Python,
+}
+
+impl CookieQuoting {
+    /// Quotes a cookie value for a `Set-Cookie` header.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use session_runtime::store::CookieQuoting;
+    ///
+    /// assert_eq!(CookieQuoting::Python.quote("abc"), "abc");
+    /// assert_eq!(CookieQuoting::Python.quote(r#"{"a": 1, "b": "x;y"}"#), r#""{\"a\": 1\054 \"b\": \"x\073y\"}""#);
+    /// assert_eq!(CookieQuoting::Plain.quote("a,b"), "a,b");
+    /// ```
+    #[must_use]
+    pub fn quote(self, value: &str) -> Cow<'_, str> {
+        match self {
+            Self::Plain => Cow::Borrowed(value),
+            Self::Python => python_quote(value),
+        }
+    }
+
+    /// Unquotes a cookie value from a `Cookie` header: drops one pair of surrounding double
+    /// quotes, if any, and for [`CookieQuoting::Python`] resolves the backslash escapes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use session_runtime::store::CookieQuoting;
+    ///
+    /// assert_eq!(CookieQuoting::Python.unquote(r#""{\"a\": 1\054 \"b\": 2}""#), r#"{"a": 1, "b": 2}"#);
+    /// assert_eq!(CookieQuoting::Python.unquote("abc"), "abc");
+    /// assert_eq!(CookieQuoting::Plain.unquote("\"abc\""), "abc");
+    /// ```
+    #[must_use]
+    pub fn unquote(self, raw: &str) -> Cow<'_, str> {
+        match self {
+            Self::Plain => Cow::Borrowed(
+                raw.strip_prefix('"')
+                    .and_then(|v| v.strip_suffix('"'))
+                    .unwrap_or(raw),
+            ),
+            Self::Python => python_unquote(raw),
+        }
+    }
+}
+
+/// `http.cookies._LegalChars`: values made only of these are written bare.
+fn python_legal(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~:".contains(c)
+}
+
+/// `http.cookies._quote`.
+fn python_quote(value: &str) -> Cow<'_, str> {
+    use fmt::Write as _;
+    if !value.is_empty() && value.chars().all(python_legal) {
+        return Cow::Borrowed(value);
+    }
+    let mut out = String::with_capacity(value.len() + 16);
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if python_legal(c) || " ()/<=>?@[]{}".contains(c) => out.push(c),
+            // Writing into a String cannot fail.
+            c if u32::from(c) < 256 => {
+                let _ = write!(out, "\\{:03o}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    Cow::Owned(out)
+}
+
+/// `http.cookies._unquote`: drops the quotes and resolves `\ooo` (first digit 0-3) and `\c`.
+/// The runtime may already have dropped the quotes, so escapes are resolved either way (a value
+/// Python writes bare never holds a backslash).
+fn python_unquote(raw: &str) -> Cow<'_, str> {
+    let inner = raw
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(raw);
+    if !inner.contains('\\') {
+        return Cow::Borrowed(inner);
+    }
+    let mut out = String::with_capacity(inner.len());
+    let mut rest = inner;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        let escaped = &rest[at + 1..];
+        let octal = escaped.as_bytes().get(..3).filter(|d| {
+            matches!(d[0], b'0'..=b'3') && d[1..].iter().all(|b| matches!(b, b'0'..=b'7'))
+        });
+        if let Some(digits) = octal {
+            let code = digits
+                .iter()
+                .fold(0u32, |acc, d| acc * 8 + u32::from(d - b'0'));
+            out.extend(char::from_u32(code));
+            rest = &escaped[3..];
+        } else if let Some(c) = escaped.chars().next().filter(|c| *c != '\n') {
+            out.push(c);
+            rest = &escaped[c.len_utf8()..];
+        } else {
+            // A lone trailing backslash (or one before a newline) is kept, as Python keeps it.
+            out.push('\\');
+            rest = escaped;
+        }
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
 }
 
 /// Encodes and decodes whole records with the session type's codec (the *envelope*).
@@ -278,6 +501,19 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Says whether records live in the cookie or on the server.
     fn kind(&self) -> StoreKind;
 
+    /// Describes this store's wire format for the cookie `cookie_name`: its id shape, its cookie
+    /// quoting and whether it writes single fields. The runtime generates and validates ids,
+    /// quotes and unquotes cookie values, and decides what a save carries accordingly. (The
+    /// cookie name lets a store that routes session types to different backends, during a
+    /// migration say, answer for each.)
+    ///
+    /// The default, [`StoreFormat::new`], is right for any store that keeps records in a format
+    /// of its own: 256-bit base64url ids, cookie values as they are, single-field writes.
+    fn format(&self, cookie_name: &str) -> StoreFormat {
+        let _ = cookie_name;
+        StoreFormat::new()
+    }
+
     /// Loads a record. `Ok(None)` means there is none (unknown id, expired, or a cookie that does
     /// not open): the client gets a fresh session.
     ///
@@ -342,6 +578,7 @@ pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// The object-safe face of [`SessionStore`] that the layer keeps.
 pub(crate) trait DynStore: Send + Sync + 'static {
     fn kind(&self) -> StoreKind;
+    fn format(&self, cookie_name: &str) -> StoreFormat;
     fn load<'a>(&'a self, load: Load<'a>) -> BoxFuture<'a, Result<Option<Record>, StoreError>>;
     fn save<'a>(&'a self, save: Save<'a>) -> BoxFuture<'a, Result<SaveOutcome, StoreError>>;
     fn delete<'a>(&'a self, delete: Delete<'a>) -> BoxFuture<'a, Result<(), StoreError>>;
@@ -350,6 +587,9 @@ pub(crate) trait DynStore: Send + Sync + 'static {
 impl<S: SessionStore> DynStore for S {
     fn kind(&self) -> StoreKind {
         SessionStore::kind(self)
+    }
+    fn format(&self, cookie_name: &str) -> StoreFormat {
+        SessionStore::format(self, cookie_name)
     }
     fn load<'a>(&'a self, load: Load<'a>) -> BoxFuture<'a, Result<Option<Record>, StoreError>> {
         Box::pin(SessionStore::load(self, load))

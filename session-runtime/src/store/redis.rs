@@ -248,7 +248,7 @@ impl RedisStore {
 
     /// Runs one operation on a clone of the connection (cheap: both kinds are handles) with the
     /// response deadline.
-    async fn run<T, F, Fut>(&self, operation: F) -> Result<T, StoreError>
+    pub(super) async fn run<T, F, Fut>(&self, operation: F) -> Result<T, StoreError>
     where
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
@@ -286,7 +286,7 @@ impl RedisStore {
 }
 
 /// A connection handle of either kind.
-struct Conn(Connection);
+pub(super) struct Conn(Connection);
 
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(
