@@ -85,6 +85,12 @@ mod lifecycle;
 mod lock;
 mod private;
 
+/// Internals the `session-bench` micro-benchmarks measure one at a time. Not part of the
+/// public API: nothing here is semver-stable.
+#[cfg(feature = "bench-internals")]
+#[doc(hidden)]
+pub mod __bench;
+
 #[doc(hidden)]
 pub mod __private {
     pub use crate::private::*;

@@ -291,7 +291,7 @@ impl EncryptedCookieStore {
     }
 
     /// Seals a record into a cookie value.
-    fn seal(&self, cookie_name: &str, plaintext: &[u8]) -> Result<String, StoreError> {
+    pub(crate) fn seal(&self, cookie_name: &str, plaintext: &[u8]) -> Result<String, StoreError> {
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::fill(&mut nonce).map_err(StoreError::backend)?;
         let aad = Self::associated_data(self.primary.id, cookie_name);
@@ -314,7 +314,7 @@ impl EncryptedCookieStore {
     }
 
     /// Opens a cookie value; `None` for anything that does not authenticate.
-    fn open(&self, cookie_name: &str, value: &str) -> Option<(Vec<u8>, bool)> {
+    pub(crate) fn open(&self, cookie_name: &str, value: &str) -> Option<(Vec<u8>, bool)> {
         let raw = URL_SAFE_NO_PAD.decode(value).ok()?;
         if raw.len() < HEADER_LEN + TAG_LEN || raw[0] != VERSION {
             return None;

@@ -1,0 +1,123 @@
+//! Session types and sample data shared by the micro-benchmarks and the load benchmark.
+//!
+//! Run the micro-benchmarks with `cargo bench -p session-bench` and the load benchmark with
+//! `cargo run --release -p session-bench --example load` (see `bench/RESULTS.md`).
+
+use serde::{Deserialize, Serialize};
+use session_runtime::Session;
+
+/// One line of the large session's cart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    /// Stock-keeping unit.
+    pub sku: String,
+    /// How many.
+    pub quantity: u32,
+    /// Unit price in cents.
+    pub price_cents: u64,
+}
+
+macro_rules! sessions {
+    ($small:ident, $large:ident, $codec:literal, $small_cookie:literal, $large_cookie:literal) => {
+        /// A small session: three fields.
+        #[derive(Session, Debug, Clone, PartialEq)]
+        #[session(cookie_name = $small_cookie, codec = $codec)]
+        pub struct $small {
+            /// The signed-in user.
+            pub user_id: Option<u64>,
+            /// A counter.
+            pub visits: u64,
+            /// A short string.
+            pub theme: String,
+        }
+
+        /// A session of about 1 KB once encoded.
+        #[derive(Session, Debug, Clone, PartialEq)]
+        #[session(cookie_name = $large_cookie, codec = $codec)]
+        pub struct $large {
+            /// The signed-in user.
+            pub user_id: Option<u64>,
+            /// A counter.
+            pub visits: u64,
+            /// A short string.
+            pub theme: String,
+            /// The user's display name.
+            pub name: String,
+            /// The user's e-mail address.
+            pub email: String,
+            /// Permissions.
+            pub roles: Vec<String>,
+            /// Recently viewed pages.
+            pub history: Vec<String>,
+            /// The shopping cart.
+            pub cart: Vec<Item>,
+            /// A CSRF token.
+            pub csrf: String,
+            /// A locale tag.
+            pub locale: String,
+        }
+
+        impl $small {
+            /// A filled-in sample.
+            #[must_use]
+            pub fn sample() -> Self {
+                Self {
+                    user_id: Some(4_211_337),
+                    visits: 42,
+                    theme: "dark".to_owned(),
+                }
+            }
+        }
+
+        impl $large {
+            /// A filled-in sample of about 1 KB.
+            #[must_use]
+            pub fn sample() -> Self {
+                Self {
+                    user_id: Some(4_211_337),
+                    visits: 42,
+                    theme: "dark".to_owned(),
+                    name: "Ada Lovelace-Byron".to_owned(),
+                    email: "ada.lovelace@analytical-engine.example".to_owned(),
+                    roles: ["reader", "writer", "billing", "support"]
+                        .map(str::to_owned)
+                        .to_vec(),
+                    history: (0..8)
+                        .map(|i| format!("/catalogue/category-{i}/product-{}", 1000 + i * 37))
+                        .collect(),
+                    cart: (0..8)
+                        .map(|i| Item {
+                            sku: format!("SKU-{:08}-XL", 7_000_000 + i * 13),
+                            quantity: i + 1,
+                            price_cents: 1999 + u64::from(i) * 250,
+                        })
+                        .collect(),
+                    csrf: "0f3c9a7e5b1d4e2fa8c6b0d9e7f5a3c1b9d7e5f3a1c9b7d5".to_owned(),
+                    locale: "en-GB".to_owned(),
+                }
+            }
+        }
+    };
+}
+
+sessions!(SmallJson, LargeJson, "json", "small_json", "large_json");
+sessions!(
+    SmallMsgpack,
+    LargeMsgpack,
+    "msgpack",
+    "small_msgpack",
+    "large_msgpack"
+);
+
+/// Encodes every stored field of a session, as a whole-record save does.
+///
+/// # Errors
+///
+/// The codec's error.
+pub fn encode_fields<T: Session>(
+    data: &T,
+) -> Result<Vec<(&'static str, Vec<u8>)>, session_runtime::codec::CodecError> {
+    (0..T::FIELD_NAMES.len())
+        .map(|index| Ok((T::FIELD_NAMES[index], data.encode_field(index)?)))
+        .collect()
+}

@@ -1,0 +1,91 @@
+//! Internals the `session-bench` micro-benchmarks measure one at a time. Not part of the public
+//! API: nothing here is semver-stable.
+
+use http::HeaderMap;
+
+use crate::codec::Codec;
+use crate::session::{Metadata, RecordRef, SessionId};
+use crate::store::{Delete, Load, RecordCodec, Save, SaveOp};
+
+/// Finds a cookie in the request headers, as the extractor does.
+#[must_use]
+pub fn find_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    crate::lifecycle::find_cookie(headers, name)
+}
+
+/// Returns the envelope codec of codec `C`.
+#[must_use]
+pub fn record_codec<C: Codec>() -> RecordCodec {
+    RecordCodec::of::<C>()
+}
+
+/// Builds the [`Load`] the runtime hands a store.
+#[must_use]
+pub fn load<'a>(cookie_name: &'a str, value: &'a str, now: u64, codec: RecordCodec) -> Load<'a> {
+    Load {
+        cookie_name,
+        value,
+        now,
+        codec,
+    }
+}
+
+/// Builds the [`Save`] the runtime hands a store.
+#[must_use]
+pub fn save<'a>(
+    cookie_name: &'a str,
+    op: SaveOp<'a>,
+    metadata: &'a Metadata,
+    fields: &'a [(&'static str, Vec<u8>)],
+    expires_at: u64,
+    codec: RecordCodec,
+) -> Save<'a> {
+    Save {
+        cookie_name,
+        op,
+        record: RecordRef { metadata, fields },
+        expires_at,
+        now: metadata.updated,
+        codec,
+    }
+}
+
+/// Builds the [`Delete`] the runtime hands a store.
+#[must_use]
+pub fn delete<'a>(cookie_name: &'a str, id: &'a SessionId) -> Delete<'a> {
+    Delete { cookie_name, id }
+}
+
+/// Parses a session id (for a store benchmark that reuses one record).
+#[must_use]
+pub fn session_id(value: &str) -> Option<SessionId> {
+    SessionId::parse(value)
+}
+
+/// Seals a plaintext as [`EncryptedCookieStore`](crate::store::EncryptedCookieStore) does (no
+/// envelope encoding).
+///
+/// # Errors
+///
+/// The store's error.
+#[cfg(feature = "cookie-store")]
+pub fn seal(
+    store: &crate::store::EncryptedCookieStore,
+    cookie_name: &str,
+    plaintext: &[u8],
+) -> Result<String, crate::store::StoreError> {
+    store.seal(cookie_name, plaintext)
+}
+
+/// Opens a sealed value; `None` if it does not authenticate.
+#[cfg(feature = "cookie-store")]
+#[must_use]
+pub fn open(
+    store: &crate::store::EncryptedCookieStore,
+    cookie_name: &str,
+    value: &str,
+) -> Option<Vec<u8>> {
+    store
+        .open(cookie_name, value)
+        .map(|(plaintext, _)| plaintext)
+}
