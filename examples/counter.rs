@@ -3,19 +3,21 @@
 //! ```text
 //! cargo run --release -p session-examples --example counter -- \
 //!     [--store memory|simple|encrypted|redis|redis-cluster] [--addr 127.0.0.1:3000] \
-//!     [--redis-url URL] [--insecure]
+//!     [--redis-url URL] [--insecure] [--cookie-name counter|__Host-counter]
 //! ```
 //!
 //! `GET /` counts visits, `GET /read` shows the count without changing it, `GET /a` and `GET /b`
 //! bump two separate fields and answer `a,b`, `POST /login?user=N` regenerates the session and
 //! sets the user, `GET /whoami` answers the user or `anonymous`, `POST /logout` invalidates.
-//! `--insecure` drops the `Secure` cookie attribute for plain-HTTP testing. The encrypted store
+//! `--insecure` drops the `Secure` cookie attribute for plain-HTTP testing. `--cookie-name
+//! __Host-counter` serves the same routes under a `__Host-` cookie (refused with `--insecure`,
+//! which browsers would drop; `http://localhost` counts as secure in browsers). The encrypted store
 //! reads its key from `SESSION_KEY` (32 bytes, base64). Ctrl-C stops it cleanly.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use session_examples::{StoreChoice, layer, routes};
+use session_examples::{CookieName, StoreChoice, app, layer};
 use session_runtime::config::SessionConfig;
 use tracing_subscriber::EnvFilter;
 
@@ -24,6 +26,7 @@ struct Args {
     addr: SocketAddr,
     redis_url: Option<String>,
     insecure: bool,
+    cookie_name: CookieName,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -32,6 +35,7 @@ fn parse_args() -> Result<Args, String> {
         addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
         redis_url: None,
         insecure: false,
+        cookie_name: CookieName::Counter,
     };
     let mut iter = std::env::args().skip(1);
     while let Some(arg) = iter.next() {
@@ -45,6 +49,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--redis-url" => args.redis_url = Some(value("--redis-url")?),
             "--insecure" => args.insecure = true,
+            "--cookie-name" => args.cookie_name = value("--cookie-name")?.parse()?,
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
@@ -78,6 +83,16 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let app = match app(args.cookie_name, layer) {
+        Ok(app) => app,
+        Err(error) => {
+            tracing::error!(
+                error = &error as &dyn std::error::Error,
+                "invalid cookie settings"
+            );
+            return ExitCode::from(2);
+        }
+    };
     let listener = match tokio::net::TcpListener::bind(args.addr).await {
         Ok(listener) => listener,
         Err(error) => {
@@ -86,7 +101,6 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!(addr = %args.addr, store = ?args.store, "counter example listening");
-    let app = routes().layer(layer);
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("shutting down");

@@ -86,7 +86,12 @@ async fn only_changed_fields_are_written() {
     let c = raw_client();
     let (_, headers, _) = send(c.get(server.url("/visit"))).await;
     let id = cookie_value(&headers, "suite").unwrap();
-    let key = format!("{prefix}{id}");
+    let key = RedisStore::builder()
+        .key_prefix(&prefix)
+        .connect(redis_support::server().await.url())
+        .await
+        .unwrap()
+        .key_of(&session_runtime::session::SessionId::parse(&id).unwrap());
     let mut redis = redis_support::server()
         .await
         .client()

@@ -11,7 +11,7 @@ use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serde::Deserialize;
-use session_runtime::config::SessionConfig;
+use session_runtime::config::{ConfigError, SessionConfig};
 use session_runtime::store::{
     EncryptedCookieStore, Key, KeyError, MemoryStore, RedisStore, SimpleCookieStore, StoreError,
 };
@@ -133,35 +133,123 @@ pub async fn layer(
     Ok(layer.with_config(config))
 }
 
+/// The example's session under a `__Host-` cookie name (`--cookie-name __Host-counter`): the
+/// same fields as [`Counter`]. Browsers keep a `__Host-` cookie only with `Secure`, `Path=/`
+/// and no `Domain`, so the layer must not be `--insecure` (browsers treat `http://localhost`
+/// as secure).
+#[derive(Session, Debug)]
+#[session(cookie_name = "__Host-counter")]
+pub struct HostCounter {
+    /// Incremented by `GET /`.
+    pub visits: u64,
+    /// Incremented by `GET /a`.
+    pub a: u64,
+    /// Incremented by `GET /b`.
+    pub b: u64,
+    /// Set by `POST /login?user=N`.
+    pub user: Option<u64>,
+}
+
+/// Which session type, and so which cookie name, the example serves (`--cookie-name`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CookieName {
+    /// `counter`, the default: [`Counter`].
+    #[default]
+    Counter,
+    /// `__Host-counter`: [`HostCounter`].
+    HostCounter,
+}
+
+impl FromStr for CookieName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "counter" => Ok(Self::Counter),
+            "__Host-counter" => Ok(Self::HostCounter),
+            other => Err(format!(
+                "unsupported cookie name `{other}`; expected counter or __Host-counter"
+            )),
+        }
+    }
+}
+
 /// Returns the example's routes, without the session layer.
 pub fn routes() -> Router {
-    Router::new()
-        .route("/", get(visit))
-        .route("/read", get(read))
-        .route("/a", get(bump_a))
-        .route("/b", get(bump_b))
-        .route("/login", post(login))
-        .route("/whoami", get(whoami))
-        .route("/logout", post(logout))
+    counter::routes()
 }
 
-async fn visit(mut session: TypedSession<Counter>) -> String {
-    *session.visits_mut() += 1;
-    session.visits().to_string()
+/// Returns the example's routes on the session type of `name`, behind `layer`, after checking
+/// the layer's configuration against that cookie name (a `__Host-` cookie without `Secure` is
+/// refused here, at start-up, rather than dropped by the browser).
+///
+/// # Errors
+///
+/// The [`ConfigError`] of [`SessionLayer::check`].
+pub fn app(name: CookieName, layer: SessionLayer) -> Result<Router, ConfigError> {
+    Ok(match name {
+        CookieName::Counter => counter::routes().layer(layer.check::<Counter>()?),
+        CookieName::HostCounter => host_counter::routes().layer(layer.check::<HostCounter>()?),
+    })
 }
 
-async fn read(session: TypedSession<Counter>) -> String {
-    session.visits().to_string()
-}
+/// Defines the routes and handlers of the example for one session type.
+macro_rules! counter_routes {
+    ($module:ident, $session:ty) => {
+        mod $module {
+            use super::*;
 
-async fn bump_a(mut session: TypedSession<Counter>) -> String {
-    *session.a_mut() += 1;
-    format!("{},{}", session.a(), session.b())
-}
+            pub(super) fn routes() -> Router {
+                Router::new()
+                    .route("/", get(visit))
+                    .route("/read", get(read))
+                    .route("/a", get(bump_a))
+                    .route("/b", get(bump_b))
+                    .route("/login", post(login))
+                    .route("/whoami", get(whoami))
+                    .route("/logout", post(logout))
+            }
 
-async fn bump_b(mut session: TypedSession<Counter>) -> String {
-    *session.b_mut() += 1;
-    format!("{},{}", session.a(), session.b())
+            async fn visit(mut session: TypedSession<$session>) -> String {
+                *session.visits_mut() += 1;
+                session.visits().to_string()
+            }
+
+            async fn read(session: TypedSession<$session>) -> String {
+                session.visits().to_string()
+            }
+
+            async fn bump_a(mut session: TypedSession<$session>) -> String {
+                *session.a_mut() += 1;
+                format!("{},{}", session.a(), session.b())
+            }
+
+            async fn bump_b(mut session: TypedSession<$session>) -> String {
+                *session.b_mut() += 1;
+                format!("{},{}", session.a(), session.b())
+            }
+
+            async fn login(
+                mut session: TypedSession<$session>,
+                Query(query): Query<LoginQuery>,
+            ) -> StatusCode {
+                session.regenerate();
+                session.set_user(Some(query.user));
+                StatusCode::NO_CONTENT
+            }
+
+            async fn whoami(session: TypedSession<$session>) -> String {
+                session
+                    .user()
+                    .map_or_else(|| "anonymous".to_owned(), |user| user.to_string())
+            }
+
+            async fn logout(mut session: TypedSession<$session>) -> StatusCode {
+                session.invalidate();
+                StatusCode::NO_CONTENT
+            }
+        }
+    };
 }
 
 #[derive(Deserialize)]
@@ -169,19 +257,5 @@ struct LoginQuery {
     user: u64,
 }
 
-async fn login(mut session: TypedSession<Counter>, Query(query): Query<LoginQuery>) -> StatusCode {
-    session.regenerate();
-    session.set_user(Some(query.user));
-    StatusCode::NO_CONTENT
-}
-
-async fn whoami(session: TypedSession<Counter>) -> String {
-    session
-        .user()
-        .map_or_else(|| "anonymous".to_owned(), |user| user.to_string())
-}
-
-async fn logout(mut session: TypedSession<Counter>) -> StatusCode {
-    session.invalidate();
-    StatusCode::NO_CONTENT
-}
+counter_routes!(counter, Counter);
+counter_routes!(host_counter, HostCounter);

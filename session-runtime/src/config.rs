@@ -146,6 +146,47 @@ pub enum ConfigError {
     /// A timeout of zero.
     #[error("the default max age must be at least one second")]
     ZeroMaxAge,
+    /// A cookie name, path or domain with a character that would end the attribute or the header
+    /// (`;`, `,`, whitespace, control characters; `=` too in a name), or an empty name or domain.
+    #[error(
+        "cookie {attribute} `{value}` is empty or has a character that is not allowed there (`;`, `,`, whitespace, control characters; `=` in a name); use plain ASCII"
+    )]
+    InvalidAttribute {
+        /// `name`, `path` or `domain`.
+        attribute: &'static str,
+        /// The offending value, with control characters escaped.
+        value: String,
+    },
+}
+
+/// Whether `value` may stand in a `Set-Cookie` attribute of kind `attribute` without ending it
+/// or the header: visible ASCII other than `;` and `,` (`=` is allowed in a path or domain,
+/// never in a name), and not empty (a path must start with `/`).
+fn attribute_ok(attribute: &str, value: &str) -> bool {
+    // RFC 6265 `token` separators, besides `;` and `,` which no attribute may hold.
+    const NAME_SEPARATORS: &[u8] = b"=\"\\()<>@:/[]?{}";
+    let chars_ok = value.bytes().all(|b| {
+        b.is_ascii_graphic()
+            && b != b';'
+            && b != b','
+            && (attribute != "name" || !NAME_SEPARATORS.contains(&b))
+    });
+    chars_ok
+        && match attribute {
+            "path" => value.starts_with('/'),
+            _ => !value.is_empty(),
+        }
+}
+
+fn check_attribute(attribute: &'static str, value: &str) -> Result<(), ConfigError> {
+    if attribute_ok(attribute, value) {
+        Ok(())
+    } else {
+        Err(ConfigError::InvalidAttribute {
+            attribute,
+            value: value.escape_default().to_string(),
+        })
+    }
 }
 
 impl SessionConfig {
@@ -253,20 +294,52 @@ impl SessionConfig {
         self
     }
 
+    /// Checks the parts of the configuration that do not depend on a cookie name: the path and
+    /// domain hold no character that would end the attribute or the header (`;`, `,`,
+    /// whitespace, control characters), `SameSite=None` and `Partitioned` have `Secure`, and the
+    /// default max age is not zero. [`SessionLayer::try_with_config`](crate::SessionLayer::try_with_config)
+    /// runs it when the layer is built.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use session_runtime::config::{ConfigError, SameSite, SessionConfig};
+    ///
+    /// assert!(SessionConfig::default().check().is_ok());
+    /// let leaky = SessionConfig::default().with_path("/app; Domain=evil.example");
+    /// assert!(matches!(leaky.check(), Err(ConfigError::InvalidAttribute { .. })));
+    /// let dropped = SessionConfig::default().with_secure(false).with_same_site(SameSite::None);
+    /// assert_eq!(dropped.check(), Err(ConfigError::NeedsSecure));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Returns the first rule the configuration breaks.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.default_max_age == 0 {
+            return Err(ConfigError::ZeroMaxAge);
+        }
+        check_attribute("path", &self.path)?;
+        if let Some(domain) = &self.domain {
+            check_attribute("domain", domain)?;
+        }
+        if !self.secure && (self.same_site == SameSite::None || self.partitioned) {
+            return Err(ConfigError::NeedsSecure);
+        }
+        Ok(())
+    }
+
     /// Checks the configuration for a cookie named `cookie_name` against the rules browsers
-    /// apply (RFC 6265bis): `__Secure-` needs `Secure`; `__Host-` also needs `Path=/` and no
-    /// `Domain`; `SameSite=None` and `Partitioned` need `Secure`.
+    /// apply (RFC 6265bis): everything [`SessionConfig::check`] checks, a name that is an
+    /// RFC 6265 token, `__Secure-` needs `Secure`, and `__Host-` also needs `Path=/` and no
+    /// `Domain` (prefixes match case-insensitively, as browsers do).
     ///
     /// # Errors
     ///
     /// Returns the first rule the configuration breaks.
     pub fn validate(&self, cookie_name: &str) -> Result<(), ConfigError> {
-        if self.default_max_age == 0 {
-            return Err(ConfigError::ZeroMaxAge);
-        }
-        if !self.secure && (self.same_site == SameSite::None || self.partitioned) {
-            return Err(ConfigError::NeedsSecure);
-        }
+        self.check()?;
+        check_attribute("name", cookie_name)?;
         for prefix in ["__Host-", "__Secure-"] {
             let has_prefix = cookie_name
                 .get(..prefix.len())
@@ -318,6 +391,57 @@ mod tests {
         assert_eq!(
             insecure.with_same_site(SameSite::None).validate("id"),
             Err(ConfigError::NeedsSecure)
+        );
+    }
+
+    #[test]
+    fn attributes_that_would_break_the_header_are_refused() {
+        let ok = SessionConfig::default();
+        for name in [
+            "", "a;b", "a,b", "a=b", "a b", "a\tb", "a\r\nb", "a\u{7f}", "a\"b", "é",
+        ] {
+            assert!(
+                matches!(
+                    ok.validate(name),
+                    Err(ConfigError::InvalidAttribute {
+                        attribute: "name",
+                        ..
+                    })
+                ),
+                "name {name:?}"
+            );
+        }
+        for path in [
+            "",
+            "app",
+            "/a;b",
+            "/a,b",
+            "/a b",
+            "/a\r\nSet-Cookie: x=1",
+            "/\u{0}",
+        ] {
+            let config = SessionConfig::default().with_path(path);
+            assert!(
+                matches!(
+                    config.check(),
+                    Err(ConfigError::InvalidAttribute {
+                        attribute: "path",
+                        ..
+                    })
+                ),
+                "path {path:?}"
+            );
+        }
+        for domain in ["", "a.example; Secure", "a.example,b", "a .example", "a\nb"] {
+            let config = SessionConfig::default().with_domain(domain);
+            assert!(config.check().is_err(), "domain {domain:?}");
+        }
+        assert!(SessionConfig::default().with_path("/a=b/c").check().is_ok());
+        assert!(
+            SessionConfig::default()
+                .with_domain("shop.example.com")
+                .validate("__Secure-id")
+                .is_ok()
         );
     }
 }

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 
-use crate::config::SessionConfig;
+use crate::config::{ConfigError, SessionConfig};
 use crate::service::{SessionService, Shared};
+use crate::session::Session;
 use crate::store::SessionStore;
 
 /// Adds sessions to a service. One layer serves every session type of an app; each type has its
@@ -75,6 +76,71 @@ impl SessionLayer {
                 locks: Arc::clone(&self.shared.locks),
             }),
         }
+    }
+}
+
+impl SessionLayer {
+    /// Replaces the configuration after checking it ([`SessionConfig::check`]): a path or
+    /// domain that would break the `Set-Cookie` header, or `SameSite=None`/`Partitioned`
+    /// without `Secure`, is refused here, when the layer is built, instead of on first use.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use session_runtime::SessionLayer;
+    /// use session_runtime::config::{SameSite, SessionConfig};
+    /// use session_runtime::store::MemoryStore;
+    ///
+    /// let config = SessionConfig::default().with_same_site(SameSite::Strict);
+    /// let layer = SessionLayer::new(MemoryStore::new()).try_with_config(config)?;
+    ///
+    /// let dropped = SessionConfig::default().with_secure(false).with_partitioned(true);
+    /// assert!(SessionLayer::new(MemoryStore::new()).try_with_config(dropped).is_err());
+    /// # Ok::<(), session_runtime::config::ConfigError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Returns the first rule the configuration breaks.
+    pub fn try_with_config(self, config: SessionConfig) -> Result<Self, ConfigError> {
+        config.check()?;
+        Ok(self.with_config(config))
+    }
+
+    /// Checks the configuration against the cookie of session type `T`
+    /// ([`SessionConfig::validate`]: `__Host-` and `__Secure-` prefixes, `SameSite=None`,
+    /// `Partitioned`, the characters of name, path and domain). The layer checks this on the
+    /// first extraction of `T` anyway (and answers 500 if it fails); call this for every
+    /// session type at start-up so a configuration a browser would drop never serves a request.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use session_runtime::{Session, SessionLayer};
+    /// use session_runtime::config::SessionConfig;
+    /// use session_runtime::store::MemoryStore;
+    ///
+    /// #[derive(Session)]
+    /// #[session(cookie_name = "__Host-id")]
+    /// struct Login {
+    ///     user: Option<u64>,
+    /// }
+    ///
+    /// let layer = SessionLayer::new(MemoryStore::new()).check::<Login>()?;
+    ///
+    /// // A `__Host-` cookie needs `Secure`: a browser would drop this one.
+    /// let insecure = SessionLayer::new(MemoryStore::new())
+    ///     .with_config(SessionConfig::default().with_secure(false));
+    /// assert!(insecure.check::<Login>().is_err());
+    /// # Ok::<(), session_runtime::config::ConfigError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Returns the first rule the configuration breaks for `T`'s cookie.
+    pub fn check<T: Session>(self) -> Result<Self, ConfigError> {
+        self.shared.config.validate(T::COOKIE_NAME)?;
+        Ok(self)
     }
 }
 

@@ -20,6 +20,13 @@ use crate::store::{Delete, Load, RecordCodec, Save, SaveOp, SaveOutcome, StoreKi
 /// random source or a broken store, not bad luck).
 const CREATE_ATTEMPTS: usize = 3;
 
+/// How far in the future a session's last save may lie, in milliseconds, before it is refused:
+/// servers whose clocks disagree by more than this would otherwise stretch the idle timeout.
+const MAX_CLOCK_SKEW: u64 = 60_000;
+
+/// How many cookies of one name a request may carry that are tried as the session.
+const MAX_CANDIDATES: usize = 4;
+
 /// The state of one session type in one request.
 #[expect(
     clippy::struct_excessive_bools,
@@ -57,6 +64,10 @@ pub(crate) enum CookieAction {
 
 /// Finds a cookie by name in the request's `Cookie` headers without allocating. The first match
 /// wins (browsers send the most specific path first); quotes around the value are dropped.
+#[allow(
+    dead_code,
+    reason = "the layer uses `find_cookies`; this stays for the unit tests and the benchmarks"
+)]
 pub(crate) fn find_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(COOKIE)
@@ -73,6 +84,42 @@ pub(crate) fn find_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a 
                     .unwrap_or(value)
             })
         })
+}
+
+/// Finds the distinct values of the cookies named `name`, in order, at most [`MAX_CANDIDATES`]
+/// of them, without allocating.
+pub(crate) fn find_cookies<'a>(
+    headers: &'a HeaderMap,
+    name: &str,
+) -> ([&'a str; MAX_CANDIDATES], usize) {
+    let mut found = [""; MAX_CANDIDATES];
+    let mut count = 0;
+    let values = headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|header| header.split(';'))
+        .filter_map(|pair| {
+            let (key, value) = pair.split_once('=')?;
+            (key.trim() == name).then(|| {
+                let value = value.trim();
+                value
+                    .strip_prefix('"')
+                    .and_then(|v| v.strip_suffix('"'))
+                    .unwrap_or(value)
+            })
+        });
+    for value in values {
+        if found[..count].contains(&value) {
+            continue;
+        }
+        found[count] = value;
+        count += 1;
+        if count == MAX_CANDIDATES {
+            break;
+        }
+    }
+    (found, count)
 }
 
 impl<T: Session> Inner<T> {
@@ -101,6 +148,11 @@ impl<T: Session> Inner<T> {
 
     /// Loads the session named by the request's cookie. Anything wrong with the cookie or the
     /// record gives a fresh session; only a store failure is an error.
+    ///
+    /// Several cookies of this name (a cookie tossed in by a sibling subdomain with a longer
+    /// path, say) are each tried, up to [`MAX_CANDIDATES`]: exactly one live session among them
+    /// is used; two different live sessions are never merged nor picked between, the request
+    /// gets a fresh session.
     pub(crate) async fn load(
         headers: &HeaderMap,
         shared: &Shared,
@@ -110,16 +162,50 @@ impl<T: Session> Inner<T> {
             .validate(T::COOKIE_NAME)
             .map_err(SessionRejection::Misconfigured)?;
         let now = config.now();
-        let Some(value) = find_cookie(headers, T::COOKIE_NAME) else {
-            return Ok(Self::fresh(now));
+        let (candidates, count) = find_cookies(headers, T::COOKIE_NAME);
+        let value = match &candidates[..count] {
+            [] => return Ok(Self::fresh(now)),
+            [one] => *one,
+            many => {
+                let mut live = None;
+                for value in many {
+                    if Self::load_value(value, shared, now, false).await?.is_some()
+                        && live.replace(*value).is_some()
+                    {
+                        tracing::warn!(
+                            cookie = T::COOKIE_NAME,
+                            "request carries two different live sessions under one cookie name (cookie tossing?); starting a fresh session"
+                        );
+                        return Ok(Self::fresh(now));
+                    }
+                }
+                let Some(value) = live else {
+                    return Ok(Self::fresh(now));
+                };
+                value
+            }
         };
+        Ok(Self::load_value(value, shared, now, config.serialize)
+            .await?
+            .unwrap_or_else(|| Self::fresh(now)))
+    }
+
+    /// Loads the session in one cookie value: `None` when the value is oversized, malformed,
+    /// unknown, does not open or is expired. Takes the session's request lock when `lock`.
+    async fn load_value(
+        value: &str,
+        shared: &Shared,
+        now: u64,
+        lock: bool,
+    ) -> Result<Option<Self>, SessionRejection> {
+        let config = &shared.config;
         if T::COOKIE_NAME.len() + value.len() > config.max_cookie_size {
             tracing::debug!(
                 cookie = T::COOKIE_NAME,
                 size = value.len(),
                 "session cookie over the size limit; starting a fresh session"
             );
-            return Ok(Self::fresh(now));
+            return Ok(None);
         }
         let format = shared.store.format(T::COOKIE_NAME);
         let unquoted = format.quoting().unquote(value);
@@ -131,14 +217,14 @@ impl<T: Session> Inner<T> {
                         cookie = T::COOKIE_NAME,
                         "malformed session id; starting a fresh session"
                     );
-                    return Ok(Self::fresh(now));
+                    return Ok(None);
                 };
                 Some(id)
             }
             StoreKind::Cookie => None,
         };
         let lock = match &id {
-            Some(id) if config.serialize => Some(shared.locks.lock(id).await),
+            Some(id) if lock => Some(shared.locks.lock(id).await),
             _ => None,
         };
         let load = Load {
@@ -149,7 +235,13 @@ impl<T: Session> Inner<T> {
         };
         let record = match shared.store.load(load).await {
             Ok(Some(record)) => record,
-            Ok(None) => return Ok(Self::fresh(now)),
+            Ok(None) => {
+                tracing::debug!(
+                    cookie = T::COOKIE_NAME,
+                    "unknown session; starting a fresh session"
+                );
+                return Ok(None);
+            }
             Err(error) => {
                 tracing::error!(
                     cookie = T::COOKIE_NAME,
@@ -164,12 +256,15 @@ impl<T: Session> Inner<T> {
             .max_age
             .or(T::MAX_AGE)
             .unwrap_or(config.default_max_age);
-        if meta.created > meta.updated || meta.expires_at(idle, T::ABSOLUTE_MAX_AGE) <= now {
+        if meta.created > meta.updated
+            || meta.updated > now.saturating_add(MAX_CLOCK_SKEW)
+            || meta.expires_at(idle, T::ABSOLUTE_MAX_AGE) <= now
+        {
             tracing::debug!(
                 cookie = T::COOKIE_NAME,
-                "session expired; starting a fresh session"
+                "session expired or saved in the future; starting a fresh session"
             );
-            return Ok(Self::fresh(now));
+            return Ok(None);
         }
         let mut data = T::new_default();
         for (name, bytes) in &record.fields {
@@ -182,7 +277,7 @@ impl<T: Session> Inner<T> {
                 );
             }
         }
-        Ok(Self {
+        Ok(Some(Self {
             fields: T::Fields::from_state(State::new(data)),
             meta,
             meta_dirty: false,
@@ -194,7 +289,7 @@ impl<T: Session> Inner<T> {
             rewrite: record.rewrite,
             cookie: None,
             lock,
-        })
+        }))
     }
 
     pub(crate) fn is_dirty(&self) -> bool {
@@ -518,6 +613,17 @@ mod tests {
         assert_eq!(find_cookie(&headers, "se"), None);
         headers.insert(COOKIE, HeaderValue::from_bytes(b"sess=\xff").unwrap());
         assert_eq!(find_cookie(&headers, "sess"), None);
+    }
+
+    #[test]
+    fn finds_every_distinct_candidate_up_to_the_cap() {
+        let mut headers = HeaderMap::new();
+        headers.append(COOKIE, HeaderValue::from_static("s=a; s=b; t=z; s=a"));
+        headers.append(COOKIE, HeaderValue::from_static("s=\"c\"; S=x; s=d; s=e"));
+        let (found, count) = find_cookies(&headers, "s");
+        assert_eq!(&found[..count], ["a", "b", "c", "d"]);
+        let (_, count) = find_cookies(&headers, "none");
+        assert_eq!(count, 0);
     }
 
     #[test]

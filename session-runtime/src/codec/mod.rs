@@ -137,3 +137,97 @@ pub(crate) fn record(metadata: Metadata, fields: Vec<(String, Vec<u8>)>) -> Reco
         rewrite: false,
     }
 }
+
+#[cfg(all(test, feature = "json"))]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The stored names the property tests pick from (`RecordRef` takes `'static` names).
+    const NAMES: [&str; 6] = ["visits", "user_id", "cart", "theme", "a", "x_1"];
+
+    type Value = (String, Option<u64>, Vec<i32>);
+
+    /// Encodes every value with `C`, wraps them in `C`'s envelope, decodes the envelope and
+    /// each field again, and checks that everything came back.
+    fn round_trip<C: Codec>(metadata: Metadata, values: &[Value]) -> Result<(), TestCaseError> {
+        let fields: Vec<(&'static str, Vec<u8>)> = values
+            .iter()
+            .zip(NAMES)
+            .map(|(value, name)| (name, C::encode(value).unwrap()))
+            .collect();
+        let bytes = C::encode_record(RecordRef {
+            metadata: &metadata,
+            fields: &fields,
+        })
+        .unwrap();
+        let record = C::decode_record(&bytes).unwrap();
+        prop_assert_eq!(record.metadata, metadata);
+        prop_assert_eq!(record.fields.len(), values.len());
+        for ((name, bytes), (expected_name, value)) in
+            record.fields.iter().zip(NAMES.iter().zip(values))
+        {
+            prop_assert_eq!(name.as_str(), *expected_name);
+            prop_assert_eq!(&C::decode::<Value>(bytes).unwrap(), value);
+        }
+        // No strict prefix of an envelope decodes.
+        for cut in [0, bytes.len() / 2, bytes.len().saturating_sub(1)] {
+            if cut < bytes.len() {
+                prop_assert!(C::decode_record(&bytes[..cut]).is_err());
+            }
+        }
+        Ok(())
+    }
+
+    /// A codec that uses the default envelope (the binary framing).
+    struct Framed;
+
+    impl Codec for Framed {
+        fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+            serde_json::to_vec(value).map_err(CodecError::encode)
+        }
+
+        fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+            serde_json::from_slice(bytes).map_err(CodecError::decode)
+        }
+    }
+
+    fn metadata() -> impl Strategy<Value = Metadata> {
+        (
+            any::<u64>(),
+            any::<u64>(),
+            proptest::option::of(0..u64::MAX),
+        )
+            .prop_map(|(created, updated, max_age)| Metadata {
+                created,
+                updated,
+                max_age,
+            })
+    }
+
+    fn values() -> impl Strategy<Value = Vec<Value>> {
+        proptest::collection::vec(
+            (
+                ".{0,40}",
+                proptest::option::of(any::<u64>()),
+                proptest::collection::vec(any::<i32>(), 0..8),
+            ),
+            0..=NAMES.len(),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1_000))]
+
+        /// Plan item 10 (encode/decode half): every envelope decodes to what was encoded.
+        #[test]
+        fn envelopes_round_trip(metadata in metadata(), values in values()) {
+            round_trip::<Framed>(metadata, &values)?;
+            #[cfg(feature = "json")]
+            round_trip::<JsonCodec>(metadata, &values)?;
+            #[cfg(feature = "msgpack")]
+            round_trip::<MsgpackCodec>(metadata, &values)?;
+        }
+    }
+}

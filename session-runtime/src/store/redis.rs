@@ -46,9 +46,11 @@ enum Connection {
 /// Keeps sessions in Redis, on a single node or a Redis Cluster. Only the session id travels in
 /// the cookie.
 ///
-/// Each session is one hash, `<prefix><id>`: one hash field per struct field (by stored name)
-/// plus `__created`, `__updated` and `__max_age`. Every operation is **one round trip** and
-/// touches one key, so it works unchanged on a cluster:
+/// Each session is one hash, `<prefix><SHA-256 of the id, base64url>` ([`RedisStore::key_of`]):
+/// one hash field per struct field (by stored name) plus `__created`, `__updated` and
+/// `__max_age`. The id itself, the bearer secret in the cookie, is never sent to Redis: a dump
+/// of the keys, a `MONITOR` or a slow log does not hand out sessions. Every operation is **one
+/// round trip** and touches one key, so it works unchanged on a cluster:
 ///
 /// | operation | command |
 /// |---|---|
@@ -239,11 +241,37 @@ impl RedisStore {
         Self::builder().connect(url).await
     }
 
-    fn key(&self, id: &SessionId) -> String {
-        let mut key = String::with_capacity(self.prefix.len() + SessionId::LEN);
+    /// Returns the Redis key of the session `id`: the prefix and the SHA-256 of the id in
+    /// unpadded base64url. For operators and tests (to inspect or delete one session); the id is
+    /// never sent to Redis as it is.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use session_runtime::session::SessionId;
+    /// use session_runtime::store::RedisStore;
+    ///
+    /// # async fn run() -> Result<(), session_runtime::store::StoreError> {
+    /// let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
+    /// let id = SessionId::generate().unwrap();
+    /// let key = store.key_of(&id);
+    /// assert!(key.starts_with("session:") && !key.contains(id.as_str()));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn key_of(&self, id: &SessionId) -> String {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(id.as_str().as_bytes());
+        let mut key = String::with_capacity(self.prefix.len() + 43);
         key.push_str(&self.prefix);
-        key.push_str(id.as_str());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_string(digest, &mut key);
         key
+    }
+
+    fn key(&self, id: &SessionId) -> String {
+        self.key_of(id)
     }
 
     /// Runs one operation on a clone of the connection (cheap: both kinds are handles) with the
