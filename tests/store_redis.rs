@@ -21,6 +21,7 @@ use common::{TestClock, TestServer, cookie_value, raw_client, send, set_cookies,
 use redis::AsyncCommands as _;
 use redis_support::{Monitor, OwnRedis, unique_prefix};
 use session_runtime::config::SessionConfig;
+use session_runtime::session::SessionId;
 use session_runtime::store::{RedisStore, StoreKind};
 use session_runtime::{Session, SessionLayer, TypedSession};
 use tokio::sync::{Barrier, Notify};
@@ -45,36 +46,32 @@ async fn clustered(prefix: &str, config: SessionConfig) -> SessionLayer {
     SessionLayer::new(store).with_config(config)
 }
 
+/// The suite's harness on one node or on the cluster; every suite run gets its own key prefix.
+fn harness(on_cluster: bool) -> Harness {
+    Harness {
+        kind: StoreKind::Server,
+        tamper_evident: true,
+        make: Box::new(move |config| {
+            Box::pin(async move {
+                let prefix = unique_prefix("suite");
+                if on_cluster {
+                    clustered(&prefix, config).await
+                } else {
+                    single(&prefix, config).await
+                }
+            })
+        }),
+    }
+}
+
 mod single_node {
     use super::*;
-
-    fn harness() -> Harness {
-        Harness {
-            kind: StoreKind::Server,
-            tamper_evident: true,
-            make: Box::new(|config| {
-                Box::pin(async move { single(&unique_prefix("suite"), config).await })
-            }),
-        }
-    }
-
-    crate::store_suite!(harness());
+    crate::store_suite!(harness(false));
 }
 
 mod cluster {
     use super::*;
-
-    fn harness() -> Harness {
-        Harness {
-            kind: StoreKind::Server,
-            tamper_evident: true,
-            make: Box::new(|config| {
-                Box::pin(async move { clustered(&unique_prefix("suite"), config).await })
-            }),
-        }
-    }
-
-    crate::store_suite!(harness());
+    crate::store_suite!(harness(true));
 }
 
 /// Only the changed field is written: a value another process put in another field survives.
@@ -91,7 +88,7 @@ async fn only_changed_fields_are_written() {
         .connect(redis_support::server().await.url())
         .await
         .unwrap()
-        .key_of(&session_runtime::session::SessionId::parse(&id).unwrap());
+        .key_of(&SessionId::parse(&id).unwrap());
     let mut redis = redis_support::server()
         .await
         .client()
@@ -461,8 +458,22 @@ async fn every_key_has_a_ttl() {
     assert_eq!(keys.len(), 3, "one live session per client: {keys:?}");
     for key in keys {
         let ttl: i64 = redis.pttl(&key).await.unwrap();
-        assert!(ttl > 0, "{key} has PTTL {ttl}");
+        // `Suite` has an absolute timeout of an hour: no key may outlive it.
+        assert!(ttl > 0 && ttl <= 3_600_000, "{key} has PTTL {ttl}");
     }
+    // The expiry is the idle timeout from the save (`Suite::max_age` = 600 s), set in the same
+    // write: a fresh session's key has a PTTL just under 600 s (aiohttp_session test 55).
+    let c = common::browser();
+    let (_, headers, _) = send(c.get(server.url("/visit"))).await;
+    let id = cookie_value(&headers, "suite").unwrap();
+    let store = RedisStore::builder()
+        .key_prefix(&prefix)
+        .connect(redis_support::server().await.url())
+        .await
+        .unwrap();
+    let key = store.key_of(&SessionId::parse(&id).unwrap());
+    let ttl: i64 = redis.pttl(key).await.unwrap();
+    assert!((590_000..=600_000).contains(&ttl), "PTTL {ttl}");
 }
 
 /// Redis stopped: the extractor answers 503 within the timeout, sends no cookie, and once Redis
