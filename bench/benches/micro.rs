@@ -383,6 +383,19 @@ fn requests(c: &mut Criterion) {
             .expect("layer");
         apps.push((name, routes().layer(layer)));
     }
+    // The same memory store without the per-session request lock: what the lock costs.
+    apps.push((
+        "memory_unserialized",
+        routes().layer(
+            runtime
+                .block_on(layer(
+                    StoreChoice::Memory,
+                    None,
+                    config.clone().with_serialized_requests(false),
+                ))
+                .expect("layer"),
+        ),
+    ));
     if let Some(redis) = redis_store(&runtime) {
         apps.push((
             "redis",
