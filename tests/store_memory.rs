@@ -86,3 +86,52 @@ async fn serialization_is_what_prevents_lost_updates() {
         );
     }
 }
+
+/// Regression (fuzz target `cookie_header`, F1): a client that sends the id of one session type
+/// in the cookie of another made a handler extracting both types wait forever for the request
+/// lock its own request held. Now the request completes.
+#[tokio::test]
+async fn one_id_in_two_session_cookies_does_not_hang() {
+    use axum::Router;
+    use axum::routing::get;
+    use http::{Request, header};
+    use tower::ServiceExt as _;
+
+    #[derive(session_runtime::Session)]
+    #[session(cookie_name = "first")]
+    struct First {
+        n: u32,
+    }
+
+    #[derive(session_runtime::Session)]
+    #[session(cookie_name = "second")]
+    struct Second {
+        n: u32,
+    }
+
+    async fn both(mut first: TypedSession<First>, mut second: TypedSession<Second>) -> String {
+        *first.n_mut() += 1;
+        *second.n_mut() += 1;
+        format!("{},{}", first.n(), second.n())
+    }
+
+    let clock = common::TestClock::new();
+    let app = Router::new()
+        .route("/", get(both))
+        .layer(SessionLayer::new(MemoryStore::new()).with_config(common::test_config(&clock)));
+    let created = app
+        .clone()
+        .oneshot(Request::new(axum::body::Body::empty()))
+        .await
+        .unwrap();
+    let id = common::cookie_value(created.headers(), "first").unwrap();
+    let request = Request::builder()
+        .header(header::COOKIE, format!("first={id}; second={id}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = tokio::time::timeout(std::time::Duration::from_secs(5), app.oneshot(request))
+        .await
+        .expect("the request hung on its own session lock")
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}

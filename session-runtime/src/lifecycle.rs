@@ -1,6 +1,7 @@
 //! The life of one session in one request: load, then plan the writes (synchronous: encodes the
 //! fields), then execute them against the store (asynchronous, type-erased).
 
+use std::any::TypeId;
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
@@ -224,7 +225,7 @@ impl<T: Session> Inner<T> {
             StoreKind::Cookie => None,
         };
         let lock = match &id {
-            Some(id) if lock => Some(shared.locks.lock(id).await),
+            Some(id) if lock => Some(shared.locks.lock(TypeId::of::<T>(), id).await),
             _ => None,
         };
         let load = Load {
