@@ -91,6 +91,12 @@ mod private;
 #[doc(hidden)]
 pub mod __bench;
 
+/// Entry points for the cargo-fuzz targets in `fuzz/`. Not part of the public API: nothing
+/// here is semver-stable.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod __fuzz;
+
 #[doc(hidden)]
 pub mod __private {
     pub use crate::private::*;

@@ -348,7 +348,7 @@ impl ConnectionLike for Conn {
 }
 
 /// Builds a record from a hash; `None` when the metadata is missing or malformed.
-fn parse_record(hash: Vec<(Vec<u8>, Vec<u8>)>) -> Option<Record> {
+pub(crate) fn parse_record(hash: Vec<(Vec<u8>, Vec<u8>)>) -> Option<Record> {
     fn number(bytes: &[u8]) -> Option<u64> {
         std::str::from_utf8(bytes).ok()?.parse().ok()
     }

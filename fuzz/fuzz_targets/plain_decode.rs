@@ -1,0 +1,88 @@
+//! F4: arbitrary bytes into the plain cookie store's decoder and the envelope decoders (JSON,
+//! `MessagePack`, the binary framing).
+//!
+//! Input: `selector | bytes`. Asserted: no panic; the plain store never fails (a bad cookie is
+//! just no session); anything that decodes re-encodes to an envelope that decodes to the same
+//! record (for the framing, to the same bytes).
+#![no_main]
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use libfuzzer_sys::fuzz_target;
+use session_fuzz::{Framed, block_on};
+use session_runtime::codec::{Codec, JsonCodec, MsgpackCodec};
+use session_runtime::session::{Record, RecordRef};
+use session_runtime::store::SimpleCookieStore;
+
+/// Field names of a `RecordRef` are `&'static str` (they come from the derive); intern the
+/// decoded ones, a bounded number of them.
+fn intern(name: &str) -> Option<&'static str> {
+    static NAMES: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
+    let mut names = NAMES.lock().unwrap();
+    let names = names.get_or_insert_with(HashSet::new);
+    if let Some(interned) = names.get(name) {
+        return Some(interned);
+    }
+    if names.len() >= 50_000 || name.len() > 64 {
+        return None;
+    }
+    let interned: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.insert(interned);
+    Some(interned)
+}
+
+fn reencode<C: Codec>(record: &Record, bytes: Option<&[u8]>) {
+    let Some(fields) = record
+        .fields
+        .iter()
+        .map(|(name, value)| Some((intern(name)?, value.clone())))
+        .collect::<Option<Vec<_>>>()
+    else {
+        return;
+    };
+    let encoded = C::encode_record(RecordRef {
+        metadata: &record.metadata,
+        fields: &fields,
+    })
+    .expect("a decoded record encodes");
+    if let Some(bytes) = bytes {
+        assert_eq!(encoded, bytes, "the framing is not canonical");
+    }
+    let again = C::decode_record(&encoded).expect("a re-encoded record decodes");
+    assert_eq!(again.metadata, record.metadata);
+    assert_eq!(again.fields, record.fields);
+}
+
+fn decode<C: Codec>(bytes: &[u8], canonical: bool) {
+    if let Ok(record) = C::decode_record(bytes) {
+        reencode::<C>(&record, canonical.then_some(bytes));
+    }
+}
+
+fn plain<C: Codec>(bytes: &[u8]) {
+    let Ok(value) = std::str::from_utf8(bytes) else {
+        return;
+    };
+    let store = SimpleCookieStore::new();
+    let loaded = block_on(session_runtime::__fuzz::load::<_, C>(&store, "p", value, 0));
+    match loaded {
+        Ok(Some(record)) => reencode::<C>(&record, None),
+        Ok(None) => {}
+        Err(error) => panic!("the plain store failed: {error}"),
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let [selector, bytes @ ..] = data else {
+        return;
+    };
+    match selector % 6 {
+        0 => plain::<JsonCodec>(bytes),
+        1 => plain::<MsgpackCodec>(bytes),
+        2 => plain::<Framed>(bytes),
+        3 => decode::<JsonCodec>(bytes, false),
+        4 => decode::<MsgpackCodec>(bytes, false),
+        _ => decode::<Framed>(bytes, true),
+    }
+});
