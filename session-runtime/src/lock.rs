@@ -9,31 +9,64 @@
 //! by the id alone, the second extraction would wait forever for the lock the same request holds.
 
 use std::any::TypeId;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
+use tokio::sync::oneshot;
 
 use crate::session::SessionId;
 
 /// A lock's key: the session type and the session id.
 type LockKey = (TypeId, SessionId);
 
-/// The locks of the sessions in use, by session type and id. Entries are removed when their last
-/// holder or waiter is gone, so the map holds only sessions with a request in flight.
+/// The requests waiting for a held session, in arrival order.
+type Waiters = VecDeque<oneshot::Sender<()>>;
+
+/// The sessions in use, by session type and id. An entry exists while a request holds the
+/// session; it lists the requests waiting for it. The uncontended case (nearly every request) is
+/// one map insert and one map remove: no per-session mutex, no reference counting.
 #[derive(Debug, Default)]
 pub(crate) struct Locks {
-    map: Mutex<HashMap<LockKey, Weak<AsyncMutex<()>>>>,
+    map: Mutex<HashMap<LockKey, Waiters>>,
 }
 
-/// Held while a request uses a session; released on drop.
+/// Held while a request uses a session; released (handed to the next waiter) on drop.
 pub(crate) struct SessionGuard {
-    guard: Option<OwnedMutexGuard<()>>,
     locks: Arc<Locks>,
     key: LockKey,
 }
 
+/// A request waiting for a session. If it is dropped (the request was cancelled) after the
+/// session was handed to it, it passes the session on, so a cancelled waiter never keeps it.
+struct Waiting<'a> {
+    rx: oneshot::Receiver<()>,
+    locks: &'a Locks,
+    key: &'a LockKey,
+    settled: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        // After `close`, a hand-off either already happened (and `try_recv` sees it) or fails on
+        // the releasing side, which then tries the next waiter.
+        self.rx.close();
+        if self.rx.try_recv().is_ok() {
+            self.locks.release(self.key);
+        }
+    }
+}
+
 impl Locks {
+    fn map(&self) -> MutexGuard<'_, HashMap<LockKey, Waiters>> {
+        // Every critical section is a single insert, push, pop or remove: a panic cannot leave
+        // the map torn.
+        self.map.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Waits for the lock of session `id` of the session type `session_type`.
     pub(crate) async fn lock(
         self: &Arc<Self>,
@@ -41,47 +74,64 @@ impl Locks {
         id: &SessionId,
     ) -> SessionGuard {
         let key = (session_type, id.clone());
-        let mutex = {
-            let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(mutex) = map.get(&key).and_then(Weak::upgrade) {
-                mutex
-            } else {
-                let mutex = Arc::new(AsyncMutex::new(()));
-                map.insert(key.clone(), Arc::downgrade(&mutex));
-                mutex
+        loop {
+            let rx = match self.map().entry(key.clone()) {
+                Entry::Vacant(entry) => {
+                    entry.insert(VecDeque::new());
+                    None
+                }
+                Entry::Occupied(mut entry) => {
+                    let (tx, rx) = oneshot::channel();
+                    entry.get_mut().push_back(tx);
+                    Some(rx)
+                }
+            };
+            let Some(rx) = rx else {
+                break;
+            };
+            let mut waiting = Waiting {
+                rx,
+                locks: self,
+                key: &key,
+                settled: false,
+            };
+            let handed = (&mut waiting.rx).await.is_ok();
+            waiting.settled = true;
+            if handed {
+                break;
             }
-        };
+            // The sender was dropped without a hand-off (cannot happen: entries are removed only
+            // when no one waits); ask again rather than run unserialized.
+        }
         SessionGuard {
-            guard: Some(mutex.lock_owned().await),
             locks: Arc::clone(self),
             key,
         }
     }
 
+    /// Hands the session to the first waiter still waiting, or forgets it.
+    fn release(&self, key: &LockKey) {
+        let mut map = self.map();
+        let Some((key, mut waiters)) = map.remove_entry(key) else {
+            return;
+        };
+        while let Some(waiter) = waiters.pop_front() {
+            if waiter.send(()).is_ok() {
+                map.insert(key, waiters);
+                return;
+            }
+        }
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.map
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.map().len()
     }
 }
 
 impl Drop for SessionGuard {
     fn drop(&mut self) {
-        // Release first, then forget the entry if nobody else holds or awaits it.
-        drop(self.guard.take());
-        let mut map = self
-            .locks
-            .map
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if map
-            .get(&self.key)
-            .is_some_and(|weak| weak.strong_count() == 0)
-        {
-            map.remove(&self.key);
-        }
+        self.locks.release(&self.key);
     }
 }
 
@@ -131,6 +181,35 @@ mod tests {
         assert!(second.is_finished(), "the other session type waited");
         second.await.unwrap();
         drop(first);
+        assert_eq!(locks.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_waiter_never_keeps_the_session() {
+        use std::future::Future as _;
+        use std::task::{Context, Waker};
+
+        let locks = Arc::new(Locks::default());
+        let kind = TypeId::of::<()>();
+        let id = SessionId::generate().unwrap();
+        let first = locks.lock(kind, &id).await;
+        // Cancelled while waiting, before any hand-off: skipped.
+        let early = {
+            let locks = Arc::clone(&locks);
+            let id = id.clone();
+            tokio::spawn(async move { drop(locks.lock(kind, &id).await) })
+        };
+        tokio::task::yield_now().await;
+        early.abort();
+        let _ = early.await;
+        // Queued, handed the session, then cancelled before it ran: it passes the session on.
+        let mut late = Box::pin(locks.lock(kind, &id));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(late.as_mut().poll(&mut cx).is_pending());
+        drop(first);
+        drop(late);
+        assert_eq!(locks.len(), 0);
+        drop(locks.lock(kind, &id).await);
         assert_eq!(locks.len(), 0);
     }
 }
