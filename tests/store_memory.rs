@@ -135,3 +135,73 @@ async fn one_id_in_two_session_cookies_does_not_hang() {
         .unwrap();
     assert_eq!(response.status(), 200);
 }
+
+/// Two requests of one user that extract two session types in opposite orders (A then B, and B
+/// then A) must not wait for each other forever: a request that already holds one session's
+/// lock only tries the next one, and goes on unserialized when it is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opposite_extraction_orders_do_not_deadlock() {
+    use std::sync::Arc;
+
+    use axum::Router;
+    use axum::extract::{Extension, Request};
+    use axum::routing::get;
+    use tokio::sync::Barrier;
+
+    #[derive(session_runtime::Session)]
+    #[session(cookie_name = "first")]
+    struct First {
+        n: u32,
+    }
+
+    #[derive(session_runtime::Session)]
+    #[session(cookie_name = "second")]
+    struct Second {
+        n: u32,
+    }
+
+    async fn create(mut first: TypedSession<First>, mut second: TypedSession<Second>) {
+        *first.n_mut() += 1;
+        *second.n_mut() += 1;
+    }
+
+    async fn first_then_second(Extension(b): Extension<Arc<Barrier>>, request: Request) -> String {
+        let (parts, _) = request.into_parts();
+        let mut first = TypedSession::<First>::from_parts(&parts).await.unwrap();
+        b.wait().await; // both requests hold their first session
+        let mut second = TypedSession::<Second>::from_parts(&parts).await.unwrap();
+        *first.n_mut() += 1;
+        *second.n_mut() += 1;
+        "ab".to_owned()
+    }
+
+    async fn second_then_first(Extension(b): Extension<Arc<Barrier>>, request: Request) -> String {
+        let (parts, _) = request.into_parts();
+        let mut second = TypedSession::<Second>::from_parts(&parts).await.unwrap();
+        b.wait().await;
+        let mut first = TypedSession::<First>::from_parts(&parts).await.unwrap();
+        *first.n_mut() += 1;
+        *second.n_mut() += 1;
+        "ba".to_owned()
+    }
+
+    let clock = common::TestClock::new();
+    let app = Router::new()
+        .route("/create", get(create))
+        .route("/ab", get(first_then_second))
+        .route("/ba", get(second_then_first))
+        .layer(Extension(Arc::new(Barrier::new(2))))
+        .layer(SessionLayer::new(MemoryStore::new()).with_config(common::test_config(&clock)));
+    let server = common::TestServer::start(app).await;
+    let client = common::browser();
+    common::send(client.get(server.url("/create"))).await;
+    let ab = tokio::spawn(common::send(client.get(server.url("/ab"))));
+    let ba = tokio::spawn(common::send(client.get(server.url("/ba"))));
+    let both = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        (ab.await.unwrap(), ba.await.unwrap())
+    })
+    .await
+    .expect("two requests extracting two sessions in opposite orders deadlocked");
+    assert_eq!((both.0.0, both.1.0), (200, 200));
+    assert_eq!((both.0.2.as_str(), both.1.2.as_str()), ("ab", "ba"));
+}

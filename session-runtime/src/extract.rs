@@ -110,13 +110,15 @@ impl<T: Session> TypedSession<T> {
                 });
             }
             Checkout::Returned(inner) => inner,
-            Checkout::Load => match Inner::<T>::load(&parts.headers, &request.shared).await {
-                Ok(inner) => Box::new(inner),
-                Err(rejection) => {
-                    request.cancel::<T>();
-                    return Err(rejection);
+            Checkout::Load { may_wait } => {
+                match Inner::<T>::load(&parts.headers, &request.shared, may_wait).await {
+                    Ok(inner) => Box::new(inner),
+                    Err(rejection) => {
+                        request.cancel::<T>();
+                        return Err(rejection);
+                    }
                 }
-            },
+            }
         };
         Ok((inner, Arc::clone(request)))
     }

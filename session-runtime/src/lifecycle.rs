@@ -63,6 +63,43 @@ pub(crate) enum CookieAction {
     Remove,
 }
 
+/// How a load takes the session's request lock.
+#[derive(Clone, Copy, Debug)]
+enum LockMode {
+    /// Not at all (serialization off, a cookie store, or only probing a candidate).
+    None,
+    /// Waits for it.
+    Wait,
+    /// Takes it only if it is free.
+    Try,
+}
+
+impl LockMode {
+    /// Takes the request lock of a server-side session as this mode says.
+    async fn acquire(
+        self,
+        shared: &Shared,
+        session_type: TypeId,
+        id: &SessionId,
+        cookie_name: &str,
+    ) -> Option<SessionGuard> {
+        match self {
+            Self::None => None,
+            Self::Wait => Some(shared.locks.lock(session_type, id).await),
+            Self::Try => {
+                let guard = shared.locks.try_lock(session_type, id);
+                if guard.is_none() {
+                    tracing::debug!(
+                        cookie = cookie_name,
+                        "session in use by another request, and this request holds another session: going on unserialized rather than risk a deadlock"
+                    );
+                }
+                guard
+            }
+        }
+    }
+}
+
 /// Finds a cookie by name in the request's `Cookie` headers without allocating. The first match
 /// wins (browsers send the most specific path first); quotes around the value are dropped.
 #[allow(
@@ -154,9 +191,16 @@ impl<T: Session> Inner<T> {
     /// path, say) are each tried, up to [`MAX_CANDIDATES`]: exactly one live session among them
     /// is used; two different live sessions are never merged nor picked between, the request
     /// gets a fresh session.
+    ///
+    /// With serialized requests, the session's request lock is awaited only when `may_wait`,
+    /// that is when the request holds no other session (and so no other lock). A request that
+    /// already holds one only *tries* this lock, and goes on without it when it is taken: waiting
+    /// while holding would let two requests that extract two session types in opposite orders
+    /// wait for each other forever. Such a request is then not serialized for this session.
     pub(crate) async fn load(
         headers: &HeaderMap,
         shared: &Shared,
+        may_wait: bool,
     ) -> Result<Self, SessionRejection> {
         let config = &shared.config;
         config
@@ -170,7 +214,9 @@ impl<T: Session> Inner<T> {
             many => {
                 let mut live = None;
                 for value in many {
-                    if Self::load_value(value, shared, now, false).await?.is_some()
+                    if Self::load_value(value, shared, now, LockMode::None)
+                        .await?
+                        .is_some()
                         && live.replace(*value).is_some()
                     {
                         tracing::warn!(
@@ -186,18 +232,23 @@ impl<T: Session> Inner<T> {
                 value
             }
         };
-        Ok(Self::load_value(value, shared, now, config.serialize)
+        let lock = match (config.serialize, may_wait) {
+            (false, _) => LockMode::None,
+            (true, true) => LockMode::Wait,
+            (true, false) => LockMode::Try,
+        };
+        Ok(Self::load_value(value, shared, now, lock)
             .await?
             .unwrap_or_else(|| Self::fresh(now)))
     }
 
     /// Loads the session in one cookie value: `None` when the value is oversized, malformed,
-    /// unknown, does not open or is expired. Takes the session's request lock when `lock`.
+    /// unknown, does not open or is expired. Takes the session's request lock as `lock` says.
     async fn load_value(
         value: &str,
         shared: &Shared,
         now: u64,
-        lock: bool,
+        lock: LockMode,
     ) -> Result<Option<Self>, SessionRejection> {
         let config = &shared.config;
         if T::COOKIE_NAME.len() + value.len() > config.max_cookie_size {
@@ -225,8 +276,11 @@ impl<T: Session> Inner<T> {
             StoreKind::Cookie => None,
         };
         let lock = match &id {
-            Some(id) if lock => Some(shared.locks.lock(TypeId::of::<T>(), id).await),
-            _ => None,
+            Some(id) => {
+                lock.acquire(shared, TypeId::of::<T>(), id, T::COOKIE_NAME)
+                    .await
+            }
+            None => None,
         };
         let load = Load {
             cookie_name: T::COOKIE_NAME,

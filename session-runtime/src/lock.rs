@@ -67,6 +67,25 @@ impl Locks {
         self.map.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Takes the lock of session `id` of `session_type` if it is free, without waiting.
+    pub(crate) fn try_lock(
+        self: &Arc<Self>,
+        session_type: TypeId,
+        id: &SessionId,
+    ) -> Option<SessionGuard> {
+        let key = (session_type, id.clone());
+        match self.map().entry(key.clone()) {
+            Entry::Vacant(entry) => {
+                entry.insert(VecDeque::new());
+                Some(SessionGuard {
+                    locks: Arc::clone(self),
+                    key,
+                })
+            }
+            Entry::Occupied(_) => None,
+        }
+    }
+
     /// Waits for the lock of session `id` of the session type `session_type`.
     pub(crate) async fn lock(
         self: &Arc<Self>,
@@ -210,6 +229,19 @@ mod tests {
         drop(late);
         assert_eq!(locks.len(), 0);
         drop(locks.lock(kind, &id).await);
+        assert_eq!(locks.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn try_lock_never_waits_and_leaves_no_entry() {
+        let a = TypeId::of::<TypeA>();
+        let locks = Arc::new(Locks::default());
+        let id = SessionId::generate().unwrap();
+        let held = locks.lock(a, &id).await;
+        assert!(locks.try_lock(a, &id).is_none(), "taken: no guard, no wait");
+        drop(held);
+        let free = locks.try_lock(a, &id).expect("free: taken at once");
+        drop(free);
         assert_eq!(locks.len(), 0);
     }
 }

@@ -80,8 +80,9 @@ struct Slots {
 
 /// The outcome of asking for a session type's slot.
 pub(crate) enum Checkout<T: Session> {
-    /// No session of this type was used yet in this request: load it.
-    Load,
+    /// No session of this type was used yet in this request: load it. `may_wait` is false when
+    /// the request already uses another session, whose lock it may hold.
+    Load { may_wait: bool },
     /// The handler (or a middleware) used it before and handed it back.
     Returned(Box<Inner<T>>),
     /// It is checked out right now.
@@ -99,8 +100,11 @@ impl RequestSessions {
         let key = TypeId::of::<T>();
         match slots.list.iter_mut().find(|(id, _)| *id == key) {
             None => {
+                // A request that already uses another session may hold that session's lock, so it
+                // must not wait for this one (see `Inner::load`).
+                let may_wait = slots.list.is_empty();
                 slots.list.push((key, Slot::CheckedOut));
-                Checkout::Load
+                Checkout::Load { may_wait }
             }
             Some((_, Slot::CheckedOut)) => Checkout::Busy,
             Some((_, slot)) => match std::mem::replace(slot, Slot::CheckedOut) {
@@ -108,7 +112,7 @@ impl RequestSessions {
                     Ok(inner) => Checkout::Returned(inner),
                     // The slot is keyed by `TypeId::of::<T>()`, so this cannot happen; loading
                     // afresh is the safe answer if it ever did.
-                    Err(_) => Checkout::Load,
+                    Err(_) => Checkout::Load { may_wait: false },
                 },
                 Slot::CheckedOut => Checkout::Busy,
             },
