@@ -107,12 +107,18 @@ impl LockMode {
     reason = "the layer uses `find_cookies`; this stays for the unit tests and the benchmarks"
 )]
 pub(crate) fn find_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    cookie_values(headers, name).next()
+}
+
+/// The values of the cookies named `name` in the request's `Cookie` headers, in order, with
+/// surrounding quotes dropped; headers that are not visible ASCII are skipped.
+fn cookie_values<'a>(headers: &'a HeaderMap, name: &str) -> impl Iterator<Item = &'a str> {
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|header| header.split(';'))
-        .find_map(|pair| {
+        .filter_map(move |pair| {
             let (key, value) = pair.split_once('=')?;
             (key.trim() == name).then(|| {
                 let value = value.trim();
@@ -132,22 +138,7 @@ pub(crate) fn find_cookies<'a>(
 ) -> ([&'a str; MAX_CANDIDATES], usize) {
     let mut found = [""; MAX_CANDIDATES];
     let mut count = 0;
-    let values = headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|header| header.split(';'))
-        .filter_map(|pair| {
-            let (key, value) = pair.split_once('=')?;
-            (key.trim() == name).then(|| {
-                let value = value.trim();
-                value
-                    .strip_prefix('"')
-                    .and_then(|v| v.strip_suffix('"'))
-                    .unwrap_or(value)
-            })
-        });
-    for value in values {
+    for value in cookie_values(headers, name) {
         if found[..count].contains(&value) {
             continue;
         }
