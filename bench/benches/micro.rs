@@ -30,7 +30,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue};
 use session_bench::{LargeJson, LargeMsgpack, SmallJson, SmallMsgpack, encode_fields};
-use session_runtime::__bench;
+use session_runtime::__internals;
 use session_runtime::Session;
 use session_runtime::codec::{Codec, JsonCodec};
 use session_runtime::session::Metadata;
@@ -104,13 +104,13 @@ fn sizes() {
         fields: &[(&'static str, Vec<u8>)],
     ) -> usize {
         let meta = metadata();
-        let save = __bench::save(
+        let save = __internals::save(
             T::COOKIE_NAME,
             SaveOp::Seal,
             &meta,
             fields,
             NOW + 86_400_000,
-            __bench::record_codec::<T::Codec>(),
+            __internals::record_codec::<T::Codec>(),
         );
         match ready(store.save(save)).expect("seals") {
             SaveOutcome::Saved(value) => value.len(),
@@ -173,11 +173,11 @@ fn fields_of_envelope(size: usize) -> Vec<(&'static str, Vec<u8>)> {
 fn cookies(c: &mut Criterion) {
     let store = store();
     let meta = metadata();
-    let codec = __bench::record_codec::<JsonCodec>();
+    let codec = __internals::record_codec::<JsonCodec>();
     let mut group = c.benchmark_group("cookie");
     for size in [200, 2048] {
         let fields = fields_of_envelope(size);
-        let save = || __bench::save("s", SaveOp::Seal, &meta, &fields, NOW + 86_400_000, codec);
+        let save = || __internals::save("s", SaveOp::Seal, &meta, &fields, NOW + 86_400_000, codec);
         let SaveOutcome::Saved(value) = ready(store.save(save())).expect("seals") else {
             panic!("not sealed");
         };
@@ -187,19 +187,20 @@ fn cookies(c: &mut Criterion) {
         });
         group.bench_function(BenchmarkId::new("open", size), |b| {
             b.iter(|| {
-                let record = ready(store.load(__bench::load("s", black_box(&value), NOW, codec)))
-                    .expect("opens");
+                let record =
+                    ready(store.load(__internals::load("s", black_box(&value), NOW, codec)))
+                        .expect("opens");
                 assert!(record.is_some());
                 record
             });
         });
         let plaintext = vec![7u8; size];
-        let sealed = __bench::seal(&store, "s", &plaintext).expect("seals");
+        let sealed = __internals::seal(&store, "s", &plaintext).expect("seals");
         group.bench_function(BenchmarkId::new("cipher_seal", size), |b| {
-            b.iter(|| __bench::seal(&store, "s", black_box(&plaintext)));
+            b.iter(|| __internals::seal(&store, "s", black_box(&plaintext)));
         });
         group.bench_function(BenchmarkId::new("cipher_open", size), |b| {
-            b.iter(|| __bench::open(&store, "s", black_box(&sealed)));
+            b.iter(|| __internals::open(&store, "s", black_box(&sealed)));
         });
     }
     group.finish();
@@ -214,7 +215,7 @@ fn headers(c: &mut Criterion) {
         HeaderValue::from_str(&format!("counter={id}")).expect("valid"),
     );
     group.bench_function("find_cookie/alone", |b| {
-        b.iter(|| __bench::find_cookie(black_box(&only), "counter"));
+        b.iter(|| __internals::find_cookie(black_box(&only), "counter"));
     });
     let mut busy = HeaderMap::new();
     busy.insert(
@@ -225,7 +226,7 @@ fn headers(c: &mut Criterion) {
         .expect("valid"),
     );
     group.bench_function("find_cookie/sixth_of_six", |b| {
-        b.iter(|| __bench::find_cookie(black_box(&busy), "counter"));
+        b.iter(|| __internals::find_cookie(black_box(&busy), "counter"));
     });
     group.finish();
 }
@@ -249,10 +250,10 @@ fn writes(c: &mut Criterion) {
     });
     let one = vec![all[1].clone()];
     let meta = metadata();
-    let codec = __bench::record_codec::<JsonCodec>();
-    let id = __bench::session_id(&"a".repeat(43)).expect("valid id");
+    let codec = __internals::record_codec::<JsonCodec>();
+    let id = __internals::session_id(&"a".repeat(43)).expect("valid id");
     let memory = MemoryStore::new();
-    let create = __bench::save(
+    let create = __internals::save(
         "large_json",
         SaveOp::Create { id: &id },
         &meta,
@@ -267,7 +268,7 @@ fn writes(c: &mut Criterion) {
     for (name, fields) in [("one_field", &one), ("whole_record", &all)] {
         group.bench_function(BenchmarkId::new("memory", name), |b| {
             b.iter(|| {
-                ready(memory.save(__bench::save(
+                ready(memory.save(__internals::save(
                     "large_json",
                     SaveOp::Update { id: &id },
                     &meta,
@@ -281,7 +282,7 @@ fn writes(c: &mut Criterion) {
     let runtime = current_thread();
     if let Some(redis) = redis_store(&runtime) {
         let redis_id = session_runtime::session::SessionId::generate().expect("random");
-        let create = __bench::save(
+        let create = __internals::save(
             "large_json",
             SaveOp::Create { id: &redis_id },
             &meta,
@@ -296,7 +297,7 @@ fn writes(c: &mut Criterion) {
         for (name, fields) in [("one_field", &one), ("whole_record", &all)] {
             group.bench_function(BenchmarkId::new("redis", name), |b| {
                 b.iter(|| {
-                    runtime.block_on(redis.save(__bench::save(
+                    runtime.block_on(redis.save(__internals::save(
                         "large_json",
                         SaveOp::Update { id: &redis_id },
                         &meta,
@@ -307,7 +308,7 @@ fn writes(c: &mut Criterion) {
                 });
             });
         }
-        let _ = runtime.block_on(redis.delete(__bench::delete("large_json", &redis_id)));
+        let _ = runtime.block_on(redis.delete(__internals::delete("large_json", &redis_id)));
     } else {
         println!("note: no Redis at REDIS_URL or 127.0.0.1:6379; write/redis/* skipped");
     }

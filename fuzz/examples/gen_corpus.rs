@@ -133,8 +133,7 @@ fn main() {
     ];
     for (i, plaintext) in plaintexts.iter().enumerate() {
         for (which, store) in [("primary", &store), ("retired", &old)] {
-            let value =
-                session_runtime::__fuzz::seal_encrypted(store, "__Host-s", plaintext).unwrap();
+            let value = session_runtime::__internals::seal(store, "__Host-s", plaintext).unwrap();
             let hex = plaintext.iter().fold(String::new(), |mut s, b| {
                 let _ = write!(s, "{b:02x}");
                 s

@@ -13,7 +13,7 @@ use libfuzzer_sys::fuzz_target;
 use session_fuzz::{Framed, block_on};
 use session_runtime::codec::{Codec, JsonCodec, MsgpackCodec};
 use session_runtime::session::{Record, RecordRef};
-use session_runtime::store::SimpleCookieStore;
+use session_runtime::store::{SessionStore as _, SimpleCookieStore};
 
 /// Field names of a `RecordRef` are `&'static str` (they come from the derive); intern the
 /// decoded ones, a bounded number of them.
@@ -65,7 +65,8 @@ fn plain<C: Codec>(bytes: &[u8]) {
         return;
     };
     let store = SimpleCookieStore::new();
-    let loaded = block_on(session_runtime::__fuzz::load::<_, C>(&store, "p", value, 0));
+    let codec = session_runtime::__internals::record_codec::<C>();
+    let loaded = block_on(store.load(session_runtime::__internals::load("p", value, 0, codec)));
     match loaded {
         Ok(Some(record)) => reencode::<C>(&record, None),
         Ok(None) => {}

@@ -8,7 +8,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use redis::FromRedisValue;
 use session_fuzz::{Cart, NOW, Prefs, Tagged};
-use session_runtime::__fuzz::redis_record;
+use session_runtime::__internals::redis_record;
 use session_runtime::Session;
 use session_runtime::session::Record;
 

@@ -12,7 +12,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::HeaderValue;
 use libfuzzer_sys::fuzz_target;
-use session_runtime::__fuzz::render_set_cookie;
+use session_runtime::__internals::render_set_cookie;
 use session_runtime::SessionConfig;
 use session_runtime::config::SameSite;
 

@@ -85,17 +85,11 @@ mod lifecycle;
 mod lock;
 mod private;
 
-/// Internals the `session-bench` micro-benchmarks measure one at a time. Not part of the
+/// Internals for the `session-bench` benchmarks and the cargo-fuzz targets. Not part of the
 /// public API: nothing here is semver-stable.
-#[cfg(feature = "bench-internals")]
+#[cfg(feature = "internals")]
 #[doc(hidden)]
-pub mod __bench;
-
-/// Entry points for the cargo-fuzz targets in `fuzz/`. Not part of the public API: nothing
-/// here is semver-stable.
-#[cfg(feature = "fuzzing")]
-#[doc(hidden)]
-pub mod __fuzz;
+pub mod __internals;
 
 #[doc(hidden)]
 pub mod __private {

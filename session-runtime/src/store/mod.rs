@@ -113,7 +113,7 @@ pub use cookie::{EncryptedCookieStore, Key, KeyError, SimpleCookieStore};
 #[cfg(feature = "memory-store")]
 #[doc(inline)]
 pub use memory::MemoryStore;
-#[cfg(all(feature = "fuzzing", feature = "redis-store"))]
+#[cfg(all(feature = "internals", feature = "redis-store"))]
 pub(crate) use redis::parse_record as redis_parse_record;
 #[cfg(feature = "redis-store")]
 #[doc(inline)]

@@ -1,16 +1,21 @@
-//! Internals the `session-bench` micro-benchmarks measure one at a time. Not part of the public
-//! API: nothing here is semver-stable.
+//! Internals for the `session-bench` micro-benchmarks and the cargo-fuzz targets in `fuzz/`
+//! (feature `internals`): each item reaches an internal function that the public API hides, and
+//! none adds behaviour. Not part of the public API: nothing here is semver-stable.
 
 use http::HeaderMap;
 
 use crate::codec::Codec;
+use crate::config::SessionConfig;
+use crate::lifecycle::{self, CookieAction};
+#[cfg(feature = "redis-store")]
+use crate::session::Record;
 use crate::session::{Metadata, RecordRef, SessionId};
 use crate::store::{Delete, Load, RecordCodec, Save, SaveOp};
 
 /// Finds a cookie in the request headers, as the extractor does.
 #[must_use]
 pub fn find_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    crate::lifecycle::find_cookie(headers, name)
+    lifecycle::find_cookie(headers, name)
 }
 
 /// Returns the envelope codec of codec `C`.
@@ -88,4 +93,27 @@ pub fn open(
     store
         .open(cookie_name, value)
         .map(|(plaintext, _)| plaintext)
+}
+
+/// Renders the `Set-Cookie` value the layer sends: `Some((value, max_age))` sets the cookie,
+/// `None` renders the removal cookie. The layer only renders after
+/// [`SessionConfig::validate`] accepted `name`.
+#[must_use]
+pub fn render_set_cookie(name: &str, set: Option<(&str, u64)>, config: &SessionConfig) -> String {
+    let action = match set {
+        Some((value, max_age)) => CookieAction::Set {
+            value: value.to_owned(),
+            max_age,
+        },
+        None => CookieAction::Remove,
+    };
+    lifecycle::render(name, &action, config)
+}
+
+/// Turns an `HGETALL` reply into a record as [`RedisStore`](crate::store::RedisStore) does;
+/// `None` when the metadata is missing or malformed.
+#[cfg(feature = "redis-store")]
+#[must_use]
+pub fn redis_record(hash: Vec<(Vec<u8>, Vec<u8>)>) -> Option<Record> {
+    crate::store::redis_parse_record(hash)
 }
