@@ -19,7 +19,6 @@ use std::process::ExitCode;
 
 use session_examples::{CookieName, StoreChoice, app, layer};
 use session_runtime::config::SessionConfig;
-use tracing_subscriber::EnvFilter;
 
 struct Args {
     store: StoreChoice,
@@ -58,11 +57,7 @@ fn parse_args() -> Result<Args, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    session_examples::init_tracing();
     let args = match parse_args() {
         Ok(args) => args,
         Err(message) => {
@@ -93,24 +88,6 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let listener = match tokio::net::TcpListener::bind(args.addr).await {
-        Ok(listener) => listener,
-        Err(error) => {
-            tracing::error!(%error, addr = %args.addr, "cannot listen");
-            return ExitCode::FAILURE;
-        }
-    };
-    tracing::info!(addr = %args.addr, store = ?args.store, "counter example listening");
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down");
-    };
-    if let Err(error) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        tracing::error!(%error, "server failed");
-        return ExitCode::FAILURE;
-    }
-    ExitCode::SUCCESS
+    tracing::info!(store = ?args.store, "counter example starting");
+    session_examples::serve(args.addr, app, "counter example").await
 }

@@ -22,7 +22,6 @@ use std::time::Duration;
 use session_examples::DEFAULT_REDIS_URL;
 use session_examples::migrate::{Format, layer, routes};
 use session_runtime::config::SessionConfig;
-use tracing_subscriber::EnvFilter;
 
 struct Args {
     store: Format,
@@ -65,11 +64,7 @@ fn parse_args() -> Result<Args, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    session_examples::init_tracing();
     let args = match parse_args() {
         Ok(args) => args,
         Err(message) => {
@@ -87,24 +82,6 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let listener = match tokio::net::TcpListener::bind(args.addr).await {
-        Ok(listener) => listener,
-        Err(error) => {
-            tracing::error!(%error, addr = %args.addr, "cannot listen");
-            return ExitCode::FAILURE;
-        }
-    };
-    tracing::info!(addr = %args.addr, store = ?args.store, "migrate example listening");
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down");
-    };
-    if let Err(error) = axum::serve(listener, routes().layer(layer))
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        tracing::error!(%error, "server failed");
-        return ExitCode::FAILURE;
-    }
-    ExitCode::SUCCESS
+    tracing::info!(store = ?args.store, "migrate example starting");
+    session_examples::serve(args.addr, routes().layer(layer), "migrate example").await
 }

@@ -259,3 +259,39 @@ struct LoginQuery {
 
 counter_routes!(counter, Counter);
 counter_routes!(host_counter, HostCounter);
+
+/// Starts the `tracing` subscriber the example binaries log with (`RUST_LOG`, default `info`).
+pub fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+}
+
+/// Serves `app` on `addr` until Ctrl-C, then shuts down gracefully. `what` names the server in
+/// the logs. Returns the process exit code: failure when the address cannot be bound or the
+/// server fails.
+pub async fn serve(addr: std::net::SocketAddr, app: Router, what: &str) -> std::process::ExitCode {
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(%error, %addr, "cannot listen");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(%addr, "{what} listening");
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+    };
+    if let Err(error) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::error!(%error, "server failed");
+        return std::process::ExitCode::FAILURE;
+    }
+    std::process::ExitCode::SUCCESS
+}
