@@ -566,3 +566,62 @@ async fn example_counts_every_concurrent_request() {
     let (_, _, last) = send(c.get(app.url("/b")).header("cookie", &cookie)).await;
     assert_eq!(last, "200,201");
 }
+
+/// Security plan item 20 on Redis: a renewed-away id's hash holds only a masked forward to the
+/// new id (no Redis reader learns the new id) and expires with the grace period.
+#[tokio::test]
+async fn renewal_forward_is_masked_and_short_lived() {
+    let prefix = unique_prefix("renewal");
+    let clock = TestClock::new();
+    let config =
+        test_config(&clock).with_renewal(Some((Duration::from_secs(300), Duration::from_secs(30))));
+    let server = TestServer::start(app(single(&prefix, config).await)).await;
+    let c = raw_client();
+    let (_, headers, _) = send(c.get(server.url("/visit"))).await;
+    let old = cookie_value(&headers, "suite").unwrap();
+    clock.advance(Duration::from_secs(301));
+    let (_, headers, body) = send(
+        c.get(server.url("/read"))
+            .header("cookie", format!("suite={old}")),
+    )
+    .await;
+    assert_eq!(body, "1");
+    let new = cookie_value(&headers, "suite").unwrap();
+    assert_ne!(new, old);
+    let store = RedisStore::builder()
+        .key_prefix(&prefix)
+        .connect(redis_support::server().await.url())
+        .await
+        .unwrap();
+    let old_key = store.key_of(&SessionId::parse(&old).unwrap());
+    let new_key = store.key_of(&SessionId::parse(&new).unwrap());
+    let mut redis = redis_support::server()
+        .await
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let old_hash: Vec<(Vec<u8>, Vec<u8>)> = redis.hgetall(&old_key).await.unwrap();
+    let new_hash: Vec<(Vec<u8>, Vec<u8>)> = redis.hgetall(&new_key).await.unwrap();
+    assert!(
+        old_hash.iter().any(|(name, _)| name == b"__renewed"),
+        "the old record forwards"
+    );
+    assert!(new_hash.iter().any(|(name, _)| name == b"visits"));
+    assert!(!new_hash.iter().any(|(name, _)| name == b"__renewed"));
+    for (name, value) in old_hash.iter().chain(&new_hash) {
+        for id in [&old, &new] {
+            assert!(
+                !value.windows(id.len()).any(|w| w == id.as_bytes())
+                    && !name.windows(id.len()).any(|w| w == id.as_bytes()),
+                "a session id in the clear in Redis"
+            );
+        }
+    }
+    // The test clock runs 301 s ahead of Redis's: the forward's expiry, 30 s after the renewal,
+    // lies about 331 s ahead of Redis's clock; the new record's the full 600 s idle timeout.
+    let old_ttl: i64 = redis.pttl(&old_key).await.unwrap();
+    let new_ttl: i64 = redis.pttl(&new_key).await.unwrap();
+    assert!((300_000..=331_000).contains(&old_ttl), "old PTTL {old_ttl}");
+    assert!(new_ttl > 880_000, "new PTTL {new_ttl}");
+}

@@ -79,7 +79,26 @@ pub struct SessionConfig {
     pub(crate) rolling: Option<u64>,
     pub(crate) max_cookie_size: usize,
     pub(crate) serialize: bool,
+    pub(crate) renewal: Option<Renewal>,
     pub(crate) clock: Arc<dyn Clock>,
+}
+
+/// Periodic id renewal of server-side sessions; see [`SessionConfig::with_renewal`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Renewal {
+    /// The renewal period, milliseconds.
+    pub(crate) every: u64,
+    /// How long a renewed-away id keeps leading to the session, milliseconds.
+    pub(crate) grace: u64,
+}
+
+impl Renewal {
+    /// Whether a session created at `created` and last saved at `updated` is due for a new id at
+    /// `now`: a period boundary (`created + k × every`) lies after the last save.
+    pub(crate) fn due(&self, created: u64, updated: u64, now: u64) -> bool {
+        let period = |at: u64| at.saturating_sub(created) / self.every;
+        period(now) > period(updated)
+    }
 }
 
 impl Default for SessionConfig {
@@ -95,6 +114,7 @@ impl Default for SessionConfig {
             rolling: None,
             max_cookie_size: 4096,
             serialize: true,
+            renewal: None,
             clock: Arc::new(SystemClock),
         }
     }
@@ -113,6 +133,7 @@ impl fmt::Debug for SessionConfig {
             .field("rolling", &self.rolling)
             .field("max_cookie_size", &self.max_cookie_size)
             .field("serialize", &self.serialize)
+            .field("renewal", &self.renewal)
             .field("clock", &self.clock)
             .finish()
     }
@@ -146,6 +167,9 @@ pub enum ConfigError {
     /// A timeout of zero.
     #[error("the default max age must be at least one second")]
     ZeroMaxAge,
+    /// A renewal period of zero.
+    #[error("the id renewal period must be at least one millisecond")]
+    ZeroRenewalPeriod,
     /// A cookie name, path or domain with a character that would end the attribute or the header
     /// (`;`, `,`, whitespace, control characters; `=` too in a name), or an empty name or domain.
     #[error(
@@ -287,6 +311,43 @@ impl SessionConfig {
         self
     }
 
+    /// Renews the id of every server-side session periodically (OWASP's *renewal timeout*): the
+    /// first request after each `every` since the session was created moves the session to a
+    /// fresh id and answers with the new cookie, read-only requests included. The old id keeps
+    /// leading to the session for `grace`, so requests the client sent concurrently with the old
+    /// cookie still find it (and move to the new cookie too); after that the old id is refused. A
+    /// copied id thus stops working at most `every` plus the time to the client's next request
+    /// plus `grace` after it was issued, unless the attacker keeps using it — and then the
+    /// legitimate client's id dies instead, which it notices as a logout. The default is `None`.
+    ///
+    /// Renewal costs one write per session and period (a store round trip for the new record and
+    /// one for the old id's forward). During the grace period the old record holds a forward to
+    /// the new id, masked with a key derived from the old id, so a store dump or Redis `MONITOR`
+    /// does not reveal the new id. Cookie stores have no id to renew: every save already seals a
+    /// new value, and the setting does not apply to them. Explicit
+    /// [`regenerate`](crate::TypedSession::regenerate) (at login) is separate and kills the old
+    /// id at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use session_runtime::config::SessionConfig;
+    ///
+    /// let config = SessionConfig::default()
+    ///     .with_renewal(Some((Duration::from_secs(15 * 60), Duration::from_secs(30))));
+    /// assert!(config.check().is_ok());
+    /// ```
+    #[must_use]
+    pub fn with_renewal(mut self, renewal: Option<(Duration, Duration)>) -> Self {
+        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self.renewal = renewal.map(|(every, grace)| Renewal {
+            every: millis(every),
+            grace: millis(grace),
+        });
+        self
+    }
+
     /// Sets the clock used for expiry. The default is [`SystemClock`].
     #[must_use]
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -296,8 +357,8 @@ impl SessionConfig {
 
     /// Checks the parts of the configuration that do not depend on a cookie name: the path and
     /// domain hold no character that would end the attribute or the header (`;`, `,`,
-    /// whitespace, control characters), `SameSite=None` and `Partitioned` have `Secure`, and the
-    /// default max age is not zero. [`SessionLayer::try_with_config`](crate::SessionLayer::try_with_config)
+    /// whitespace, control characters), `SameSite=None` and `Partitioned` have `Secure`, and
+    /// neither the default max age nor a renewal period is zero. [`SessionLayer::try_with_config`](crate::SessionLayer::try_with_config)
     /// runs it when the layer is built.
     ///
     /// # Examples
@@ -318,6 +379,9 @@ impl SessionConfig {
     pub fn check(&self) -> Result<(), ConfigError> {
         if self.default_max_age == 0 {
             return Err(ConfigError::ZeroMaxAge);
+        }
+        if self.renewal.is_some_and(|renewal| renewal.every == 0) {
+            return Err(ConfigError::ZeroRenewalPeriod);
         }
         check_attribute("path", &self.path)?;
         if let Some(domain) = &self.domain {

@@ -84,6 +84,7 @@ pub mod store;
 mod lifecycle;
 mod lock;
 mod private;
+mod renewal;
 
 /// Internals for the `session-bench` benchmarks and the cargo-fuzz targets. Not part of the
 /// public API: nothing here is semver-stable.

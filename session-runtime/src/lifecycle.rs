@@ -13,8 +13,9 @@ use crate::error::Error;
 use crate::extract::SessionRejection;
 use crate::lock::SessionGuard;
 use crate::private::{Fields, State};
+use crate::renewal::{self, FORWARD_FIELD};
 use crate::service::Shared;
-use crate::session::{FieldDecode, Metadata, RecordRef, Session, SessionId};
+use crate::session::{FieldDecode, Metadata, Record, RecordRef, Session, SessionId};
 use crate::store::{Delete, Load, RecordCodec, Save, SaveOp, SaveOutcome, StoreKind};
 
 /// How many fresh ids a create tries before giving up (a collision of 256-bit ids means a broken
@@ -27,6 +28,9 @@ const MAX_CLOCK_SKEW: u64 = 60_000;
 
 /// How many cookies of one name a request may carry that are tried as the session.
 const MAX_CANDIDATES: usize = 4;
+
+/// How many renewal forwards a load follows (two renewals within one grace period).
+const MAX_FORWARDS: usize = 2;
 
 /// The state of one session type in one request.
 #[expect(
@@ -80,9 +84,10 @@ impl LockMode {
         self,
         shared: &Shared,
         session_type: TypeId,
-        id: &SessionId,
+        id: Option<&SessionId>,
         cookie_name: &str,
     ) -> Option<SessionGuard> {
+        let id = id?;
         match self {
             Self::None => None,
             Self::Wait => Some(shared.locks.lock(session_type, id).await),
@@ -253,7 +258,7 @@ impl<T: Session> Inner<T> {
         let format = shared.store.format(T::COOKIE_NAME);
         let unquoted = format.quoting().unquote(value);
         let value = &*unquoted;
-        let id = match shared.store.kind() {
+        let mut id = match shared.store.kind() {
             StoreKind::Server => {
                 let Some(id) = format.ids().parse(value) else {
                     tracing::debug!(
@@ -266,18 +271,101 @@ impl<T: Session> Inner<T> {
             }
             StoreKind::Cookie => None,
         };
-        let lock = match &id {
-            Some(id) => {
-                lock.acquire(shared, TypeId::of::<T>(), id, T::COOKIE_NAME)
-                    .await
+        let mut guard = lock
+            .acquire(shared, TypeId::of::<T>(), id.as_ref(), T::COOKIE_NAME)
+            .await;
+        let codec = RecordCodec::of::<T::Codec>();
+        let mut forwards = 0;
+        let record = loop {
+            let lookup = id.as_ref().map_or(value, SessionId::as_str);
+            let Some(record) = Self::fetch(lookup, shared, now, codec).await? else {
+                return Ok(None);
+            };
+            // A renewed-away id: its record forwards to the session's new id for a grace period.
+            let forward = id.as_ref().and_then(|old| {
+                let (_, bytes) = record
+                    .fields
+                    .iter()
+                    .find(|(name, _)| name == FORWARD_FIELD)?;
+                Some(renewal::decode(codec, old, bytes, format.ids()))
+            });
+            match forward {
+                None => break record,
+                Some(Some((until, new))) if until > now && forwards < MAX_FORWARDS => {
+                    forwards += 1;
+                    id = Some(new);
+                    // Never wait for the new id's lock while holding the old one's.
+                    drop(guard.take());
+                    guard = lock
+                        .acquire(shared, TypeId::of::<T>(), id.as_ref(), T::COOKIE_NAME)
+                        .await;
+                }
+                Some(_) => {
+                    tracing::debug!(
+                        cookie = T::COOKIE_NAME,
+                        "renewed session id past its grace period; starting a fresh session"
+                    );
+                    return Ok(None);
+                }
             }
-            None => None,
         };
+        let mut inner = Self::from_record(&record, id, guard);
+        // A client that came by a forward moves to the new id with this response, even when
+        // nothing else is written.
+        if forwards > 0 {
+            inner.cookie = inner.id.as_ref().map(|id| CookieAction::Set {
+                value: format.quoting().quote(id.as_str()).into_owned(),
+                max_age: inner
+                    .meta
+                    .expires_at(inner.idle_secs(config), T::ABSOLUTE_MAX_AGE)
+                    .saturating_sub(now)
+                    .div_ceil(1000),
+            });
+        }
+        Ok(Some(inner))
+    }
+
+    /// The session a loaded record holds. Fields that no longer decode start from their default.
+    fn from_record(record: &Record, id: Option<SessionId>, lock: Option<SessionGuard>) -> Self {
+        let mut data = T::new_default();
+        for (name, bytes) in &record.fields {
+            if let FieldDecode::Failed(error) = data.decode_field(name, bytes) {
+                tracing::warn!(
+                    cookie = T::COOKIE_NAME,
+                    field = name.as_str(),
+                    error = &error as &dyn std::error::Error,
+                    "stored session field no longer decodes; it starts from its default"
+                );
+            }
+        }
+        Self {
+            fields: T::Fields::from_state(State::new(data)),
+            meta: record.metadata,
+            meta_dirty: false,
+            id,
+            is_new: false,
+            delete: None,
+            remove_cookie: false,
+            regenerate: false,
+            rewrite: record.rewrite,
+            cookie: None,
+            lock,
+        }
+    }
+
+    /// Loads the record named by `value` (an id, or a sealed cookie) and checks its timestamps:
+    /// `None` when there is none, it is expired, or it was saved in the future.
+    async fn fetch(
+        value: &str,
+        shared: &Shared,
+        now: u64,
+        codec: RecordCodec,
+    ) -> Result<Option<Record>, SessionRejection> {
         let load = Load {
             cookie_name: T::COOKIE_NAME,
-            value: id.as_ref().map_or(value, SessionId::as_str),
+            value,
             now,
-            codec: RecordCodec::of::<T::Codec>(),
+            codec,
         };
         let record = match shared.store.load(load).await {
             Ok(Some(record)) => record,
@@ -301,7 +389,7 @@ impl<T: Session> Inner<T> {
         let idle = meta
             .max_age
             .or(T::MAX_AGE)
-            .unwrap_or(config.default_max_age);
+            .unwrap_or(shared.config.default_max_age);
         if meta.created > meta.updated
             || meta.updated > now.saturating_add(MAX_CLOCK_SKEW)
             || meta.expires_at(idle, T::ABSOLUTE_MAX_AGE) <= now
@@ -312,30 +400,7 @@ impl<T: Session> Inner<T> {
             );
             return Ok(None);
         }
-        let mut data = T::new_default();
-        for (name, bytes) in &record.fields {
-            if let FieldDecode::Failed(error) = data.decode_field(name, bytes) {
-                tracing::warn!(
-                    cookie = T::COOKIE_NAME,
-                    field = name.as_str(),
-                    error = &error as &dyn std::error::Error,
-                    "stored session field no longer decodes; it starts from its default"
-                );
-            }
-        }
-        Ok(Some(Self {
-            fields: T::Fields::from_state(State::new(data)),
-            meta,
-            meta_dirty: false,
-            id,
-            is_new: false,
-            delete: None,
-            remove_cookie: false,
-            regenerate: false,
-            rewrite: record.rewrite,
-            cookie: None,
-            lock,
-        }))
+        Ok(Some(record))
     }
 
     pub(crate) fn is_dirty(&self) -> bool {
@@ -365,6 +430,11 @@ impl<T: Session> Inner<T> {
             && config
                 .rolling
                 .is_some_and(|after| now.saturating_sub(self.meta.updated) >= after);
+        let renew = server
+            && !self.is_new
+            && config
+                .renewal
+                .is_some_and(|renewal| renewal.due(self.meta.created, self.meta.updated, now));
         let op = if self.is_new {
             dirty.then_some(if server {
                 WriteOp::Create
@@ -375,6 +445,8 @@ impl<T: Session> Inner<T> {
             (dirty || self.regenerate || self.rewrite || touch).then_some(WriteOp::Seal)
         } else if let Some(id) = self.id.clone().filter(|_| self.regenerate) {
             Some(WriteOp::Regenerate(id))
+        } else if let Some(id) = self.id.clone().filter(|_| renew) {
+            Some(WriteOp::Renew(id))
         } else if dirty || self.rewrite {
             self.id.clone().map(WriteOp::Update)
         } else if touch && whole {
@@ -485,6 +557,8 @@ enum WriteOp {
     Update(SessionId),
     Touch(SessionId),
     Regenerate(SessionId),
+    /// A periodic renewal: the whole record under a new id, then a forward in the old record.
+    Renew(SessionId),
     Seal,
 }
 
@@ -542,7 +616,7 @@ pub(crate) async fn execute(plan: Plan, shared: &Shared) -> Result<Executed, Err
         });
     };
     let (outcome, id) = match &write.op {
-        WriteOp::Create | WriteOp::Regenerate(_) => {
+        WriteOp::Create | WriteOp::Regenerate(_) | WriteOp::Renew(_) => {
             let mut attempt = 0;
             loop {
                 attempt += 1;
@@ -575,6 +649,15 @@ pub(crate) async fn execute(plan: Plan, shared: &Shared) -> Result<Executed, Err
             None,
         ),
     };
+    if let (WriteOp::Renew(old), SaveOutcome::Saved(_), Some(new)) = (&write.op, &outcome, &id) {
+        if !leave_forward(&write, name, old, new, plan.now, shared).await? {
+            return Ok(Executed {
+                cookie: None,
+                saved: Saved::Missing,
+                metadata: None,
+            });
+        }
+    }
     match outcome {
         SaveOutcome::Saved(value) => {
             // Quoted as the store's cookies are (Python's `http.cookies` for aiohttp ones).
@@ -609,6 +692,58 @@ pub(crate) async fn execute(plan: Plan, shared: &Shared) -> Result<Executed, Err
         }
         SaveOutcome::IdTaken => Err(Error::IdCollision),
     }
+}
+
+/// The second half of a renewal, once the record is stored under `new`: turns the record under
+/// `old` into a forward to `new` that lasts the grace period. Returns `false` when the old record
+/// is gone (a logout elsewhere during this request): the new record is then deleted again, so a
+/// renewal never resurrects a session.
+async fn leave_forward(
+    write: &Write,
+    cookie_name: &str,
+    old: &SessionId,
+    new: &SessionId,
+    now: u64,
+    shared: &Shared,
+) -> Result<bool, Error> {
+    let store = &*shared.store;
+    let whole = store.format(cookie_name).writes_whole_records();
+    let grace = shared.config.renewal.map_or(0, |renewal| renewal.grace);
+    let until = now.saturating_add(grace).min(write.expires_at);
+    let forward = renewal::encode(write.codec, old, new, until)?;
+    // A store that keeps whole records gets them whole; the forward field makes loads ignore the
+    // data, which stays only until the old record expires.
+    let mut fields = if whole {
+        write.fields.clone()
+    } else {
+        Vec::new()
+    };
+    fields.push((FORWARD_FIELD, forward));
+    let save = Save {
+        cookie_name,
+        op: SaveOp::Update { id: old },
+        record: RecordRef {
+            metadata: &write.metadata,
+            fields: &fields,
+        },
+        expires_at: until,
+        now,
+        codec: write.codec,
+    };
+    if let SaveOutcome::Saved(_) = store.save(save).await? {
+        return Ok(true);
+    }
+    tracing::warn!(
+        cookie = cookie_name,
+        "session deleted while its id was being renewed; not recreating it"
+    );
+    store
+        .delete(Delete {
+            cookie_name,
+            id: new,
+        })
+        .await?;
+    Ok(false)
 }
 
 /// Renders a `Set-Cookie` value. The removal cookie repeats every attribute of the cookie it

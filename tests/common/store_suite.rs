@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Query, Request};
+use axum::extract::{Extension, Query, Request};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -446,6 +446,194 @@ pub async fn regenerate_changes_the_cookie_and_keeps_data(h: &Harness) {
     }
 }
 
+/// Security plan item 20: with `with_renewal(300 s, 30 s)`, the first request after each period
+/// moves a server-side session to a new id (read-only requests too); the old id leads to the
+/// session, and moves its client to the new id, for the grace period and is refused after it.
+/// Cookie stores have no id to renew: nothing changes for them.
+pub async fn renewal_moves_the_id_with_a_grace_period(h: &Harness) {
+    let clock = TestClock::new();
+    let config =
+        test_config(&clock).with_renewal(Some((Duration::from_secs(300), Duration::from_secs(30))));
+    let server = TestServer::start(app((h.make)(config).await)).await;
+    let c = raw_client();
+    let get = |path: &str, value: &str| {
+        send(
+            c.get(server.url(path))
+                .header("cookie", format!("suite={value}")),
+        )
+    };
+    let (_, headers, _) = send(c.get(server.url("/visit"))).await;
+    let first = cookie_value(&headers, "suite").unwrap();
+    let (_, _, created) = get("/meta", &first).await;
+    clock.advance(Duration::from_secs(200));
+    let (_, headers, body) = get("/read", &first).await;
+    assert_eq!(body, "1");
+    assert!(set_cookies(&headers).is_empty(), "not due before 300 s");
+
+    clock.advance(Duration::from_secs(150));
+    let (status, headers, body) = get("/read", &first).await;
+    assert_eq!((status, body.as_str()), (200, "1"));
+    if h.kind == StoreKind::Cookie {
+        assert!(
+            set_cookies(&headers).is_empty(),
+            "cookie stores have no id to renew"
+        );
+        return;
+    }
+    let cookies = set_cookies(&headers);
+    assert_eq!(
+        cookies.len(),
+        1,
+        "a read past the period renews: {cookies:?}"
+    );
+    assert!(cookies[0].contains("Max-Age=600"), "{}", cookies[0]);
+    let second = cookie_value(&headers, "suite").unwrap();
+    assert_ne!(first, second, "a new id");
+    let (_, _, meta_second) = get("/meta", &second).await;
+    assert_eq!(meta_second, created, "same session, same creation time");
+
+    // Within the grace period the old id still leads to the session, and a write made through it
+    // lands in the renewed session; the response moves the client to the new id.
+    clock.advance(Duration::from_secs(10));
+    let (status, headers, body) = get("/visit", &first).await;
+    assert_eq!((status, body.as_str()), (200, "2"));
+    assert_eq!(
+        cookie_value(&headers, "suite").as_deref(),
+        Some(second.as_str())
+    );
+    let (_, headers, body) = get("/read", &first).await;
+    assert_eq!(body, "2", "read-only through the old id");
+    assert_eq!(
+        cookie_value(&headers, "suite").as_deref(),
+        Some(second.as_str()),
+        "a read through the old id moves the client too"
+    );
+    let (_, headers, body) = get("/read", &second).await;
+    assert_eq!(body, "2");
+    assert!(set_cookies(&headers).is_empty());
+
+    // Past the grace period (renewed at 350 s, grace 30 s) the old id is refused.
+    clock.advance(Duration::from_secs(21));
+    let (status, headers, body) = get("/read", &first).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "0"),
+        "old id after its grace"
+    );
+    assert!(set_cookies(&headers).is_empty());
+    let (_, _, body) = get("/read", &second).await;
+    assert_eq!(body, "2");
+
+    // The next period renews again, from the new id.
+    clock.advance(Duration::from_secs(250));
+    let (_, headers, body) = get("/read", &second).await;
+    assert_eq!(body, "2");
+    let third = cookie_value(&headers, "suite").expect("renewed again after 600 s");
+    assert!(third != first && third != second);
+    // A login's `regenerate` is not a renewal: the old id dies at once.
+    let (_, headers, _) = send(
+        c.post(server.url("/login?user=5"))
+            .header("cookie", format!("suite={third}")),
+    )
+    .await;
+    let fourth = cookie_value(&headers, "suite").unwrap();
+    assert_ne!(fourth, third);
+    let (_, _, body) = get("/whoami", &third).await;
+    assert_eq!(body, "anonymous");
+    let (_, _, body) = get("/whoami", &fourth).await;
+    assert_eq!(body, "5");
+}
+
+/// An account session for the "log out everywhere" pattern: the user's epoch at login.
+#[derive(Session, Debug)]
+#[session(cookie_name = "account", max_age = 600)]
+pub struct Account {
+    pub user: Option<u64>,
+    pub epoch: u64,
+}
+
+/// The app's user table: each user's current epoch. Bumping it ends every session of the user.
+type Epochs = Arc<std::sync::Mutex<std::collections::HashMap<u64, u64>>>;
+
+fn epoch_of(epochs: &Epochs, user: u64) -> u64 {
+    epochs.lock().unwrap().get(&user).copied().unwrap_or(0)
+}
+
+async fn account_login(
+    mut s: TypedSession<Account>,
+    Extension(epochs): Extension<Epochs>,
+    Query(q): Query<User>,
+) -> StatusCode {
+    s.regenerate();
+    s.set_user(Some(q.user));
+    s.set_epoch(epoch_of(&epochs, q.user));
+    StatusCode::NO_CONTENT
+}
+
+/// Every authenticated request checks the session's epoch against the user's.
+async fn account_whoami(
+    mut s: TypedSession<Account>,
+    Extension(epochs): Extension<Epochs>,
+) -> String {
+    match *s.user() {
+        Some(user) if *s.epoch() == epoch_of(&epochs, user) => user.to_string(),
+        Some(_) => {
+            s.invalidate();
+            "revoked".to_owned()
+        }
+        None => "anonymous".to_owned(),
+    }
+}
+
+async fn account_revoke_all(
+    Extension(epochs): Extension<Epochs>,
+    Query(q): Query<User>,
+) -> StatusCode {
+    *epochs.lock().unwrap().entry(q.user).or_default() += 1;
+    StatusCode::NO_CONTENT
+}
+
+/// Security plan item 33, "log out everywhere", as the documented app pattern (the library has
+/// no notion of a user): the session keeps the user's epoch from login; bumping the epoch makes
+/// every session of that user fail the check on its next request, on every store, cookie stores
+/// included; other users and new logins are unaffected.
+pub async fn revoke_all_of_a_users_sessions_by_epoch(h: &Harness) {
+    let clock = TestClock::new();
+    let epochs = Epochs::default();
+    let extra = Router::new()
+        .route("/account/login", post(account_login))
+        .route("/account/whoami", get(account_whoami))
+        .route("/account/revoke-all", post(account_revoke_all))
+        .layer(Extension(epochs));
+    let server = TestServer::start(app_with((h.make)(test_config(&clock)).await, extra)).await;
+    let devices: Vec<_> = (0..3).map(|_| browser()).collect();
+    let other = browser();
+    for device in &devices {
+        send(device.post(server.url("/account/login?user=1"))).await;
+    }
+    send(other.post(server.url("/account/login?user=2"))).await;
+    for device in &devices {
+        let (_, _, body) = send(device.get(server.url("/account/whoami"))).await;
+        assert_eq!(body, "1");
+    }
+    send(raw_client().post(server.url("/account/revoke-all?user=1"))).await;
+    for device in &devices {
+        let (status, headers, body) = send(device.get(server.url("/account/whoami"))).await;
+        assert_eq!((status, body.as_str()), (200, "revoked"));
+        assert!(
+            set_cookies(&headers)[0].contains("Max-Age=0"),
+            "the revoked session's cookie is removed"
+        );
+        let (_, _, body) = send(device.get(server.url("/account/whoami"))).await;
+        assert_eq!(body, "anonymous");
+    }
+    let (_, _, body) = send(other.get(server.url("/account/whoami"))).await;
+    assert_eq!(body, "2", "another user's session is untouched");
+    send(devices[0].post(server.url("/account/login?user=1"))).await;
+    let (_, _, body) = send(devices[0].get(server.url("/account/whoami"))).await;
+    assert_eq!(body, "1", "a new login works");
+}
+
 pub async fn invalidate_removes_record_and_cookie(h: &Harness) {
     let run = h.start().await;
     let c = raw_client();
@@ -620,7 +808,8 @@ macro_rules! store_suite {
             invalidate_removes_record_and_cookie, invalidate_then_write_starts_a_new_session,
             peek_creates_nothing, saved_for_every_response_kind, oversized_cookie_is_refused,
             explicit_save, metadata, same_type_twice_is_rejected,
-            middleware_changes_reach_the_handler, unknown_id_is_never_adopted);
+            middleware_changes_reach_the_handler, unknown_id_is_never_adopted,
+            renewal_moves_the_id_with_a_grace_period, revoke_all_of_a_users_sessions_by_epoch);
     };
     (@cases $harness:expr; $($case:ident),* $(,)?) => {
         $(

@@ -12,6 +12,12 @@
 //! The runtime enforces expiry from the record's [`Metadata`](crate::session::Metadata) itself;
 //! a store's own TTL only cleans up.
 //!
+//! Periodic id renewal ([`SessionConfig::with_renewal`](crate::config::SessionConfig::with_renewal))
+//! needs nothing more from a server store: the runtime creates the record under the new id
+//! ([`SaveOp::Create`]), then updates the old one ([`SaveOp::Update`]) with a reserved field,
+//! `__renewed`, that forwards to the new id until the grace period ends, and sets the old
+//! record's expiry to that moment.
+//!
 //! A store that must speak someone else's wire format (the `aiohttp` module of feature
 //! `aiohttp-compat`, say) declares it with [`SessionStore::format`]: the shape of its ids
 //! ([`IdFormat`]), how its cookie values are quoted ([`CookieQuoting`]) and whether it can write
@@ -345,6 +351,8 @@ fn python_unquote(raw: &str) -> Cow<'_, str> {
 pub struct RecordCodec {
     encode: fn(RecordRef<'_>) -> Result<Vec<u8>, CodecError>,
     decode: fn(&[u8]) -> Result<Record, CodecError>,
+    encode_text: fn(&str) -> Result<Vec<u8>, CodecError>,
+    decode_text: fn(&[u8]) -> Result<String, CodecError>,
 }
 
 impl RecordCodec {
@@ -352,7 +360,19 @@ impl RecordCodec {
         Self {
             encode: C::encode_record,
             decode: C::decode_record,
+            encode_text: |text| C::encode(text),
+            decode_text: |bytes| C::decode(bytes),
         }
+    }
+
+    /// Encodes a string as a field value of this codec (the runtime's own reserved fields).
+    pub(crate) fn encode_text(&self, text: &str) -> Result<Vec<u8>, CodecError> {
+        (self.encode_text)(text)
+    }
+
+    /// Decodes a field value written by [`RecordCodec::encode_text`].
+    pub(crate) fn decode_text(&self, bytes: &[u8]) -> Result<String, CodecError> {
+        (self.decode_text)(bytes)
     }
 
     /// Encodes a record as one value.

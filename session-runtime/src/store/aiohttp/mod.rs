@@ -35,7 +35,11 @@
 //! Limits of the format: it has no creation time, so `absolute_max_age` runs from the last save;
 //! a per-session `set_max_age` sets the cookie's and the key's lifetime but is not stored (as in
 //! aiohttp_session); whole records are written, so two servers changing different fields of one
-//! session at the same moment is last-write-wins (as in aiohttp_session).
+//! session at the same moment is last-write-wins (as in aiohttp_session). Leave periodic id
+//! renewal ([`SessionConfig::with_renewal`](crate::config::SessionConfig::with_renewal)) off
+//! while both servers share sessions: Python does not follow a renewed id's forward (it would
+//! see the old data with a `__renewed` key), and without a creation time the period runs from the
+//! last save.
 //!
 //! # Example
 //!
