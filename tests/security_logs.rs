@@ -12,6 +12,7 @@ mod redis_support;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -122,6 +123,21 @@ async fn scenario(router: &Router) -> Vec<String> {
     issued
 }
 
+/// Id renewal on a server store (the layer renews every 300 s with 30 s of grace): renewed,
+/// followed within the grace period, refused after. Returns both ids.
+async fn renewal(router: &Router, clock: &TestClock) -> Vec<String> {
+    let (_, old) = call(router, "GET", "/visit", None).await;
+    let old = old.unwrap();
+    clock.advance(Duration::from_secs(301));
+    let (_, new) = call(router, "GET", "/read", Some(&old)).await;
+    let new = new.expect("renewed");
+    let (_, moved) = call(router, "GET", "/read", Some(&old)).await;
+    assert_eq!(moved.as_ref(), Some(&new), "moved within the grace period");
+    clock.advance(Duration::from_secs(31));
+    call(router, "GET", "/read", Some(&old)).await;
+    vec![old, new]
+}
+
 #[tokio::test]
 async fn logs_hold_no_secret() {
     let captured = Captured::default();
@@ -162,10 +178,18 @@ async fn logs_hold_no_secret() {
     ];
     let routers: Vec<Router> = layers
         .into_iter()
-        .map(|layer| app(layer.with_config(test_config(&clock))))
+        .map(|layer| {
+            app(layer.with_config(
+                test_config(&clock)
+                    .with_renewal(Some((Duration::from_secs(300), Duration::from_secs(30)))),
+            ))
+        })
         .collect();
     for router in &routers {
         issued.extend(scenario(router).await);
+    }
+    for router in [&routers[0], &routers[4]] {
+        issued.extend(renewal(router, &clock).await);
     }
     // A cookie sealed with the old key, read through the rotated ring: re-sealed.
     let (_, old_cookie) = call(&routers[2], "GET", "/visit", None).await;
@@ -199,6 +223,7 @@ async fn logs_hold_no_secret() {
         "over the size limit",
         "failed to save session",
         "already extracted",
+        "past its grace period",
     ] {
         assert!(logs.contains(expected), "nothing logged about {expected:?}");
     }
