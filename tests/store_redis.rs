@@ -121,10 +121,9 @@ async fn round_trips_per_request() {
     let own = OwnRedis::start().await;
     let clock = TestClock::new();
     let store = RedisStore::connect(&own.url()).await.unwrap();
-    let server = TestServer::start(app(
-        SessionLayer::new(store).with_config(test_config(&clock))
-    ))
-    .await;
+    let config =
+        test_config(&clock).with_renewal(Some((Duration::from_secs(300), Duration::from_secs(30))));
+    let server = TestServer::start(app(SessionLayer::new(store).with_config(config))).await;
     let c = raw_client();
     let (_, headers, _) = send(c.get(server.url("/visit"))).await; // loads the script once
     let cookie = format!("suite={}", cookie_value(&headers, "suite").unwrap());
@@ -153,6 +152,23 @@ async fn round_trips_per_request() {
     }
     let sent = monitor.round_trips().await;
     assert!(sent.is_empty(), "a malformed id reached Redis: {sent:?}");
+    // Id renewal: the first request of a new period writes the new key and the old key's forward;
+    // within the grace period the old id costs one more load.
+    clock.advance(Duration::from_secs(301));
+    let (_, headers, _) = send(c.get(server.url("/read")).header("cookie", &cookie)).await;
+    let sent = monitor.round_trips().await;
+    report.push(format!("renewal: {} ({})", sent.len(), sent.join(", ")));
+    assert_eq!(sent, ["hgetall", "evalsha", "evalsha"], "renewal");
+    let renewed = cookie_value(&headers, "suite").expect("renewed");
+    let (_, headers, _) = send(c.get(server.url("/read")).header("cookie", &cookie)).await;
+    let sent = monitor.round_trips().await;
+    report.push(format!(
+        "old id in grace: {} ({})",
+        sent.len(),
+        sent.join(", ")
+    ));
+    assert_eq!(sent, ["hgetall", "hgetall"], "old id in grace");
+    assert_eq!(cookie_value(&headers, "suite"), Some(renewed));
     println!("round trips: {}", report.join("; "));
 }
 
