@@ -625,6 +625,42 @@ async fn renewal_forward_is_masked_and_short_lived() {
     );
     assert!(new_hash.iter().any(|(name, _)| name == b"visits"));
     assert!(!new_hash.iter().any(|(name, _)| name == b"__renewed"));
+    let mut names: Vec<&[u8]> = old_hash.iter().map(|(name, _)| name.as_slice()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            &b"__created"[..],
+            b"__renewed",
+            b"__updated",
+            b"note",
+            b"user",
+            b"visits"
+        ],
+        "the old record: its data, until it expires, and the forward"
+    );
+    // The forward is the JSON string `r1.<until>.<base64url(masked new id)>`; the masked bytes
+    // must not be the new id.
+    let forward = &old_hash
+        .iter()
+        .find(|(name, _)| name == b"__renewed")
+        .unwrap()
+        .1;
+    let forward: String = serde_json::from_slice(forward).unwrap();
+    let masked = forward.rsplit('.').next().unwrap();
+    let masked =
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, masked).unwrap();
+    assert_eq!(masked.len(), new.len());
+    assert_ne!(masked, new.as_bytes(), "the forward is masked");
+    assert!(
+        masked
+            .iter()
+            .zip(new.as_bytes())
+            .filter(|(a, b)| a == b)
+            .count()
+            < 8,
+        "masked bytes look like the id"
+    );
     for (name, value) in old_hash.iter().chain(&new_hash) {
         for id in [&old, &new] {
             assert!(
@@ -640,4 +676,135 @@ async fn renewal_forward_is_masked_and_short_lived() {
     let new_ttl: i64 = redis.pttl(&new_key).await.unwrap();
     assert!((300_000..=331_000).contains(&old_ttl), "old PTTL {old_ttl}");
     assert!(new_ttl > 880_000, "new PTTL {new_ttl}");
+}
+
+/// Holds a request after its session is loaded until the test releases it.
+#[derive(Default)]
+struct Hold {
+    loaded: Notify,
+    release: Notify,
+}
+
+async fn hold_visit(
+    mut s: TypedSession<common::store_suite::Suite>,
+    Extension(hold): Extension<Arc<Hold>>,
+) -> String {
+    *s.visits_mut() += 1;
+    hold.loaded.notify_one();
+    hold.release.notified().await;
+    s.visits().to_string()
+}
+
+async fn hold_logout(
+    mut s: TypedSession<common::store_suite::Suite>,
+    Extension(hold): Extension<Arc<Hold>>,
+) -> &'static str {
+    s.invalidate();
+    hold.loaded.notify_one();
+    hold.release.notified().await;
+    "bye"
+}
+
+/// Two processes (two layers, two clocks) share one Redis and renew every 300 s with 30 s of
+/// grace. A request in process 2 that loaded the session before process 1 renewed it must end in
+/// the renewed session: a second renewal racing the first, a plain write (process 2's clock
+/// lags, so it is not due), and a logout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn renewal_races_end_in_one_session() {
+    let prefix = unique_prefix("renewal-race");
+    let (clock1, clock2) = (TestClock::new(), TestClock::new());
+    let renewal = Some((Duration::from_secs(300), Duration::from_secs(30)));
+    let one = TestServer::start(app(single(
+        &prefix,
+        test_config(&clock1).with_renewal(renewal),
+    )
+    .await))
+    .await;
+    let hold = Arc::new(Hold::default());
+    let routes = Router::new()
+        .route("/hold-visit", get(hold_visit))
+        .route("/hold-logout", get(hold_logout))
+        .layer(Extension(Arc::clone(&hold)));
+    let two = Arc::new(
+        TestServer::start(app_with(
+            single(&prefix, test_config(&clock2).with_renewal(renewal)).await,
+            routes,
+        ))
+        .await,
+    );
+    let c = raw_client();
+    let with = |value: &str| format!("suite={value}");
+    let (_, headers, _) = send(c.get(one.url("/visit"))).await;
+    let first = cookie_value(&headers, "suite").unwrap();
+    let mut redis = redis_support::server()
+        .await
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys = async |redis: &mut redis::aio::MultiplexedConnection| {
+        let keys: Vec<String> = redis.keys(format!("{prefix}*")).await.unwrap();
+        keys.len()
+    };
+    // Runs `path` on process 2 with `value`, and `during` on process 1 while it is held.
+    let race = async |path: &str, value: &str, during: &str| {
+        let request = {
+            let (two, c, cookie, path) =
+                (Arc::clone(&two), c.clone(), with(value), path.to_owned());
+            tokio::spawn(async move { send(c.get(two.url(&path)).header("cookie", cookie)).await })
+        };
+        hold.loaded.notified().await;
+        let (_, headers, body) = send(c.get(one.url(during)).header("cookie", with(value))).await;
+        let renewed = cookie_value(&headers, "suite")
+            .unwrap_or_else(|| panic!("process 1 did not renew during {path}: {body}"));
+        hold.release.notify_one();
+        let (status, headers, body) = request.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        (renewed, cookie_value(&headers, "suite"), body)
+    };
+
+    // 1. Both processes are due: process 2's renewal loses and writes into process 1's.
+    clock1.advance(Duration::from_secs(301));
+    clock2.advance(Duration::from_secs(301));
+    let (second, moved, body) = race("/hold-visit", &first, "/read").await;
+    assert_eq!(body, "2");
+    assert_eq!(
+        moved.as_deref(),
+        Some(second.as_str()),
+        "one session, not two"
+    );
+    let (_, _, body) = send(c.get(one.url("/read")).header("cookie", with(&second))).await;
+    assert_eq!(
+        body, "2",
+        "the losing renewal's change landed in the winner's session"
+    );
+    assert_eq!(
+        keys(&mut redis).await,
+        2,
+        "the forward and the session, no third record"
+    );
+
+    // 2. Process 2's clock lags, so its save is a plain write into the renewed-away record:
+    // refused by the store and sent on to the new id.
+    clock1.advance(Duration::from_secs(300));
+    clock2.advance(Duration::from_secs(289));
+    let (third, moved, body) = race("/hold-visit", &second, "/read").await;
+    assert_eq!(body, "3");
+    assert_eq!(moved.as_deref(), Some(third.as_str()));
+    let (_, headers, body) = send(c.get(one.url("/read")).header("cookie", with(&third))).await;
+    assert_eq!(body, "3", "the stale write landed in the renewed session");
+    // The lagging process dated its write before the boundary, so the next request renews once
+    // more (harmless: the clock skew between servers costs one extra renewal).
+    let third = cookie_value(&headers, "suite").expect("renewed once more");
+
+    // 3. A logout that loaded the old id also ends the renewed session.
+    clock1.advance(Duration::from_secs(300));
+    clock2.advance(Duration::from_secs(300));
+    let (fourth, _, body) = race("/hold-logout", &third, "/read").await;
+    assert_eq!(body, "bye");
+    let (_, headers, body) = send(c.get(one.url("/read")).header("cookie", with(&fourth))).await;
+    assert_eq!(body, "0", "the renewed session ended with the logout");
+    assert!(set_cookies(&headers).is_empty());
+    let (_, _, body) = send(c.get(one.url("/read")).header("cookie", with(&third))).await;
+    assert_eq!(body, "0");
 }

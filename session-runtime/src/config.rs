@@ -167,9 +167,11 @@ pub enum ConfigError {
     /// A timeout of zero.
     #[error("the default max age must be at least one second")]
     ZeroMaxAge,
-    /// A renewal period of zero.
-    #[error("the id renewal period must be at least one millisecond")]
-    ZeroRenewalPeriod,
+    /// A renewal period of zero, or a grace period not shorter than the renewal period.
+    #[error(
+        "the id renewal period must be at least one millisecond and longer than its grace period"
+    )]
+    InvalidRenewal,
     /// A cookie name, path or domain with a character that would end the attribute or the header
     /// (`;`, `,`, whitespace, control characters; `=` too in a name), or an empty name or domain.
     #[error(
@@ -321,10 +323,17 @@ impl SessionConfig {
     /// legitimate client's id dies instead, which it notices as a logout. The default is `None`.
     ///
     /// Renewal costs one write per session and period (a store round trip for the new record and
-    /// one for the old id's forward). During the grace period the old record holds a forward to
-    /// the new id, masked with a key derived from the old id, so a store dump or Redis `MONITOR`
-    /// does not reveal the new id. Cookie stores have no id to renew: every save already seals a
-    /// new value, and the setting does not apply to them. Explicit
+    /// one for the old id's forward). Until the grace period ends, the old record keeps its data
+    /// and gains the forward to the new id, masked with a pad derived from the old id, so a store
+    /// dump or Redis `MONITOR` does not reveal the new id. The grace period must be shorter than
+    /// the period. A request that loaded the old record before the renewal (in another process,
+    /// or with [`with_serialized_requests(false)`](Self::with_serialized_requests)) and then
+    /// saves is sent on to the new id by the store's refusal to update a renewed-away record;
+    /// a logout that loaded the old id ends the renewed session too.
+    ///
+    /// Cookie stores have no id to renew: every save already seals a new value. Stores that write
+    /// whole records (the `aiohttp-compat` ones) cannot hold a forward beside the data the other
+    /// server reads. The setting does not apply to either. Explicit
     /// [`regenerate`](crate::TypedSession::regenerate) (at login) is separate and kills the old
     /// id at once.
     ///
@@ -358,7 +367,8 @@ impl SessionConfig {
     /// Checks the parts of the configuration that do not depend on a cookie name: the path and
     /// domain hold no character that would end the attribute or the header (`;`, `,`,
     /// whitespace, control characters), `SameSite=None` and `Partitioned` have `Secure`, and
-    /// neither the default max age nor a renewal period is zero. [`SessionLayer::try_with_config`](crate::SessionLayer::try_with_config)
+    /// neither the default max age nor a renewal period is zero, and a renewal's grace period is
+    /// shorter than its period. [`SessionLayer::try_with_config`](crate::SessionLayer::try_with_config)
     /// runs it when the layer is built.
     ///
     /// # Examples
@@ -380,8 +390,11 @@ impl SessionConfig {
         if self.default_max_age == 0 {
             return Err(ConfigError::ZeroMaxAge);
         }
-        if self.renewal.is_some_and(|renewal| renewal.every == 0) {
-            return Err(ConfigError::ZeroRenewalPeriod);
+        if self
+            .renewal
+            .is_some_and(|renewal| renewal.every == 0 || renewal.grace >= renewal.every)
+        {
+            return Err(ConfigError::InvalidRenewal);
         }
         check_attribute("path", &self.path)?;
         if let Some(domain) = &self.domain {

@@ -13,9 +13,10 @@ use crate::error::Error;
 use crate::extract::SessionRejection;
 use crate::lock::SessionGuard;
 use crate::private::{Fields, State};
-use crate::renewal::{self, FORWARD_FIELD};
+use crate::renewal;
 use crate::service::Shared;
 use crate::session::{FieldDecode, Metadata, Record, RecordRef, Session, SessionId};
+use crate::store::RENEWED_FIELD;
 use crate::store::{Delete, Load, RecordCodec, Save, SaveOp, SaveOutcome, StoreKind};
 
 /// How many fresh ids a create tries before giving up (a collision of 256-bit ids means a broken
@@ -286,7 +287,7 @@ impl<T: Session> Inner<T> {
                 let (_, bytes) = record
                     .fields
                     .iter()
-                    .find(|(name, _)| name == FORWARD_FIELD)?;
+                    .find(|(name, _)| name == RENEWED_FIELD)?;
                 Some(renewal::decode(codec, old, bytes, format.ids()))
             });
             match forward {
@@ -431,6 +432,7 @@ impl<T: Session> Inner<T> {
                 .rolling
                 .is_some_and(|after| now.saturating_sub(self.meta.updated) >= after);
         let renew = server
+            && !whole
             && !self.is_new
             && config
                 .renewal
@@ -468,6 +470,15 @@ impl<T: Session> Inner<T> {
                         .map(|index| Ok((T::FIELD_NAMES[index], state.data().encode_field(index)?)))
                         .collect::<Result<Vec<_>, Error>>()?,
                 };
+                // A renewal that loses a race re-applies only the changed fields (see `execute`).
+                let dirty = if matches!(op, WriteOp::Renew(_)) {
+                    (0..T::FIELD_NAMES.len())
+                        .filter(|index| state.dirty().contains(*index))
+                        .map(|index| T::FIELD_NAMES[index])
+                        .collect()
+                } else {
+                    Vec::new()
+                };
                 let metadata = Metadata {
                     updated: now,
                     ..self.meta
@@ -477,6 +488,7 @@ impl<T: Session> Inner<T> {
                     op,
                     metadata,
                     fields,
+                    dirty,
                     expires_at,
                     codec: RecordCodec::of::<T::Codec>(),
                 })
@@ -484,6 +496,7 @@ impl<T: Session> Inner<T> {
             .transpose()?;
         Ok(Plan {
             cookie_name: T::COOKIE_NAME,
+            codec: RecordCodec::of::<T::Codec>(),
             now,
             delete: self.delete.clone(),
             write,
@@ -521,6 +534,7 @@ impl<T: Session> Inner<T> {
 /// The writes one session needs at the end of a request (or on `save().await`).
 pub(crate) struct Plan {
     cookie_name: &'static str,
+    codec: RecordCodec,
     now: u64,
     delete: Option<SessionId>,
     write: Option<Write>,
@@ -532,18 +546,31 @@ struct Write {
     op: WriteOp,
     metadata: Metadata,
     fields: Vec<(&'static str, Vec<u8>)>,
+    /// For a renewal: the names of the changed fields.
+    dirty: Vec<&'static str>,
     expires_at: u64,
     codec: RecordCodec,
 }
 
 impl Write {
     fn save<'a>(&'a self, cookie_name: &'a str, op: SaveOp<'a>, now: u64) -> Save<'a> {
+        self.save_fields(cookie_name, op, now, &self.fields)
+    }
+
+    /// A save of this write's metadata and expiry with other fields.
+    fn save_fields<'a>(
+        &'a self,
+        cookie_name: &'a str,
+        op: SaveOp<'a>,
+        now: u64,
+        fields: &'a [(&'static str, Vec<u8>)],
+    ) -> Save<'a> {
         Save {
             cookie_name,
             op,
             record: RecordRef {
                 metadata: &self.metadata,
-                fields: &self.fields,
+                fields,
             },
             expires_at: self.expires_at,
             now,
@@ -596,13 +623,10 @@ pub(crate) async fn execute(plan: Plan, shared: &Shared) -> Result<Executed, Err
     let store = &*shared.store;
     let name = plan.cookie_name;
     let format = store.format(name);
+    // Stores that write single fields can hold renewal forwards (see `SessionConfig::with_renewal`).
+    let forwards = shared.config.renewal.is_some() && !format.writes_whole_records();
     if let Some(id) = &plan.delete {
-        store
-            .delete(Delete {
-                cookie_name: name,
-                id,
-            })
-            .await?;
+        delete(id, name, plan.codec, forwards, shared, plan.now).await?;
     }
     let Some(write) = plan.write else {
         return Ok(Executed {
@@ -649,15 +673,11 @@ pub(crate) async fn execute(plan: Plan, shared: &Shared) -> Result<Executed, Err
             None,
         ),
     };
-    if let (WriteOp::Renew(old), SaveOutcome::Saved(_), Some(new)) = (&write.op, &outcome, &id) {
-        if !leave_forward(&write, name, old, new, plan.now, shared).await? {
-            return Ok(Executed {
-                cookie: None,
-                saved: Saved::Missing,
-                metadata: None,
-            });
-        }
-    }
+    let (outcome, id) = if forwards {
+        follow_renewal(&write, name, outcome, id, plan.now, shared).await?
+    } else {
+        (outcome, id)
+    };
     match outcome {
         SaveOutcome::Saved(value) => {
             // Quoted as the store's cookies are (Python's `http.cookies` for aiohttp ones).
@@ -696,8 +716,9 @@ pub(crate) async fn execute(plan: Plan, shared: &Shared) -> Result<Executed, Err
 
 /// The second half of a renewal, once the record is stored under `new`: turns the record under
 /// `old` into a forward to `new` that lasts the grace period. Returns `false` when the old record
-/// is gone (a logout elsewhere during this request): the new record is then deleted again, so a
-/// renewal never resurrects a session.
+/// is gone (a logout elsewhere during this request) or already forwards (another request renewed
+/// it first; stores refuse to update a forward): the new record is then deleted again, so a
+/// renewal never resurrects a session nor splits it in two.
 async fn leave_forward(
     write: &Write,
     cookie_name: &str,
@@ -718,7 +739,7 @@ async fn leave_forward(
     } else {
         Vec::new()
     };
-    fields.push((FORWARD_FIELD, forward));
+    fields.push((RENEWED_FIELD, forward));
     let save = Save {
         cookie_name,
         op: SaveOp::Update { id: old },
@@ -733,9 +754,9 @@ async fn leave_forward(
     if let SaveOutcome::Saved(_) = store.save(save).await? {
         return Ok(true);
     }
-    tracing::warn!(
+    tracing::debug!(
         cookie = cookie_name,
-        "session deleted while its id was being renewed; not recreating it"
+        "session renewed or deleted by another request during this renewal"
     );
     store
         .delete(Delete {
@@ -744,6 +765,120 @@ async fn leave_forward(
         })
         .await?;
     Ok(false)
+}
+
+/// Deletes the record `id`; with `forwards`, first the records it forwards to, so a logout that
+/// loaded the session just before another request renewed its id also ends the renewed session.
+async fn delete(
+    id: &SessionId,
+    cookie_name: &str,
+    codec: RecordCodec,
+    forwards: bool,
+    shared: &Shared,
+    now: u64,
+) -> Result<(), Error> {
+    let store = &*shared.store;
+    if forwards {
+        let mut next = follow(id, cookie_name, codec, shared, now).await?;
+        for _ in 0..MAX_FORWARDS {
+            let Some(renewed) = next.take() else { break };
+            store
+                .delete(Delete {
+                    cookie_name,
+                    id: &renewed,
+                })
+                .await?;
+            next = follow(&renewed, cookie_name, codec, shared, now).await?;
+        }
+    }
+    store.delete(Delete { cookie_name, id }).await?;
+    Ok(())
+}
+
+/// Completes a write on a store that can hold renewal forwards: a renewal leaves its forward, and
+/// a write that lost a race against another request's renewal is re-applied where that renewal
+/// put the session.
+async fn follow_renewal(
+    write: &Write,
+    name: &str,
+    outcome: SaveOutcome,
+    id: Option<SessionId>,
+    now: u64,
+    shared: &Shared,
+) -> Result<(SaveOutcome, Option<SessionId>), Error> {
+    match (&write.op, &outcome, &id) {
+        (WriteOp::Renew(old), SaveOutcome::Saved(_), Some(new)) => {
+            if leave_forward(write, name, old, new, now, shared).await? {
+                return Ok((outcome, id));
+            }
+            // Another request renewed (or ended) the session first: apply this request's
+            // changes to the session where that renewal put it.
+            let changed: Vec<_> = write
+                .fields
+                .iter()
+                .filter(|(field, _)| write.dirty.contains(field))
+                .cloned()
+                .collect();
+            redirect(write, name, old, Some(&changed), now, shared).await
+        }
+        // The loaded id was renewed away by a request this one did not wait for (another
+        // process, or serialization off): follow the forward instead of losing the write.
+        (WriteOp::Update(old), SaveOutcome::Missing, _) => {
+            redirect(write, name, old, Some(&write.fields), now, shared).await
+        }
+        (WriteOp::Touch(old), SaveOutcome::Missing, _) => {
+            redirect(write, name, old, None, now, shared).await
+        }
+        _ => Ok((outcome, id)),
+    }
+}
+
+/// The id that `id`'s record forwards to, if it is a renewed-away record within its grace period.
+async fn follow(
+    id: &SessionId,
+    cookie_name: &str,
+    codec: RecordCodec,
+    shared: &Shared,
+    now: u64,
+) -> Result<Option<SessionId>, Error> {
+    let load = Load {
+        cookie_name,
+        value: id.as_str(),
+        now,
+        codec,
+    };
+    let Some(record) = shared.store.load(load).await? else {
+        return Ok(None);
+    };
+    let ids = shared.store.format(cookie_name).ids();
+    Ok(record
+        .fields
+        .iter()
+        .find(|(name, _)| name == RENEWED_FIELD)
+        .and_then(|(_, bytes)| renewal::decode(codec, id, bytes, ids))
+        .filter(|(until, _)| *until > now)
+        .map(|(_, new)| new))
+}
+
+/// Re-applies a write whose id was renewed away to the id it forwards to: an update with
+/// `fields`, or a touch when `None`. `Missing` when there is no forward (the session is gone).
+async fn redirect(
+    write: &Write,
+    cookie_name: &str,
+    old: &SessionId,
+    fields: Option<&[(&'static str, Vec<u8>)]>,
+    now: u64,
+    shared: &Shared,
+) -> Result<(SaveOutcome, Option<SessionId>), Error> {
+    let Some(new) = follow(old, cookie_name, write.codec, shared, now).await? else {
+        return Ok((SaveOutcome::Missing, None));
+    };
+    let save = match fields {
+        Some(fields) => write.save_fields(cookie_name, SaveOp::Update { id: &new }, now, fields),
+        None => write.save_fields(cookie_name, SaveOp::Touch { id: &new }, now, &[]),
+    };
+    let outcome = shared.store.save(save).await?;
+    Ok((outcome, Some(new)))
 }
 
 /// Renders a `Set-Cookie` value. The removal cookie repeats every attribute of the cookie it

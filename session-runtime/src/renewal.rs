@@ -14,10 +14,6 @@ use crate::codec::CodecError;
 use crate::session::{IdFormat, SessionId};
 use crate::store::RecordCodec;
 
-/// The stored name of the forward field. No derived field can have it: the derive reserves
-/// stored names that start with `__`.
-pub(crate) const FORWARD_FIELD: &str = "__renewed";
-
 const VERSION: &str = "r1";
 
 /// `len` bytes of pad for `old`: SHA-256(domain ‖ counter ‖ old id), block after block.

@@ -197,6 +197,22 @@ pub struct Record {
     pub rewrite: bool,
 }
 
+impl Record {
+    /// Whether this is the record of a renewed-away id: it holds the reserved field
+    /// [`RENEWED_FIELD`](crate::store::RENEWED_FIELD), a forward to the session's new id (see
+    /// [`SessionConfig::with_renewal`](crate::config::SessionConfig::with_renewal)). A server
+    /// store answers [`SaveOp::Update`](crate::store::SaveOp::Update) and
+    /// [`SaveOp::Touch`](crate::store::SaveOp::Touch) of such a record with
+    /// [`SaveOutcome::Missing`](crate::store::SaveOutcome::Missing); the runtime then follows
+    /// the forward.
+    #[must_use]
+    pub fn is_renewed(&self) -> bool {
+        self.fields
+            .iter()
+            .any(|(name, _)| name == crate::store::RENEWED_FIELD)
+    }
+}
+
 impl fmt::Debug for Record {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Field values may hold personal data: show their names and sizes only.

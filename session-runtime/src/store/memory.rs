@@ -139,7 +139,7 @@ impl SessionStore for MemoryStore {
             SaveOp::Update { id } | SaveOp::Touch { id } => {
                 let Some(entry) = records
                     .get_mut(id.as_str())
-                    .filter(|entry| entry.expires_at > save.now)
+                    .filter(|entry| entry.expires_at > save.now && !entry.record.is_renewed())
                 else {
                     return Ok(SaveOutcome::Missing);
                 };

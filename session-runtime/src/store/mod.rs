@@ -13,10 +13,14 @@
 //! a store's own TTL only cleans up.
 //!
 //! Periodic id renewal ([`SessionConfig::with_renewal`](crate::config::SessionConfig::with_renewal))
-//! needs nothing more from a server store: the runtime creates the record under the new id
-//! ([`SaveOp::Create`]), then updates the old one ([`SaveOp::Update`]) with a reserved field,
-//! `__renewed`, that forwards to the new id until the grace period ends, and sets the old
-//! record's expiry to that moment.
+//! asks one thing more of a server store that writes single fields: the runtime creates the
+//! record under the new id ([`SaveOp::Create`]), then updates the old one ([`SaveOp::Update`])
+//! with the reserved field [`RENEWED_FIELD`], a forward to the new id until the grace period
+//! ends, and sets the old record's expiry to that moment. The store must refuse to update or
+//! touch a record that holds that field ([`Record::is_renewed`], answered with
+//! [`SaveOutcome::Missing`]) in the same atomic step as the write, so that a request which
+//! loaded the old record before the renewal, or a second renewal racing the first, is sent to
+//! the new id instead of writing into the old record.
 //!
 //! A store that must speak someone else's wire format (the `aiohttp` module of feature
 //! `aiohttp-compat`, say) declares it with [`SessionStore::format`]: the shape of its ids
@@ -66,8 +70,12 @@
 //!                 id
 //!             }
 //!             SaveOp::Update { id } | SaveOp::Touch { id } => {
-//!                 let Some((record, expires_at)) = map.get_mut(id.as_str()) else {
-//!                     return Ok(SaveOutcome::Missing); // never resurrect a deleted session
+//!                 // Never resurrect a deleted session, never write into a renewed-away one.
+//!                 let Some((record, expires_at)) = map
+//!                     .get_mut(id.as_str())
+//!                     .filter(|(record, _)| !record.is_renewed())
+//!                 else {
+//!                     return Ok(SaveOutcome::Missing);
 //!                 };
 //!                 save.merge_into(record);
 //!                 *expires_at = save.expires_at;
@@ -124,6 +132,12 @@ pub(crate) use redis::parse_record as redis_parse_record;
 #[cfg(feature = "redis-store")]
 #[doc(inline)]
 pub use redis::{RedisStore, RedisStoreBuilder};
+
+/// The reserved field name by which the runtime turns the record of a renewed-away id into a
+/// forward to the session's new id (see
+/// [`SessionConfig::with_renewal`](crate::config::SessionConfig::with_renewal) and
+/// [`Record::is_renewed`]). Derived fields cannot have it: names starting with `__` are reserved.
+pub const RENEWED_FIELD: &str = "__renewed";
 
 /// Where a store keeps a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -425,14 +439,17 @@ pub enum SaveOp<'a> {
         id: &'a SessionId,
     },
     /// Writes the changed fields and the metadata of an existing record and sets its expiry.
-    /// If the record no longer exists (expired, deleted by a logout elsewhere), write nothing and
-    /// answer [`SaveOutcome::Missing`]: a save never resurrects a session.
+    /// If the record no longer exists (expired, deleted by a logout elsewhere), or is the
+    /// forward of a renewed-away id ([`Record::is_renewed`]), write nothing and answer
+    /// [`SaveOutcome::Missing`]: a save never resurrects a session, and never writes into a
+    /// record another request has renewed away (the runtime follows the forward instead).
     Update {
         /// The record's id.
         id: &'a SessionId,
     },
     /// Moves the expiry (and the metadata's `updated`) of an existing record without rewriting
-    /// its fields; [`SaveOutcome::Missing`] if it is gone.
+    /// its fields; [`SaveOutcome::Missing`] if it is gone or renewed away, as for
+    /// [`SaveOp::Update`].
     Touch {
         /// The record's id.
         id: &'a SessionId,

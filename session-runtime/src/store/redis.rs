@@ -20,14 +20,15 @@ const UPDATED: &str = "__updated";
 const MAX_AGE: &str = "__max_age";
 
 /// The one write script. `KEYS[1]` is the session's hash; `ARGV[1]` the mode (`c`: create,
-/// never overwriting; `u`: update an existing record, never recreating it); `ARGV[2]` the
-/// expiry in Unix milliseconds; the rest are field/value pairs to set. Returns 1 when written,
-/// 0 when a create found the key taken, -1 when an update found the key gone.
+/// never overwriting; `u`: update an existing record, never recreating it nor writing into a
+/// renewed-away one); `ARGV[2]` the expiry in Unix milliseconds; the rest are field/value pairs
+/// to set. Returns 1 when written, 0 when a create found the key taken, -1 when an update found
+/// the key gone or holding a renewal forward (`__renewed`).
 const WRITE: &str = r"
 local exists = redis.call('EXISTS', KEYS[1])
 if ARGV[1] == 'c' then
   if exists == 1 then return 0 end
-elseif exists == 0 then
+elseif exists == 0 or redis.call('HEXISTS', KEYS[1], '__renewed') == 1 then
   return -1
 end
 if #ARGV > 2 then
