@@ -46,6 +46,25 @@ async fn clustered(prefix: &str, config: SessionConfig) -> SessionLayer {
     SessionLayer::new(store).with_config(config)
 }
 
+/// A store on the harness Redis with `prefix`, to compute keys with [`RedisStore::key_of`].
+async fn keys_of(prefix: &str) -> RedisStore {
+    RedisStore::builder()
+        .key_prefix(prefix)
+        .connect(redis_support::server().await.url())
+        .await
+        .unwrap()
+}
+
+/// A plain connection to the harness Redis, to look at what the store wrote.
+async fn raw_redis() -> redis::aio::MultiplexedConnection {
+    redis_support::server()
+        .await
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
 /// The suite's harness on one node or on the cluster; every suite run gets its own key prefix.
 fn harness(on_cluster: bool) -> Harness {
     Harness {
@@ -83,18 +102,10 @@ async fn only_changed_fields_are_written() {
     let c = raw_client();
     let (_, headers, _) = send(c.get(server.url("/visit"))).await;
     let id = cookie_value(&headers, "suite").unwrap();
-    let key = RedisStore::builder()
-        .key_prefix(&prefix)
-        .connect(redis_support::server().await.url())
+    let key = keys_of(&prefix)
         .await
-        .unwrap()
         .key_of(&SessionId::parse(&id).unwrap());
-    let mut redis = redis_support::server()
-        .await
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut redis = raw_redis().await;
     let _: () = redis
         .hset(&key, "note", "\"from elsewhere\"")
         .await
@@ -464,12 +475,7 @@ async fn every_key_has_a_ttl() {
         send(c.post(server.url("/login?user=5"))).await;
         send(c.get(server.url("/visit"))).await;
     }
-    let mut redis = redis_support::server()
-        .await
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut redis = raw_redis().await;
     let keys: Vec<String> = redis.keys(format!("{prefix}*")).await.unwrap();
     assert_eq!(keys.len(), 3, "one live session per client: {keys:?}");
     for key in keys {
@@ -482,11 +488,7 @@ async fn every_key_has_a_ttl() {
     let c = common::browser();
     let (_, headers, _) = send(c.get(server.url("/visit"))).await;
     let id = cookie_value(&headers, "suite").unwrap();
-    let store = RedisStore::builder()
-        .key_prefix(&prefix)
-        .connect(redis_support::server().await.url())
-        .await
-        .unwrap();
+    let store = keys_of(&prefix).await;
     let key = store.key_of(&SessionId::parse(&id).unwrap());
     let ttl: i64 = redis.pttl(key).await.unwrap();
     assert!((590_000..=600_000).contains(&ttl), "PTTL {ttl}");
@@ -604,19 +606,10 @@ async fn renewal_forward_is_masked_and_short_lived() {
     assert_eq!(body, "1");
     let new = cookie_value(&headers, "suite").unwrap();
     assert_ne!(new, old);
-    let store = RedisStore::builder()
-        .key_prefix(&prefix)
-        .connect(redis_support::server().await.url())
-        .await
-        .unwrap();
+    let store = keys_of(&prefix).await;
     let old_key = store.key_of(&SessionId::parse(&old).unwrap());
     let new_key = store.key_of(&SessionId::parse(&new).unwrap());
-    let mut redis = redis_support::server()
-        .await
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut redis = raw_redis().await;
     let old_hash: Vec<(Vec<u8>, Vec<u8>)> = redis.hgetall(&old_key).await.unwrap();
     let new_hash: Vec<(Vec<u8>, Vec<u8>)> = redis.hgetall(&new_key).await.unwrap();
     assert!(
@@ -736,12 +729,7 @@ async fn renewal_races_end_in_one_session() {
     let with = |value: &str| format!("suite={value}");
     let (_, headers, _) = send(c.get(one.url("/visit"))).await;
     let first = cookie_value(&headers, "suite").unwrap();
-    let mut redis = redis_support::server()
-        .await
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut redis = raw_redis().await;
     let keys = async |redis: &mut redis::aio::MultiplexedConnection| {
         let keys: Vec<String> = redis.keys(format!("{prefix}*")).await.unwrap();
         keys.len()
