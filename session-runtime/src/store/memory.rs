@@ -1,10 +1,22 @@
 //! The in-memory store.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::{Delete, Load, Save, SaveOp, SaveOutcome, SessionStore, StoreError, StoreKind};
-use crate::session::Record;
+use crate::session::{Record, SessionId};
+
+/// A record's key: its id, kept inline (no allocation per insert), looked up by the `&str` a
+/// load carries (`SessionId` hashes and compares as its text does).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Key(SessionId);
+
+impl Borrow<str> for Key {
+    fn borrow(&self) -> &str {
+        self.0.as_str()
+    }
+}
 
 /// Keeps sessions in the process's memory: the embedded default for development, tests and
 /// single-process apps. Sessions are lost on restart and not shared between processes.
@@ -23,7 +35,7 @@ use crate::session::Record;
 /// ```
 #[derive(Debug)]
 pub struct MemoryStore {
-    records: Mutex<HashMap<String, Entry>>,
+    records: Mutex<HashMap<Key, Entry>>,
     capacity: usize,
 }
 
@@ -68,13 +80,13 @@ impl MemoryStore {
         self.lock().is_empty()
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Key, Entry>> {
         // A panic while holding the lock cannot leave a map half-updated: every write below is a
         // single insert or remove.
         self.records.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn make_room(&self, records: &mut HashMap<String, Entry>, now: u64) {
+    fn make_room(&self, records: &mut HashMap<Key, Entry>, now: u64) {
         if records.len() < self.capacity {
             return;
         }
@@ -85,13 +97,13 @@ impl MemoryStore {
         let soonest = records
             .iter()
             .min_by_key(|(_, entry)| entry.expires_at)
-            .map(|(key, _)| key.clone());
+            .map(|(key, _)| key.0.clone());
         if let Some(key) = soonest {
             tracing::warn!(
                 capacity = self.capacity,
                 "memory session store is full; dropping the session closest to expiry"
             );
-            records.remove(&key);
+            records.remove(key.as_str());
         }
     }
 }
@@ -128,7 +140,7 @@ impl SessionStore for MemoryStore {
                 }
                 self.make_room(&mut records, save.now);
                 records.insert(
-                    id.as_str().to_owned(),
+                    Key(id.clone()),
                     Entry {
                         record: save.to_record(),
                         expires_at: save.expires_at,
