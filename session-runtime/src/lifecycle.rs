@@ -317,7 +317,7 @@ impl<T: Session> Inner<T> {
             if let FieldDecode::Failed(error) = data.decode_field(name, bytes) {
                 tracing::warn!(
                     cookie = T::COOKIE_NAME,
-                    field = name.as_str(),
+                    field = &**name,
                     error = &error as &dyn std::error::Error,
                     "stored session field no longer decodes; it starts from its default"
                 );

@@ -1,6 +1,7 @@
 //! Session state: the [`Session`] trait that `#[derive(Session)]` implements, the [`Record`] a
 //! store keeps, its [`Metadata`] and the [`SessionId`].
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -185,13 +186,21 @@ impl Metadata {
     }
 }
 
+/// The shared byte buffer of a [`Record`]'s field values (the `bytes` crate's, which `http`
+/// uses too).
+pub use bytes::Bytes;
+
 /// A session as a store keeps it: metadata and the encoded fields by stored name.
+///
+/// Names and values are cheap to clone, so a store that keeps records in memory hands out a
+/// copy without copying any field: a name the runtime wrote is the session type's `&'static`
+/// field name ([`Cow::Borrowed`]), and a value is a reference-counted [`Bytes`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct Record {
     /// The metadata.
     pub metadata: Metadata,
     /// Every stored field: its stored name and the codec's bytes.
-    pub fields: Vec<(String, Vec<u8>)>,
+    pub fields: Vec<(Cow<'static, str>, Bytes)>,
     /// Set by a store that wants the record written back even if nothing changed, for example a
     /// cookie sealed with a key that is no longer the primary one.
     pub rewrite: bool,
@@ -207,7 +216,7 @@ impl fmt::Debug for Record {
                 &self
                     .fields
                     .iter()
-                    .map(|(name, value)| (name.as_str(), value.len()))
+                    .map(|(name, value)| (&**name, value.len()))
                     .collect::<Vec<_>>(),
             )
             .field("rewrite", &self.rewrite)

@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
 use super::{Codec, CodecError, record};
-use crate::session::{Metadata, Record, RecordRef};
+use crate::session::{Bytes, Metadata, Record, RecordRef};
 
 /// JSON through `serde_json`: the default codec of `#[derive(Session)]`.
 ///
@@ -115,7 +115,7 @@ impl Codec for JsonCodec {
                 .session
                 .0
                 .into_iter()
-                .map(|(name, value)| (name, value.get().as_bytes().to_vec()))
+                .map(|(name, value)| (name.into(), Bytes::copy_from_slice(value.get().as_bytes())))
                 .collect(),
         ))
     }

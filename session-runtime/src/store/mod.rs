@@ -91,7 +91,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::codec::{Codec, CodecError};
-use crate::session::{IdFormat, Record, RecordRef, SessionId};
+use crate::session::{Bytes, IdFormat, Record, RecordRef, SessionId};
 
 #[cfg(feature = "aiohttp-compat")]
 #[cfg_attr(docsrs, doc(cfg(feature = "aiohttp-compat")))]
@@ -448,7 +448,8 @@ pub struct Save<'a> {
 }
 
 impl Save<'_> {
-    /// Returns the record this save describes, as an owned [`Record`].
+    /// Returns the record this save describes, as an owned [`Record`]. The field names are
+    /// borrowed (`'static`); the values are copied once, into shared buffers.
     #[must_use]
     pub fn to_record(&self) -> Record {
         Record {
@@ -457,7 +458,7 @@ impl Save<'_> {
                 .record
                 .fields
                 .iter()
-                .map(|(name, value)| ((*name).to_owned(), value.clone()))
+                .map(|(name, value)| (Cow::Borrowed(*name), Bytes::copy_from_slice(value)))
                 .collect(),
             rewrite: false,
         }
@@ -468,9 +469,10 @@ impl Save<'_> {
     pub fn merge_into(&self, record: &mut Record) {
         record.metadata = *self.record.metadata;
         for (name, value) in self.record.fields {
+            let value = Bytes::copy_from_slice(value);
             match record.fields.iter_mut().find(|(n, _)| n == name) {
-                Some(slot) => slot.1.clone_from(value),
-                None => record.fields.push(((*name).to_owned(), value.clone())),
+                Some(slot) => slot.1 = value,
+                None => record.fields.push((Cow::Borrowed(*name), value)),
             }
         }
     }
