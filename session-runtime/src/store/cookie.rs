@@ -7,7 +7,9 @@ use aes_gcm_siv::{Aes256GcmSiv, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 
-use super::{Delete, Load, Save, SaveOp, SaveOutcome, SessionStore, StoreError, StoreKind};
+use super::{
+    Delete, Immediate, Load, Save, SaveOp, SaveOutcome, SessionStore, StoreError, StoreKind,
+};
 use crate::session::Record;
 #[cfg(test)]
 use crate::session::RecordRef;
@@ -68,6 +70,21 @@ impl SessionStore for SimpleCookieStore {
     }
 
     async fn load(&self, load: Load<'_>) -> Result<Option<Record>, StoreError> {
+        self.load_now(load)
+    }
+
+    async fn save(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError> {
+        self.save_now(save)
+    }
+
+    async fn delete(&self, delete: Delete<'_>) -> Result<(), StoreError> {
+        self.delete_now(delete)
+    }
+}
+
+/// The operations themselves: they never wait, so the layer calls them without a future.
+impl Immediate for SimpleCookieStore {
+    fn load_now(&self, load: Load<'_>) -> Result<Option<Record>, StoreError> {
         let Ok(bytes) = URL_SAFE_NO_PAD.decode(load.value) else {
             tracing::debug!("session cookie is not base64url; starting a fresh session");
             return Ok(None);
@@ -84,13 +101,13 @@ impl SessionStore for SimpleCookieStore {
         }
     }
 
-    async fn save(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError> {
+    fn save_now(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError> {
         seal_only(save.op)?;
         let bytes = save.codec.encode(save.record)?;
         Ok(SaveOutcome::Saved(URL_SAFE_NO_PAD.encode(bytes)))
     }
 
-    async fn delete(&self, _: Delete<'_>) -> Result<(), StoreError> {
+    fn delete_now(&self, _: Delete<'_>) -> Result<(), StoreError> {
         Err(not_a_server_store())
     }
 }
@@ -354,6 +371,21 @@ impl SessionStore for EncryptedCookieStore {
     }
 
     async fn load(&self, load: Load<'_>) -> Result<Option<Record>, StoreError> {
+        self.load_now(load)
+    }
+
+    async fn save(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError> {
+        self.save_now(save)
+    }
+
+    async fn delete(&self, delete: Delete<'_>) -> Result<(), StoreError> {
+        self.delete_now(delete)
+    }
+}
+
+/// The operations themselves: they never wait, so the layer calls them without a future.
+impl Immediate for EncryptedCookieStore {
+    fn load_now(&self, load: Load<'_>) -> Result<Option<Record>, StoreError> {
         let Some((plaintext, old_key)) = self.open(load.cookie_name, load.value) else {
             tracing::debug!("session cookie does not open; starting a fresh session");
             return Ok(None);
@@ -374,13 +406,13 @@ impl SessionStore for EncryptedCookieStore {
         }
     }
 
-    async fn save(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError> {
+    fn save_now(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError> {
         seal_only(save.op)?;
         let plaintext = zeroize::Zeroizing::new(save.codec.encode(save.record)?);
         Ok(SaveOutcome::Saved(self.seal(save.cookie_name, &plaintext)?))
     }
 
-    async fn delete(&self, _: Delete<'_>) -> Result<(), StoreError> {
+    fn delete_now(&self, _: Delete<'_>) -> Result<(), StoreError> {
         Err(not_a_server_store())
     }
 }

@@ -4,7 +4,9 @@ use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::{Delete, Load, Save, SaveOp, SaveOutcome, SessionStore, StoreError, StoreKind};
+use super::{
+    Delete, Immediate, Load, Save, SaveOp, SaveOutcome, SessionStore, StoreError, StoreKind,
+};
 use crate::session::{Record, SessionId};
 
 /// A record's key: its id, kept inline (no allocation per insert), looked up by the `&str` a
@@ -114,6 +116,21 @@ impl SessionStore for MemoryStore {
     }
 
     async fn load(&self, load: Load<'_>) -> Result<Option<Record>, StoreError> {
+        self.load_now(load)
+    }
+
+    async fn save(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError> {
+        self.save_now(save)
+    }
+
+    async fn delete(&self, delete: Delete<'_>) -> Result<(), StoreError> {
+        self.delete_now(delete)
+    }
+}
+
+/// The operations themselves: they never wait, so the layer calls them without a future.
+impl Immediate for MemoryStore {
+    fn load_now(&self, load: Load<'_>) -> Result<Option<Record>, StoreError> {
         let mut records = self.lock();
         match records.get(load.value) {
             Some(entry) if entry.expires_at > load.now => Ok(Some(entry.record.clone())),
@@ -125,7 +142,7 @@ impl SessionStore for MemoryStore {
         }
     }
 
-    async fn save(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError> {
+    fn save_now(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError> {
         let mut records = self.lock();
         let id = match save.op {
             SaveOp::Create { id } | SaveOp::Regenerate { new: id, .. } => {
@@ -168,7 +185,7 @@ impl SessionStore for MemoryStore {
         Ok(SaveOutcome::Saved(id.as_str().to_owned()))
     }
 
-    async fn delete(&self, delete: Delete<'_>) -> Result<(), StoreError> {
+    fn delete_now(&self, delete: Delete<'_>) -> Result<(), StoreError> {
         self.lock().remove(delete.id.as_str());
         Ok(())
     }
