@@ -251,6 +251,53 @@ impl Key {
     }
 }
 
+/// How many bytes of operating-system randomness a thread fetches at once for nonces.
+const NONCE_POOL: usize = 4096;
+
+/// A thread's stock of random bytes for nonces, and how many of them are used.
+struct NoncePool {
+    bytes: [u8; NONCE_POOL],
+    used: usize,
+}
+
+thread_local! {
+    static NONCES: std::cell::RefCell<NoncePool> = const {
+        std::cell::RefCell::new(NoncePool {
+            bytes: [0; NONCE_POOL],
+            used: NONCE_POOL,
+        })
+    };
+}
+
+/// Returns a fresh random nonce for sealing a cookie.
+///
+/// Nonces come from a per-thread pool that `getrandom` refills 4 KiB at a time (341 nonces),
+/// instead of one `getrandom` system call per sealed cookie. This is for nonces **only**:
+/// session ids and keys still come straight from `getrandom`.
+///
+/// Why a pool is safe here: the bytes are the operating system's CSPRNG output, each handed
+/// out once, and a nonce is public (it is written into the cookie). The one way a pool can
+/// hand out a nonce twice is a `fork()` that copies it into the child process; AES-GCM-SIV is
+/// nonce-misuse resistant, so even then the only leak is whether two cookies sealed under the
+/// same key, nonce and cookie name hold identical plaintexts (it does not expose the key, the
+/// plaintexts or allow forgeries, as a repeated nonce would with AES-GCM).
+fn next_nonce() -> Result<[u8; NONCE_LEN], getrandom::Error> {
+    NONCES.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        if pool.used + NONCE_LEN > NONCE_POOL {
+            getrandom::fill(&mut pool.bytes)?;
+            pool.used = 0;
+        }
+        let start = pool.used;
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&pool.bytes[start..start + NONCE_LEN]);
+        // Handed out once: wipe it from the pool.
+        pool.bytes[start..start + NONCE_LEN].fill(0);
+        pool.used += NONCE_LEN;
+        Ok(nonce)
+    })
+}
+
 /// Keeps the session in the cookie, encrypted and authenticated with AES-256-GCM-SIV.
 ///
 /// The cookie value is base64url (no padding) of
@@ -320,8 +367,7 @@ impl EncryptedCookieStore {
 
     /// Seals a record into a cookie value.
     pub(crate) fn seal(&self, cookie_name: &str, plaintext: &[u8]) -> Result<String, StoreError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        getrandom::fill(&mut nonce).map_err(StoreError::backend)?;
+        let nonce = next_nonce().map_err(StoreError::backend)?;
         let aad = Self::associated_data(self.primary.id, cookie_name);
         let ciphertext = self
             .primary
@@ -441,6 +487,14 @@ mod tests {
             })
             .unwrap();
         store.seal(name, &plaintext).unwrap()
+    }
+
+    #[test]
+    fn nonces_are_distinct_across_pool_refills() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..3 * NONCE_POOL / NONCE_LEN {
+            assert!(seen.insert(next_nonce().unwrap()), "a nonce came twice");
+        }
     }
 
     #[test]
