@@ -170,9 +170,12 @@ impl RedisStoreBuilder {
     /// Returns [`StoreError`] when the URL is invalid or Redis cannot be reached in time.
     pub async fn connect(self, url: &str) -> Result<RedisStore, StoreError> {
         let client = Client::open(url).map_err(StoreError::backend)?;
+        // No response timeout of the client's own: every operation already runs under the
+        // store's deadline (`RedisStore::run`), which also bounds a wait for a reconnection;
+        // a second timer per command would only cost time.
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.response_timeout))
+            .set_response_timeout(None)
             .set_number_of_retries(1)
             .set_max_delay(self.connect_timeout);
         let manager = bounded(
