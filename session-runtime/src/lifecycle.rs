@@ -194,7 +194,7 @@ impl<T: Session> Inner<T> {
         may_wait: bool,
     ) -> Result<Self, SessionRejection> {
         let config = &shared.config;
-        config
+        shared
             .validate(T::COOKIE_NAME)
             .map_err(SessionRejection::Misconfigured)?;
         let now = config.now();

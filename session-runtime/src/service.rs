@@ -5,14 +5,14 @@ use std::any::{Any, TypeId};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll, ready};
 
 use http::header::{CACHE_CONTROL, SET_COOKIE, VARY};
 use http::{HeaderValue, Request, Response, StatusCode};
 use tower_service::Service;
 
-use crate::config::SessionConfig;
+use crate::config::{ConfigError, SessionConfig};
 use crate::error::Error;
 use crate::lifecycle::{self, CookieAction, Inner, Plan};
 use crate::lock::Locks;
@@ -24,6 +24,35 @@ pub(crate) struct Shared {
     pub(crate) store: Arc<dyn DynStore>,
     pub(crate) config: SessionConfig,
     pub(crate) locks: Arc<Locks>,
+    /// The first cookie name `config` was found valid for (see [`Shared::validate`]).
+    validated: OnceLock<&'static str>,
+}
+
+impl Shared {
+    pub(crate) fn new(store: Arc<dyn DynStore>, config: SessionConfig, locks: Arc<Locks>) -> Self {
+        Self {
+            store,
+            config,
+            locks,
+            validated: OnceLock::new(),
+        }
+    }
+
+    /// [`SessionConfig::validate`] for `cookie_name`. The configuration never changes, so a
+    /// success is remembered for the first cookie name (nearly every app has one session type)
+    /// and not checked again on every request; other names and failures are checked each time.
+    pub(crate) fn validate(&self, cookie_name: &'static str) -> Result<(), ConfigError> {
+        if self
+            .validated
+            .get()
+            .is_some_and(|name| *name == cookie_name)
+        {
+            return Ok(());
+        }
+        self.config.validate(cookie_name)?;
+        let _ = self.validated.set(cookie_name);
+        Ok(())
+    }
 }
 
 impl fmt::Debug for Shared {
@@ -353,8 +382,23 @@ where
                             return Poll::Ready(Ok(response));
                         }
                         Ok(plans) => {
-                            let future = Box::pin(save_all(plans, pending, shared, response));
-                            this.state.set(State::Saving { future });
+                            let immediate = shared.store.is_immediate();
+                            let future = save_all(plans, pending, shared, response);
+                            if immediate {
+                                // The memory and cookie stores never wait, so the saves finish
+                                // in this one poll: no need to box their future.
+                                let mut future = std::pin::pin!(future);
+                                if let Poll::Ready(response) = future.as_mut().poll(cx) {
+                                    return Poll::Ready(Ok(response));
+                                }
+                                tracing::error!(
+                                    "a session store that never waits was pending; answering 500"
+                                );
+                                return Poll::Ready(Ok(internal_error()));
+                            }
+                            this.state.set(State::Saving {
+                                future: Box::pin(future),
+                            });
                         }
                     }
                 }
@@ -367,7 +411,11 @@ where
 }
 
 fn plan_all(pending: &List<Box<dyn Pending>>, shared: &Shared) -> Result<List<Plan>, Error> {
-    pending.iter().map(|p| p.plan(shared)).collect()
+    let mut plans = List::default();
+    for pending in pending.iter() {
+        plans.push(pending.plan(shared)?);
+    }
+    Ok(plans)
 }
 
 /// Executes the plans; `pending` is kept alive until the writes are done because it holds the
@@ -420,6 +468,11 @@ fn save_failed<B: Default>(error: &Error) -> Response<B> {
         error = error as &dyn std::error::Error,
         "failed to save session; answering 500"
     );
+    internal_error()
+}
+
+/// A 500 without any `Set-Cookie`.
+fn internal_error<B: Default>() -> Response<B> {
     let mut response = Response::new(B::default());
     *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     response

@@ -636,6 +636,8 @@ fn immediate<S: SessionStore>(store: &S) -> Option<&dyn Immediate> {
 pub(crate) trait DynStore: Send + Sync + 'static {
     fn kind(&self) -> StoreKind;
     fn format(&self, cookie_name: &str) -> StoreFormat;
+    /// Whether every operation's future is finished when returned (see [`Immediate`]).
+    fn is_immediate(&self) -> bool;
     fn load<'a>(&'a self, load: Load<'a>) -> StoreFuture<'a, Result<Option<Record>, StoreError>>;
     fn save<'a>(&'a self, save: Save<'a>) -> StoreFuture<'a, Result<SaveOutcome, StoreError>>;
     fn delete<'a>(&'a self, delete: Delete<'a>) -> StoreFuture<'a, Result<(), StoreError>>;
@@ -647,6 +649,9 @@ impl<S: SessionStore> DynStore for S {
     }
     fn format(&self, cookie_name: &str) -> StoreFormat {
         SessionStore::format(self, cookie_name)
+    }
+    fn is_immediate(&self) -> bool {
+        immediate(self).is_some()
     }
     fn load<'a>(&'a self, load: Load<'a>) -> StoreFuture<'a, Result<Option<Record>, StoreError>> {
         match immediate(self) {
