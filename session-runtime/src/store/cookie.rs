@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-use aes_gcm_siv::aead::{Aead, KeyInit, Payload};
-use aes_gcm_siv::{Aes256GcmSiv, Nonce};
+use aes_gcm_siv::aead::{AeadInOut, KeyInit};
+use aes_gcm_siv::{Aes256GcmSiv, Nonce, Tag};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 
@@ -358,56 +358,72 @@ impl EncryptedCookieStore {
             .find(|key| key.id == id)
     }
 
-    fn associated_data(key_id: u8, cookie_name: &str) -> Vec<u8> {
-        let mut aad = Vec::with_capacity(2 + cookie_name.len());
+    /// Calls `f` with the associated data of a cookie: version, key id and cookie name. It is
+    /// built on the stack for names of up to 64 bytes (every real one), not in a `Vec`.
+    fn with_associated_data<R>(key_id: u8, cookie_name: &str, f: impl FnOnce(&[u8]) -> R) -> R {
+        let name = cookie_name.as_bytes();
+        let mut stack = [0u8; 2 + 64];
+        if let Some(slot) = stack.get_mut(2..2 + name.len()) {
+            slot.copy_from_slice(name);
+            stack[..2].copy_from_slice(&[VERSION, key_id]);
+            return f(&stack[..2 + name.len()]);
+        }
+        let mut aad = Vec::with_capacity(2 + name.len());
         aad.extend_from_slice(&[VERSION, key_id]);
-        aad.extend_from_slice(cookie_name.as_bytes());
-        aad
+        aad.extend_from_slice(name);
+        f(&aad)
     }
 
     /// Seals a record into a cookie value.
+    ///
+    /// The plaintext is copied once, into the buffer that becomes the cookie's bytes, and
+    /// encrypted there (no separate ciphertext buffer).
     pub(crate) fn seal(&self, cookie_name: &str, plaintext: &[u8]) -> Result<String, StoreError> {
         let nonce = next_nonce().map_err(StoreError::backend)?;
-        let aad = Self::associated_data(self.primary.id, cookie_name);
-        let ciphertext = self
-            .primary
-            .cipher
-            .encrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| StoreError::backend("session record too large to encrypt"))?;
-        let mut raw = Vec::with_capacity(HEADER_LEN + ciphertext.len());
+        let mut raw = Vec::with_capacity(HEADER_LEN + plaintext.len() + TAG_LEN);
         raw.extend_from_slice(&[VERSION, self.primary.id]);
         raw.extend_from_slice(&nonce);
-        raw.extend_from_slice(&ciphertext);
+        raw.extend_from_slice(plaintext);
+        let tag = Self::with_associated_data(self.primary.id, cookie_name, |aad| {
+            self.primary.cipher.encrypt_inout_detached(
+                &Nonce::from(nonce),
+                aad,
+                (&mut raw[HEADER_LEN..]).into(),
+            )
+        });
+        let Ok(tag) = tag else {
+            // The buffer may still hold the plaintext.
+            zeroize::Zeroize::zeroize(&mut raw);
+            return Err(StoreError::backend("session record too large to encrypt"));
+        };
+        raw.extend_from_slice(&tag);
         Ok(URL_SAFE_NO_PAD.encode(raw))
     }
 
-    /// Opens a cookie value; `None` for anything that does not authenticate.
+    /// Opens a cookie value; `None` for anything that does not authenticate. The plaintext is
+    /// decrypted in the buffer the value decodes into.
     pub(crate) fn open(&self, cookie_name: &str, value: &str) -> Option<(Vec<u8>, bool)> {
-        let raw = URL_SAFE_NO_PAD.decode(value).ok()?;
+        let mut raw = URL_SAFE_NO_PAD.decode(value).ok()?;
         if raw.len() < HEADER_LEN + TAG_LEN || raw[0] != VERSION {
             return None;
         }
         let key = self.key(raw[1])?;
         let mut nonce = [0u8; NONCE_LEN];
         nonce.copy_from_slice(&raw[2..HEADER_LEN]);
-        let aad = Self::associated_data(key.id, cookie_name);
-        let plaintext = key
-            .cipher
-            .decrypt(
+        let tag_at = raw.len() - TAG_LEN;
+        let tag = Tag::try_from(&raw[tag_at..]).ok()?;
+        Self::with_associated_data(key.id, cookie_name, |aad| {
+            key.cipher.decrypt_inout_detached(
                 &Nonce::from(nonce),
-                Payload {
-                    msg: &raw[HEADER_LEN..],
-                    aad: &aad,
-                },
+                aad,
+                (&mut raw[HEADER_LEN..tag_at]).into(),
+                &tag,
             )
-            .ok()?;
-        Some((plaintext, key.id != self.primary.id))
+        })
+        .ok()?;
+        raw.truncate(tag_at);
+        raw.drain(..HEADER_LEN);
+        Some((raw, key.id != self.primary.id))
     }
 }
 
