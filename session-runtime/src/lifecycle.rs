@@ -275,7 +275,8 @@ impl<T: Session> Inner<T> {
         };
         let load = Load {
             cookie_name: T::COOKIE_NAME,
-            value: id.as_ref().map_or(value, SessionId::as_str),
+            // A server store's id is `value` itself, validated.
+            value,
             now,
             codec: RecordCodec::of::<T::Codec>(),
         };

@@ -277,9 +277,10 @@ impl Eq for SessionId {}
 
 impl std::hash::Hash for SessionId {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        // As its text: the id hashes as it did when it was a `String` (stores look it up by
-        // `&str`).
-        std::hash::Hash::hash(self.as_str(), state);
+        // As its text hashes (`str`'s `Hash`: the bytes, then 0xff), without converting it to
+        // a `str` first (a UTF-8 check per hash): the memory store looks ids up by `&str`.
+        state.write(self.as_bytes());
+        state.write_u8(0xff);
     }
 }
 
@@ -323,7 +324,8 @@ impl SessionId {
     /// The longest id of any [`IdFormat`].
     const MAX_LEN: usize = 43;
 
-    fn as_bytes(&self) -> &[u8] {
+    /// Returns the id's bytes (ASCII), without the UTF-8 check of [`SessionId::as_str`].
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
     }
 
@@ -469,6 +471,14 @@ mod tests {
         assert!(SessionId::parse(&a.as_str()[1..]).is_none());
         assert!(SessionId::parse(&format!("{}=", &a.as_str()[1..])).is_none());
         assert_eq!(format!("{a:?}"), "SessionId(<redacted>)");
+    }
+
+    #[test]
+    fn ids_hash_as_their_text() {
+        use std::hash::BuildHasher as _;
+        let state = std::collections::hash_map::RandomState::new();
+        let id = SessionId::generate().unwrap();
+        assert_eq!(state.hash_one(&id), state.hash_one(id.as_str()));
     }
 
     #[test]

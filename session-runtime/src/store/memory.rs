@@ -105,7 +105,7 @@ impl MemoryStore {
                 capacity = self.capacity,
                 "memory session store is full; dropping the session closest to expiry"
             );
-            records.remove(key.as_str());
+            records.remove(&Key(key));
         }
     }
 }
@@ -147,13 +147,13 @@ impl Immediate for MemoryStore {
         let id = match save.op {
             SaveOp::Create { id } | SaveOp::Regenerate { new: id, .. } => {
                 if records
-                    .get(id.as_str())
+                    .get(&Key(id.clone()))
                     .is_some_and(|entry| entry.expires_at > save.now)
                 {
                     return Ok(SaveOutcome::IdTaken);
                 }
                 if let SaveOp::Regenerate { old, .. } = save.op {
-                    records.remove(old.as_str());
+                    records.remove(&Key(old.clone()));
                 }
                 self.make_room(&mut records, save.now);
                 records.insert(
@@ -167,7 +167,7 @@ impl Immediate for MemoryStore {
             }
             SaveOp::Update { id } | SaveOp::Touch { id } => {
                 let Some(entry) = records
-                    .get_mut(id.as_str())
+                    .get_mut(&Key(id.clone()))
                     .filter(|entry| entry.expires_at > save.now)
                 else {
                     return Ok(SaveOutcome::Missing);
@@ -186,7 +186,7 @@ impl Immediate for MemoryStore {
     }
 
     fn delete_now(&self, delete: Delete<'_>) -> Result<(), StoreError> {
-        self.lock().remove(delete.id.as_str());
+        self.lock().remove(&Key(delete.id.clone()));
         Ok(())
     }
 }

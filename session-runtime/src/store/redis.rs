@@ -267,7 +267,7 @@ impl RedisStore {
     pub fn key_of(&self, id: &SessionId) -> String {
         use base64::Engine as _;
         use sha2::Digest as _;
-        let digest = sha2::Sha256::digest(id.as_str().as_bytes());
+        let digest = sha2::Sha256::digest(id.as_bytes());
         let mut key = String::with_capacity(self.prefix.len() + 43);
         key.push_str(&self.prefix);
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_string(digest, &mut key);
