@@ -8,7 +8,10 @@ use std::time::Duration;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::{AsyncCommands as _, Client, FromRedisValue, ParsingError, RedisError, Script, Value};
+use redis::{
+    AsyncCommands as _, Client, ErrorKind, FromRedisValue, ParsingError, RedisError, Script,
+    ServerErrorKind, Value,
+};
 
 use super::{Delete, Load, Save, SaveOp, SaveOutcome, SessionStore, StoreError, StoreKind};
 use crate::codec::record;
@@ -297,23 +300,43 @@ impl RedisStore {
     ) -> Result<i64, StoreError> {
         let key = self.key(id);
         let meta = save.record.metadata;
-        let mut invocation = self.script.key(&key);
-        invocation
+        // `EVALSHA` built as one command, as `Script::invoke_async` would send it, but without
+        // its `ScriptInvocation`, which keeps every argument in a `Vec` of its own before
+        // copying them all into the command.
+        let mut evalsha = redis::cmd("EVALSHA");
+        evalsha
+            .arg(self.script.get_hash())
+            .arg(1)
+            .arg(&key)
             .arg(if create { "c" } else { "u" })
             .arg(save.expires_at)
             .arg(UPDATED)
             .arg(meta.updated);
         if !metadata_only {
-            invocation.arg(CREATED).arg(meta.created);
+            evalsha.arg(CREATED).arg(meta.created);
             if let Some(max_age) = meta.max_age {
-                invocation.arg(MAX_AGE).arg(max_age);
+                evalsha.arg(MAX_AGE).arg(max_age);
             }
             for (name, value) in save.record.fields {
-                invocation.arg(*name).arg(value.as_slice());
+                evalsha.arg(*name).arg(value.as_slice());
             }
         }
-        self.run(|mut conn| async move { invocation.invoke_async::<i64>(&mut conn).await })
-            .await
+        self.run(|mut conn| async move {
+            match evalsha.query_async::<i64>(&mut conn).await {
+                // Not in Redis's script cache (a restart, `SCRIPT FLUSH`): load it and retry,
+                // as `Script::invoke_async` does.
+                Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                    redis::cmd("SCRIPT")
+                        .arg("LOAD")
+                        .arg(WRITE)
+                        .query_async::<String>(&mut conn)
+                        .await?;
+                    evalsha.query_async::<i64>(&mut conn).await
+                }
+                result => result,
+            }
+        })
+        .await
     }
 }
 
