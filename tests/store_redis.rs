@@ -494,6 +494,31 @@ async fn every_key_has_a_ttl() {
     assert!((590_000..=600_000).contains(&ttl), "PTTL {ttl}");
 }
 
+/// The write script goes out as `EVALSHA`. When Redis no longer has it (a restart, `SCRIPT
+/// FLUSH`), the store loads it and the same write lands.
+#[tokio::test]
+async fn writes_survive_a_script_flush() {
+    let prefix = unique_prefix("flush");
+    let clock = TestClock::new();
+    let server = TestServer::start(app(single(&prefix, test_config(&clock)).await)).await;
+    let c = common::browser();
+    assert_eq!(send(c.get(server.url("/visit"))).await.2, "1");
+    let mut redis = redis_support::server()
+        .await
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let (status, _, body) = send(c.get(server.url("/visit"))).await;
+    assert_eq!((status, body.as_str()), (200, "2"));
+    assert_eq!(send(c.get(server.url("/read"))).await.2, "2");
+}
+
 /// Redis stopped: the extractor answers 503 within the timeout, sends no cookie, and once Redis
 /// is back requests succeed without restarting the app. A paused Redis times out the same way.
 #[tokio::test]

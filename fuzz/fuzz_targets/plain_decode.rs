@@ -36,7 +36,7 @@ fn reencode<C: Codec>(record: &Record, bytes: Option<&[u8]>) {
     let Some(fields) = record
         .fields
         .iter()
-        .map(|(name, value)| Some((intern(name)?, value.clone())))
+        .map(|(name, value)| Some((intern(name)?, value.to_vec())))
         .collect::<Option<Vec<_>>>()
     else {
         return;

@@ -55,11 +55,11 @@ impl SessionLayer {
     /// Creates a layer over `store` with the default [`SessionConfig`].
     pub fn new(store: impl SessionStore) -> Self {
         Self {
-            shared: Arc::new(Shared {
-                store: Arc::new(store),
-                config: SessionConfig::default(),
-                locks: Arc::default(),
-            }),
+            shared: Arc::new(Shared::new(
+                Arc::new(store),
+                SessionConfig::default(),
+                Arc::default(),
+            )),
         }
     }
 
@@ -70,11 +70,11 @@ impl SessionLayer {
     #[must_use]
     pub fn with_config(self, config: SessionConfig) -> Self {
         Self {
-            shared: Arc::new(Shared {
-                store: Arc::clone(&self.shared.store),
+            shared: Arc::new(Shared::new(
+                Arc::clone(&self.shared.store),
                 config,
-                locks: Arc::clone(&self.shared.locks),
-            }),
+                Arc::clone(&self.shared.locks),
+            )),
         }
     }
 }

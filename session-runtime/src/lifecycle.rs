@@ -200,7 +200,7 @@ impl<T: Session> Inner<T> {
         may_wait: bool,
     ) -> Result<Self, SessionRejection> {
         let config = &shared.config;
-        config
+        shared
             .validate(T::COOKIE_NAME)
             .map_err(SessionRejection::Misconfigured)?;
         let now = config.now();
@@ -333,7 +333,7 @@ impl<T: Session> Inner<T> {
             if let FieldDecode::Failed(error) = data.decode_field(name, bytes) {
                 tracing::warn!(
                     cookie = T::COOKIE_NAME,
-                    field = name.as_str(),
+                    field = &**name,
                     error = &error as &dyn std::error::Error,
                     "stored session field no longer decodes; it starts from its default"
                 );
@@ -888,7 +888,7 @@ pub(crate) fn render(name: &str, action: &CookieAction, config: &SessionConfig) 
         CookieAction::Set { value, max_age } => (value.as_str(), *max_age),
         CookieAction::Remove => ("", 0),
     };
-    let mut out = String::with_capacity(name.len() + value.len() + 96);
+    let mut out = String::with_capacity(rendered_len(name, value, max_age, action, config));
     let _ = write!(out, "{name}={value}; Path={}", config.path);
     if let Some(domain) = &config.domain {
         let _ = write!(out, "; Domain={domain}");
@@ -914,10 +914,83 @@ pub(crate) fn render(name: &str, action: &CookieAction, config: &SessionConfig) 
     out
 }
 
+/// The exact length of what [`render`] writes: the header value then takes the `String`'s buffer
+/// as it is (a `String` with spare capacity costs `http` one more allocation).
+fn rendered_len(
+    name: &str,
+    value: &str,
+    max_age: u64,
+    action: &CookieAction,
+    config: &SessionConfig,
+) -> usize {
+    let digits = max_age.checked_ilog10().map_or(1, |log| log as usize + 1);
+    let same_site = match config.same_site {
+        SameSite::Strict => "; SameSite=Strict".len(),
+        SameSite::Lax => "; SameSite=Lax".len(),
+        SameSite::None => "; SameSite=None".len(),
+    };
+    name.len()
+        + 1
+        + value.len()
+        + "; Path=".len()
+        + config.path.len()
+        + config
+            .domain
+            .as_ref()
+            .map_or(0, |domain| "; Domain=".len() + domain.len())
+        + "; Max-Age=".len()
+        + digits
+        + if matches!(action, CookieAction::Remove) {
+            "; Expires=Thu, 01 Jan 1970 00:00:00 GMT".len()
+        } else {
+            0
+        }
+        + if config.http_only {
+            "; HttpOnly".len()
+        } else {
+            0
+        }
+        + if config.secure { "; Secure".len() } else { 0 }
+        + same_site
+        + if config.partitioned {
+            "; Partitioned".len()
+        } else {
+            0
+        }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use http::HeaderValue;
+
+    #[test]
+    fn render_sizes_its_buffer_exactly() {
+        let set = |max_age| CookieAction::Set {
+            value: "v".repeat(43),
+            max_age,
+        };
+        for config in [
+            SessionConfig::default(),
+            SessionConfig::default()
+                .with_domain("example.com")
+                .with_path("/app")
+                .with_same_site(SameSite::Strict)
+                .with_partitioned(true),
+        ] {
+            for action in [
+                set(0),
+                set(9),
+                set(10),
+                set(86_400),
+                set(u64::MAX),
+                CookieAction::Remove,
+            ] {
+                let out = render("session", &action, &config);
+                assert_eq!(out.len(), out.capacity(), "{out}");
+            }
+        }
+    }
 
     #[test]
     fn finds_cookies_across_headers() {

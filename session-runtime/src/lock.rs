@@ -9,16 +9,52 @@
 //! by the id alone, the second extraction would wait forever for the lock the same request holds.
 
 use std::any::TypeId;
-use std::collections::hash_map::Entry;
+use std::collections::hash_map::{Entry, RandomState};
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::oneshot;
 
 use crate::session::SessionId;
 
-/// A lock's key: the session type and the session id.
-type LockKey = (TypeId, SessionId);
+/// A lock's key: the session type and the session id, with their hash computed once.
+///
+/// Ids come from cookies, so an attacker chooses them: the hash is the std's randomly keyed
+/// `SipHash` ([`RandomState`]), as a plain `HashMap` would use. It is computed once per request
+/// when the lock is taken and kept in the key, so the release (a second map operation) does not
+/// hash the id again.
+#[derive(Clone, PartialEq, Eq)]
+struct LockKey {
+    hash: u64,
+    session_type: TypeId,
+    id: SessionId,
+}
+
+impl Hash for LockKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+/// Passes on the hash a [`LockKey`] carries.
+#[derive(Default)]
+struct Precomputed(u64);
+
+impl Hasher for Precomputed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used (by `LockKey`); fold anything else in rather than panic.
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
+    }
+}
 
 /// The requests waiting for a held session, in arrival order.
 type Waiters = VecDeque<oneshot::Sender<()>>;
@@ -26,9 +62,16 @@ type Waiters = VecDeque<oneshot::Sender<()>>;
 /// The sessions in use, by session type and id. An entry exists while a request holds the
 /// session; it lists the requests waiting for it. The uncontended case (nearly every request) is
 /// one map insert and one map remove: no per-session mutex, no reference counting.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Locks {
-    map: Mutex<HashMap<LockKey, Waiters>>,
+    map: Mutex<HashMap<LockKey, Waiters, BuildHasherDefault<Precomputed>>>,
+    keys: RandomState,
+}
+
+impl std::fmt::Debug for Locks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Locks").finish_non_exhaustive()
+    }
 }
 
 /// Held while a request uses a session; released (handed to the next waiter) on drop.
@@ -61,10 +104,19 @@ impl Drop for Waiting<'_> {
 }
 
 impl Locks {
-    fn map(&self) -> MutexGuard<'_, HashMap<LockKey, Waiters>> {
+    fn map(&self) -> MutexGuard<'_, HashMap<LockKey, Waiters, BuildHasherDefault<Precomputed>>> {
         // Every critical section is a single insert, push, pop or remove: a panic cannot leave
         // the map torn.
         self.map.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn key(&self, session_type: TypeId, id: &SessionId) -> LockKey {
+        LockKey {
+            // The id alone: it is unique enough, and equality still compares the type.
+            hash: self.keys.hash_one(id),
+            session_type,
+            id: id.clone(),
+        }
     }
 
     /// Takes the lock of session `id` of `session_type` if it is free, without waiting.
@@ -73,7 +125,7 @@ impl Locks {
         session_type: TypeId,
         id: &SessionId,
     ) -> Option<SessionGuard> {
-        let key = (session_type, id.clone());
+        let key = self.key(session_type, id);
         match self.map().entry(key.clone()) {
             Entry::Vacant(entry) => {
                 entry.insert(VecDeque::new());
@@ -92,7 +144,7 @@ impl Locks {
         session_type: TypeId,
         id: &SessionId,
     ) -> SessionGuard {
-        let key = (session_type, id.clone());
+        let key = self.key(session_type, id);
         loop {
             let rx = match self.map().entry(key.clone()) {
                 Entry::Vacant(entry) => {

@@ -5,14 +5,14 @@ use std::any::{Any, TypeId};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll, ready};
 
 use http::header::{CACHE_CONTROL, SET_COOKIE, VARY};
 use http::{HeaderValue, Request, Response, StatusCode};
 use tower_service::Service;
 
-use crate::config::SessionConfig;
+use crate::config::{ConfigError, SessionConfig};
 use crate::error::Error;
 use crate::lifecycle::{self, CookieAction, Inner, Plan};
 use crate::lock::Locks;
@@ -24,6 +24,35 @@ pub(crate) struct Shared {
     pub(crate) store: Arc<dyn DynStore>,
     pub(crate) config: SessionConfig,
     pub(crate) locks: Arc<Locks>,
+    /// The first cookie name `config` was found valid for (see [`Shared::validate`]).
+    validated: OnceLock<&'static str>,
+}
+
+impl Shared {
+    pub(crate) fn new(store: Arc<dyn DynStore>, config: SessionConfig, locks: Arc<Locks>) -> Self {
+        Self {
+            store,
+            config,
+            locks,
+            validated: OnceLock::new(),
+        }
+    }
+
+    /// [`SessionConfig::validate`] for `cookie_name`. The configuration never changes, so a
+    /// success is remembered for the first cookie name (nearly every app has one session type)
+    /// and not checked again on every request; other names and failures are checked each time.
+    pub(crate) fn validate(&self, cookie_name: &'static str) -> Result<(), ConfigError> {
+        if self
+            .validated
+            .get()
+            .is_some_and(|name| *name == cookie_name)
+        {
+            return Ok(());
+        }
+        self.config.validate(cookie_name)?;
+        let _ = self.validated.set(cookie_name);
+        Ok(())
+    }
 }
 
 impl fmt::Debug for Shared {
@@ -75,7 +104,73 @@ pub(crate) struct RequestSessions {
 struct Slots {
     /// Set when the response has been taken: sessions handed back later are too late.
     closed: bool,
-    list: Vec<(TypeId, Slot)>,
+    list: List<(TypeId, Slot)>,
+}
+
+/// A list that keeps its first item inline: nearly every request uses one session type, and
+/// then the slots, the sessions to save, their plans and their cookies need no heap
+/// allocation.
+pub(crate) struct List<T> {
+    first: Option<T>,
+    rest: Vec<T>,
+}
+
+impl<T> Default for List<T> {
+    fn default() -> Self {
+        Self {
+            first: None,
+            rest: Vec::new(),
+        }
+    }
+}
+
+impl<T> List<T> {
+    fn push(&mut self, item: T) {
+        if self.first.is_none() {
+            self.first = Some(item);
+        } else {
+            self.rest.push(item);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        self.first.iter().chain(&self.rest)
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.first.iter_mut().chain(&mut self.rest)
+    }
+
+    /// Keeps the items `keep` accepts, in order.
+    fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
+        self.rest.retain(&mut keep);
+        if self.first.as_ref().is_some_and(|first| !keep(first)) {
+            self.first = (!self.rest.is_empty()).then(|| self.rest.remove(0));
+        }
+    }
+}
+
+impl<T> IntoIterator for List<T> {
+    type Item = T;
+    type IntoIter = std::iter::Chain<std::option::IntoIter<T>, std::vec::IntoIter<T>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.first.into_iter().chain(self.rest)
+    }
+}
+
+impl<T> FromIterator<T> for List<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(items: I) -> Self {
+        let mut items = items.into_iter();
+        Self {
+            first: items.next(),
+            rest: items.collect(),
+        }
+    }
 }
 
 /// The outcome of asking for a session type's slot.
@@ -98,7 +193,8 @@ impl RequestSessions {
     pub(crate) fn checkout<T: Session>(&self) -> Checkout<T> {
         let mut slots = self.lock();
         let key = TypeId::of::<T>();
-        match slots.list.iter_mut().find(|(id, _)| *id == key) {
+        let found = slots.list.iter_mut().find(|(id, _)| *id == key);
+        match found {
             None => {
                 // A request that already uses another session may hold that session's lock, so it
                 // must not wait for this one (see `Inner::load`).
@@ -143,7 +239,7 @@ impl RequestSessions {
     }
 
     /// Closes the request and returns the sessions to save, and whether any session was used.
-    fn close(&self) -> (Vec<Box<dyn Pending>>, bool) {
+    fn close(&self) -> (List<Box<dyn Pending>>, bool) {
         let mut slots = self.lock();
         slots.closed = true;
         let used = !slots.list.is_empty();
@@ -273,7 +369,7 @@ where
                     match plan_all(&pending, &shared) {
                         Err(error) => return Poll::Ready(Ok(save_failed(&error))),
                         Ok(plans) if plans.iter().all(Plan::is_empty) => {
-                            for plan in &plans {
+                            for plan in plans.iter() {
                                 if let Some(cookie) = plan.previous_cookie() {
                                     set_cookie(
                                         &mut response,
@@ -286,8 +382,23 @@ where
                             return Poll::Ready(Ok(response));
                         }
                         Ok(plans) => {
-                            let future = Box::pin(save_all(plans, pending, shared, response));
-                            this.state.set(State::Saving { future });
+                            let immediate = shared.store.is_immediate();
+                            let future = save_all(plans, pending, shared, response);
+                            if immediate {
+                                // The memory and cookie stores never wait, so the saves finish
+                                // in this one poll: no need to box their future.
+                                let mut future = std::pin::pin!(future);
+                                if let Poll::Ready(response) = future.as_mut().poll(cx) {
+                                    return Poll::Ready(Ok(response));
+                                }
+                                tracing::error!(
+                                    "a session store that never waits was pending; answering 500"
+                                );
+                                return Poll::Ready(Ok(internal_error()));
+                            }
+                            this.state.set(State::Saving {
+                                future: Box::pin(future),
+                            });
                         }
                     }
                 }
@@ -299,19 +410,23 @@ where
     }
 }
 
-fn plan_all(pending: &[Box<dyn Pending>], shared: &Shared) -> Result<Vec<Plan>, Error> {
-    pending.iter().map(|p| p.plan(shared)).collect()
+fn plan_all(pending: &List<Box<dyn Pending>>, shared: &Shared) -> Result<List<Plan>, Error> {
+    let mut plans = List::default();
+    for pending in pending.iter() {
+        plans.push(pending.plan(shared)?);
+    }
+    Ok(plans)
 }
 
 /// Executes the plans; `pending` is kept alive until the writes are done because it holds the
 /// sessions' request locks.
 async fn save_all<B: Default>(
-    plans: Vec<Plan>,
-    pending: Vec<Box<dyn Pending>>,
+    plans: List<Plan>,
+    pending: List<Box<dyn Pending>>,
     shared: Arc<Shared>,
     mut response: Response<B>,
 ) -> Response<B> {
-    let mut cookies = Vec::with_capacity(plans.len());
+    let mut cookies = List::default();
     for plan in plans {
         let name = plan.cookie_name();
         match lifecycle::execute(plan, &shared).await {
@@ -320,7 +435,7 @@ async fn save_all<B: Default>(
         }
     }
     drop(pending);
-    for (name, cookie) in &cookies {
+    for (name, cookie) in cookies.iter() {
         if let Some(cookie) = cookie {
             set_cookie(&mut response, name, cookie, &shared.config);
         }
@@ -353,6 +468,11 @@ fn save_failed<B: Default>(error: &Error) -> Response<B> {
         error = error as &dyn std::error::Error,
         "failed to save session; answering 500"
     );
+    internal_error()
+}
+
+/// A 500 without any `Set-Cookie`.
+fn internal_error<B: Default>() -> Response<B> {
     let mut response = Response::new(B::default());
     *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     response

@@ -1,6 +1,7 @@
 //! Session state: the [`Session`] trait that `#[derive(Session)]` implements, the [`Record`] a
 //! store keeps, its [`Metadata`] and the [`SessionId`].
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -185,13 +186,21 @@ impl Metadata {
     }
 }
 
+/// The shared byte buffer of a [`Record`]'s field values (the `bytes` crate's, which `http`
+/// uses too).
+pub use bytes::Bytes;
+
 /// A session as a store keeps it: metadata and the encoded fields by stored name.
+///
+/// Names and values are cheap to clone, so a store that keeps records in memory hands out a
+/// copy without copying any field: a name the runtime wrote is the session type's `&'static`
+/// field name ([`Cow::Borrowed`]), and a value is a reference-counted [`Bytes`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct Record {
     /// The metadata.
     pub metadata: Metadata,
     /// Every stored field: its stored name and the codec's bytes.
-    pub fields: Vec<(String, Vec<u8>)>,
+    pub fields: Vec<(Cow<'static, str>, Bytes)>,
     /// Set by a store that wants the record written back even if nothing changed, for example a
     /// cookie sealed with a key that is no longer the primary one.
     pub rewrite: bool,
@@ -223,7 +232,7 @@ impl fmt::Debug for Record {
                 &self
                     .fields
                     .iter()
-                    .map(|(name, value)| (name.as_str(), value.len()))
+                    .map(|(name, value)| (&**name, value.len()))
                     .collect::<Vec<_>>(),
             )
             .field("rewrite", &self.rewrite)
@@ -263,8 +272,33 @@ impl fmt::Debug for RecordRef<'_> {
 /// from cookies are validated against the store's format before any store sees them.
 ///
 /// The id is a bearer secret: its `Debug` output is redacted and it has no `Display`.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct SessionId(String);
+//
+// The id is kept inline (no heap allocation): ids are parsed, cloned into the request lock and
+// the write plan, and compared on every request, and each of those used to allocate a `String`.
+#[derive(Clone)]
+pub struct SessionId {
+    /// How many bytes of `bytes` are the id; the rest are zero.
+    len: u8,
+    /// The id's characters, all ASCII (checked by `parse` and produced by `generate`).
+    bytes: [u8; SessionId::MAX_LEN],
+}
+
+impl PartialEq for SessionId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for SessionId {}
+
+impl std::hash::Hash for SessionId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // As its text hashes (`str`'s `Hash`: the bytes, then 0xff), without converting it to
+        // a `str` first (a UTF-8 check per hash): the memory store looks ids up by `&str`.
+        state.write(self.as_bytes());
+        state.write_u8(0xff);
+    }
+}
 
 impl SessionId {
     /// The length in characters of an id of the default format, [`IdFormat::Base64Url256`].
@@ -299,7 +333,26 @@ impl SessionId {
     /// Returns the id as text, for a store to build its key from.
     #[must_use]
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Always ASCII (see the field); the fallback is unreachable.
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+
+    /// The longest id of any [`IdFormat`].
+    const MAX_LEN: usize = 43;
+
+    /// Returns the id's bytes (ASCII), without the UTF-8 check of [`SessionId::as_str`].
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// Builds an id from ASCII characters of an [`IdFormat`] (at most [`SessionId::MAX_LEN`]).
+    fn from_ascii(value: &[u8]) -> Self {
+        let mut bytes = [0u8; Self::MAX_LEN];
+        bytes[..value.len()].copy_from_slice(value);
+        Self {
+            len: u8::try_from(value.len()).unwrap_or(u8::MAX),
+            bytes,
+        }
     }
 }
 
@@ -338,24 +391,27 @@ impl IdFormat {
     /// Returns an error when the operating system cannot provide random bytes.
     pub fn generate(self) -> Result<SessionId, getrandom::Error> {
         use base64::Engine as _;
-        use fmt::Write as _;
         match self {
             Self::Base64Url256 => {
                 let mut bytes = [0u8; 32];
                 getrandom::fill(&mut bytes)?;
-                Ok(SessionId(
-                    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
-                ))
+                let mut id = [0u8; SessionId::LEN];
+                // 32 bytes are exactly 43 characters of unpadded base64: this cannot fail.
+                let len = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode_slice(bytes, &mut id)
+                    .unwrap_or_default();
+                Ok(SessionId::from_ascii(&id[..len]))
             }
             Self::Hex128 => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
                 let mut bytes = [0u8; 16];
                 getrandom::fill(&mut bytes)?;
-                let mut id = String::with_capacity(32);
-                for byte in bytes {
-                    // Writing into a String cannot fail.
-                    let _ = write!(id, "{byte:02x}");
+                let mut id = [0u8; 32];
+                for (pair, byte) in id.chunks_exact_mut(2).zip(bytes) {
+                    pair[0] = HEX[usize::from(byte >> 4)];
+                    pair[1] = HEX[usize::from(byte & 0xf)];
                 }
-                Ok(SessionId(id))
+                Ok(SessionId::from_ascii(&id))
             }
         }
     }
@@ -365,10 +421,7 @@ impl IdFormat {
     pub fn parse(self, value: &str) -> Option<SessionId> {
         let valid = match self {
             Self::Base64Url256 => {
-                value.len() == SessionId::LEN
-                    && value
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                value.len() == SessionId::LEN && value.bytes().all(|b| BASE64URL[usize::from(b)])
             }
             Self::Hex128 => {
                 value.len() == 32
@@ -377,9 +430,22 @@ impl IdFormat {
                         .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
             }
         };
-        valid.then(|| SessionId(value.to_owned()))
+        valid.then(|| SessionId::from_ascii(value.as_bytes()))
     }
 }
+
+/// Which bytes are base64url characters (a table: this check runs on every request's cookie).
+const BASE64URL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        #[expect(clippy::cast_possible_truncation, reason = "b < 256")]
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+        b += 1;
+    }
+    table
+};
 
 impl fmt::Debug for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -421,6 +487,14 @@ mod tests {
         assert!(SessionId::parse(&a.as_str()[1..]).is_none());
         assert!(SessionId::parse(&format!("{}=", &a.as_str()[1..])).is_none());
         assert_eq!(format!("{a:?}"), "SessionId(<redacted>)");
+    }
+
+    #[test]
+    fn ids_hash_as_their_text() {
+        use std::hash::BuildHasher as _;
+        let state = std::collections::hash_map::RandomState::new();
+        let id = SessionId::generate().unwrap();
+        assert_eq!(state.hash_one(&id), state.hash_one(id.as_str()));
     }
 
     #[test]

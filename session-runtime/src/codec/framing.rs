@@ -2,7 +2,7 @@
 //! count u32 | (name_len u16 | name | value_len u32 | value)*`, integers big-endian.
 
 use super::{CodecError, Malformed, record};
-use crate::session::{Metadata, Record, RecordRef};
+use crate::session::{Bytes, Metadata, Record, RecordRef};
 
 const MAGIC: [u8; 2] = [b'S', 1];
 
@@ -81,7 +81,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Record, CodecError> {
             .map_err(CodecError::decode)?
             .to_owned();
         let value_len = reader.u32()?;
-        fields.push((name, reader.take(value_len)?.to_vec()));
+        fields.push((name.into(), Bytes::copy_from_slice(reader.take(value_len)?)));
     }
     if !reader.0.is_empty() {
         return Err(CodecError::decode(Malformed("trailing bytes")));
@@ -114,7 +114,7 @@ mod tests {
         });
         let record = decode(&bytes).unwrap();
         assert_eq!(record.metadata, metadata);
-        assert_eq!(record.fields[1], ("bb".to_owned(), b"[2]".to_vec()));
+        assert_eq!(record.fields[1], ("bb".into(), Bytes::from_static(b"[2]")));
         for cut in 0..bytes.len() {
             assert!(
                 decode(&bytes[..cut]).is_err(),

@@ -33,7 +33,10 @@
 //! }
 //! ```
 
+use std::borrow::Cow;
 use std::error::Error as StdError;
+
+use bytes::Bytes;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -130,7 +133,7 @@ impl CodecError {
 pub(crate) struct Malformed(pub(crate) &'static str);
 
 /// Builds a [`Record`] out of decoded envelope parts.
-pub(crate) fn record(metadata: Metadata, fields: Vec<(String, Vec<u8>)>) -> Record {
+pub(crate) fn record(metadata: Metadata, fields: Vec<(Cow<'static, str>, Bytes)>) -> Record {
     Record {
         metadata,
         fields,
@@ -168,7 +171,7 @@ mod tests {
         for ((name, bytes), (expected_name, value)) in
             record.fields.iter().zip(NAMES.iter().zip(values))
         {
-            prop_assert_eq!(name.as_str(), *expected_name);
+            prop_assert_eq!(&**name, *expected_name);
             prop_assert_eq!(&C::decode::<Value>(bytes).unwrap(), value);
         }
         // No strict prefix of an envelope decodes.

@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{Codec, CodecError, Malformed, record};
-use crate::session::{Metadata, Record, RecordRef};
+use crate::session::{Bytes, Metadata, Record, RecordRef};
 
 /// `MessagePack` through `rmp-serde`. Structs are written as maps with field names
 /// ([`rmp_serde::to_vec_named`]), never as positional arrays, so adding or removing a field inside
@@ -77,7 +77,7 @@ impl Codec for MsgpackCodec {
                     let mut list = Vec::with_capacity(len.min(reader.0.len() / 2));
                     for _ in 0..len {
                         let name = reader.str()?.to_owned();
-                        list.push((name, reader.value()?.to_vec()));
+                        list.push((name.into(), Bytes::copy_from_slice(reader.value()?)));
                     }
                     fields = Some(list);
                 }

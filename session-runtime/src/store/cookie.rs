@@ -2,12 +2,14 @@
 
 use std::fmt;
 
-use aes_gcm_siv::aead::{Aead, KeyInit, Payload};
-use aes_gcm_siv::{Aes256GcmSiv, Nonce};
+use aes_gcm_siv::aead::{AeadInOut, KeyInit};
+use aes_gcm_siv::{Aes256GcmSiv, Nonce, Tag};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 
-use super::{Delete, Load, Save, SaveOp, SaveOutcome, SessionStore, StoreError, StoreKind};
+use super::{
+    Delete, Immediate, Load, Save, SaveOp, SaveOutcome, SessionStore, StoreError, StoreKind,
+};
 use crate::session::Record;
 #[cfg(test)]
 use crate::session::RecordRef;
@@ -68,6 +70,21 @@ impl SessionStore for SimpleCookieStore {
     }
 
     async fn load(&self, load: Load<'_>) -> Result<Option<Record>, StoreError> {
+        self.load_now(load)
+    }
+
+    async fn save(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError> {
+        self.save_now(save)
+    }
+
+    async fn delete(&self, delete: Delete<'_>) -> Result<(), StoreError> {
+        self.delete_now(delete)
+    }
+}
+
+/// The operations themselves: they never wait, so the layer calls them without a future.
+impl Immediate for SimpleCookieStore {
+    fn load_now(&self, load: Load<'_>) -> Result<Option<Record>, StoreError> {
         let Ok(bytes) = URL_SAFE_NO_PAD.decode(load.value) else {
             tracing::debug!("session cookie is not base64url; starting a fresh session");
             return Ok(None);
@@ -84,13 +101,13 @@ impl SessionStore for SimpleCookieStore {
         }
     }
 
-    async fn save(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError> {
+    fn save_now(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError> {
         seal_only(save.op)?;
         let bytes = save.codec.encode(save.record)?;
         Ok(SaveOutcome::Saved(URL_SAFE_NO_PAD.encode(bytes)))
     }
 
-    async fn delete(&self, _: Delete<'_>) -> Result<(), StoreError> {
+    fn delete_now(&self, _: Delete<'_>) -> Result<(), StoreError> {
         Err(not_a_server_store())
     }
 }
@@ -234,6 +251,53 @@ impl Key {
     }
 }
 
+/// How many bytes of operating-system randomness a thread fetches at once for nonces.
+const NONCE_POOL: usize = 4096;
+
+/// A thread's stock of random bytes for nonces, and how many of them are used.
+struct NoncePool {
+    bytes: [u8; NONCE_POOL],
+    used: usize,
+}
+
+thread_local! {
+    static NONCES: std::cell::RefCell<NoncePool> = const {
+        std::cell::RefCell::new(NoncePool {
+            bytes: [0; NONCE_POOL],
+            used: NONCE_POOL,
+        })
+    };
+}
+
+/// Returns a fresh random nonce for sealing a cookie.
+///
+/// Nonces come from a per-thread pool that `getrandom` refills 4 KiB at a time (341 nonces),
+/// instead of one `getrandom` system call per sealed cookie. This is for nonces **only**:
+/// session ids and keys still come straight from `getrandom`.
+///
+/// Why a pool is safe here: the bytes are the operating system's CSPRNG output, each handed
+/// out once, and a nonce is public (it is written into the cookie). The one way a pool can
+/// hand out a nonce twice is a `fork()` that copies it into the child process; AES-GCM-SIV is
+/// nonce-misuse resistant, so even then the only leak is whether two cookies sealed under the
+/// same key, nonce and cookie name hold identical plaintexts (it does not expose the key, the
+/// plaintexts or allow forgeries, as a repeated nonce would with AES-GCM).
+fn next_nonce() -> Result<[u8; NONCE_LEN], getrandom::Error> {
+    NONCES.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        if pool.used + NONCE_LEN > NONCE_POOL {
+            getrandom::fill(&mut pool.bytes)?;
+            pool.used = 0;
+        }
+        let start = pool.used;
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&pool.bytes[start..start + NONCE_LEN]);
+        // Handed out once: wipe it from the pool.
+        pool.bytes[start..start + NONCE_LEN].fill(0);
+        pool.used += NONCE_LEN;
+        Ok(nonce)
+    })
+}
+
 /// Keeps the session in the cookie, encrypted and authenticated with AES-256-GCM-SIV.
 ///
 /// The cookie value is base64url (no padding) of
@@ -294,57 +358,72 @@ impl EncryptedCookieStore {
             .find(|key| key.id == id)
     }
 
-    fn associated_data(key_id: u8, cookie_name: &str) -> Vec<u8> {
-        let mut aad = Vec::with_capacity(2 + cookie_name.len());
+    /// Calls `f` with the associated data of a cookie: version, key id and cookie name. It is
+    /// built on the stack for names of up to 64 bytes (every real one), not in a `Vec`.
+    fn with_associated_data<R>(key_id: u8, cookie_name: &str, f: impl FnOnce(&[u8]) -> R) -> R {
+        let name = cookie_name.as_bytes();
+        let mut stack = [0u8; 2 + 64];
+        if let Some(slot) = stack.get_mut(2..2 + name.len()) {
+            slot.copy_from_slice(name);
+            stack[..2].copy_from_slice(&[VERSION, key_id]);
+            return f(&stack[..2 + name.len()]);
+        }
+        let mut aad = Vec::with_capacity(2 + name.len());
         aad.extend_from_slice(&[VERSION, key_id]);
-        aad.extend_from_slice(cookie_name.as_bytes());
-        aad
+        aad.extend_from_slice(name);
+        f(&aad)
     }
 
     /// Seals a record into a cookie value.
+    ///
+    /// The plaintext is copied once, into the buffer that becomes the cookie's bytes, and
+    /// encrypted there (no separate ciphertext buffer).
     pub(crate) fn seal(&self, cookie_name: &str, plaintext: &[u8]) -> Result<String, StoreError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        getrandom::fill(&mut nonce).map_err(StoreError::backend)?;
-        let aad = Self::associated_data(self.primary.id, cookie_name);
-        let ciphertext = self
-            .primary
-            .cipher
-            .encrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| StoreError::backend("session record too large to encrypt"))?;
-        let mut raw = Vec::with_capacity(HEADER_LEN + ciphertext.len());
+        let nonce = next_nonce().map_err(StoreError::backend)?;
+        let mut raw = Vec::with_capacity(HEADER_LEN + plaintext.len() + TAG_LEN);
         raw.extend_from_slice(&[VERSION, self.primary.id]);
         raw.extend_from_slice(&nonce);
-        raw.extend_from_slice(&ciphertext);
+        raw.extend_from_slice(plaintext);
+        let tag = Self::with_associated_data(self.primary.id, cookie_name, |aad| {
+            self.primary.cipher.encrypt_inout_detached(
+                &Nonce::from(nonce),
+                aad,
+                (&mut raw[HEADER_LEN..]).into(),
+            )
+        });
+        let Ok(tag) = tag else {
+            // The buffer may still hold the plaintext.
+            zeroize::Zeroize::zeroize(&mut raw);
+            return Err(StoreError::backend("session record too large to encrypt"));
+        };
+        raw.extend_from_slice(&tag);
         Ok(URL_SAFE_NO_PAD.encode(raw))
     }
 
-    /// Opens a cookie value; `None` for anything that does not authenticate.
+    /// Opens a cookie value; `None` for anything that does not authenticate. The plaintext is
+    /// decrypted in the buffer the value decodes into.
     pub(crate) fn open(&self, cookie_name: &str, value: &str) -> Option<(Vec<u8>, bool)> {
-        let raw = URL_SAFE_NO_PAD.decode(value).ok()?;
+        let mut raw = URL_SAFE_NO_PAD.decode(value).ok()?;
         if raw.len() < HEADER_LEN + TAG_LEN || raw[0] != VERSION {
             return None;
         }
         let key = self.key(raw[1])?;
         let mut nonce = [0u8; NONCE_LEN];
         nonce.copy_from_slice(&raw[2..HEADER_LEN]);
-        let aad = Self::associated_data(key.id, cookie_name);
-        let plaintext = key
-            .cipher
-            .decrypt(
+        let tag_at = raw.len() - TAG_LEN;
+        let tag = Tag::try_from(&raw[tag_at..]).ok()?;
+        Self::with_associated_data(key.id, cookie_name, |aad| {
+            key.cipher.decrypt_inout_detached(
                 &Nonce::from(nonce),
-                Payload {
-                    msg: &raw[HEADER_LEN..],
-                    aad: &aad,
-                },
+                aad,
+                (&mut raw[HEADER_LEN..tag_at]).into(),
+                &tag,
             )
-            .ok()?;
-        Some((plaintext, key.id != self.primary.id))
+        })
+        .ok()?;
+        raw.truncate(tag_at);
+        raw.drain(..HEADER_LEN);
+        Some((raw, key.id != self.primary.id))
     }
 }
 
@@ -354,6 +433,21 @@ impl SessionStore for EncryptedCookieStore {
     }
 
     async fn load(&self, load: Load<'_>) -> Result<Option<Record>, StoreError> {
+        self.load_now(load)
+    }
+
+    async fn save(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError> {
+        self.save_now(save)
+    }
+
+    async fn delete(&self, delete: Delete<'_>) -> Result<(), StoreError> {
+        self.delete_now(delete)
+    }
+}
+
+/// The operations themselves: they never wait, so the layer calls them without a future.
+impl Immediate for EncryptedCookieStore {
+    fn load_now(&self, load: Load<'_>) -> Result<Option<Record>, StoreError> {
         let Some((plaintext, old_key)) = self.open(load.cookie_name, load.value) else {
             tracing::debug!("session cookie does not open; starting a fresh session");
             return Ok(None);
@@ -374,13 +468,13 @@ impl SessionStore for EncryptedCookieStore {
         }
     }
 
-    async fn save(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError> {
+    fn save_now(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError> {
         seal_only(save.op)?;
         let plaintext = zeroize::Zeroizing::new(save.codec.encode(save.record)?);
         Ok(SaveOutcome::Saved(self.seal(save.cookie_name, &plaintext)?))
     }
 
-    async fn delete(&self, _: Delete<'_>) -> Result<(), StoreError> {
+    fn delete_now(&self, _: Delete<'_>) -> Result<(), StoreError> {
         Err(not_a_server_store())
     }
 }
@@ -409,6 +503,14 @@ mod tests {
             })
             .unwrap();
         store.seal(name, &plaintext).unwrap()
+    }
+
+    #[test]
+    fn nonces_are_distinct_across_pool_refills() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..3 * NONCE_POOL / NONCE_LEN {
+            assert!(seen.insert(next_nonce().unwrap()), "a nonce came twice");
+        }
     }
 
     #[test]

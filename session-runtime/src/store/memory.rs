@@ -1,10 +1,24 @@
 //! The in-memory store.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::{Delete, Load, Save, SaveOp, SaveOutcome, SessionStore, StoreError, StoreKind};
-use crate::session::Record;
+use super::{
+    Delete, Immediate, Load, Save, SaveOp, SaveOutcome, SessionStore, StoreError, StoreKind,
+};
+use crate::session::{Record, SessionId};
+
+/// A record's key: its id, kept inline (no allocation per insert), looked up by the `&str` a
+/// load carries (`SessionId` hashes and compares as its text does).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Key(SessionId);
+
+impl Borrow<str> for Key {
+    fn borrow(&self) -> &str {
+        self.0.as_str()
+    }
+}
 
 /// Keeps sessions in the process's memory: the embedded default for development, tests and
 /// single-process apps. Sessions are lost on restart and not shared between processes.
@@ -23,7 +37,7 @@ use crate::session::Record;
 /// ```
 #[derive(Debug)]
 pub struct MemoryStore {
-    records: Mutex<HashMap<String, Entry>>,
+    records: Mutex<HashMap<Key, Entry>>,
     capacity: usize,
 }
 
@@ -68,13 +82,13 @@ impl MemoryStore {
         self.lock().is_empty()
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Key, Entry>> {
         // A panic while holding the lock cannot leave a map half-updated: every write below is a
         // single insert or remove.
         self.records.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn make_room(&self, records: &mut HashMap<String, Entry>, now: u64) {
+    fn make_room(&self, records: &mut HashMap<Key, Entry>, now: u64) {
         if records.len() < self.capacity {
             return;
         }
@@ -85,13 +99,13 @@ impl MemoryStore {
         let soonest = records
             .iter()
             .min_by_key(|(_, entry)| entry.expires_at)
-            .map(|(key, _)| key.clone());
+            .map(|(key, _)| key.0.clone());
         if let Some(key) = soonest {
             tracing::warn!(
                 capacity = self.capacity,
                 "memory session store is full; dropping the session closest to expiry"
             );
-            records.remove(&key);
+            records.remove(&Key(key));
         }
     }
 }
@@ -102,6 +116,21 @@ impl SessionStore for MemoryStore {
     }
 
     async fn load(&self, load: Load<'_>) -> Result<Option<Record>, StoreError> {
+        self.load_now(load)
+    }
+
+    async fn save(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError> {
+        self.save_now(save)
+    }
+
+    async fn delete(&self, delete: Delete<'_>) -> Result<(), StoreError> {
+        self.delete_now(delete)
+    }
+}
+
+/// The operations themselves: they never wait, so the layer calls them without a future.
+impl Immediate for MemoryStore {
+    fn load_now(&self, load: Load<'_>) -> Result<Option<Record>, StoreError> {
         let mut records = self.lock();
         match records.get(load.value) {
             Some(entry) if entry.expires_at > load.now => Ok(Some(entry.record.clone())),
@@ -113,22 +142,22 @@ impl SessionStore for MemoryStore {
         }
     }
 
-    async fn save(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError> {
+    fn save_now(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError> {
         let mut records = self.lock();
         let id = match save.op {
             SaveOp::Create { id } | SaveOp::Regenerate { new: id, .. } => {
                 if records
-                    .get(id.as_str())
+                    .get(&Key(id.clone()))
                     .is_some_and(|entry| entry.expires_at > save.now)
                 {
                     return Ok(SaveOutcome::IdTaken);
                 }
                 if let SaveOp::Regenerate { old, .. } = save.op {
-                    records.remove(old.as_str());
+                    records.remove(&Key(old.clone()));
                 }
                 self.make_room(&mut records, save.now);
                 records.insert(
-                    id.as_str().to_owned(),
+                    Key(id.clone()),
                     Entry {
                         record: save.to_record(),
                         expires_at: save.expires_at,
@@ -138,7 +167,7 @@ impl SessionStore for MemoryStore {
             }
             SaveOp::Update { id } | SaveOp::Touch { id } => {
                 let Some(entry) = records
-                    .get_mut(id.as_str())
+                    .get_mut(&Key(id.clone()))
                     .filter(|entry| entry.expires_at > save.now && !entry.record.is_renewed())
                 else {
                     return Ok(SaveOutcome::Missing);
@@ -156,8 +185,8 @@ impl SessionStore for MemoryStore {
         Ok(SaveOutcome::Saved(id.as_str().to_owned()))
     }
 
-    async fn delete(&self, delete: Delete<'_>) -> Result<(), StoreError> {
-        self.lock().remove(delete.id.as_str());
+    fn delete_now(&self, delete: Delete<'_>) -> Result<(), StoreError> {
+        self.lock().remove(&Key(delete.id.clone()));
         Ok(())
     }
 }

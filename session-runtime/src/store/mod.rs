@@ -103,9 +103,10 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use crate::codec::{Codec, CodecError};
-use crate::session::{IdFormat, Record, RecordRef, SessionId};
+use crate::session::{Bytes, IdFormat, Record, RecordRef, SessionId};
 
 #[cfg(feature = "aiohttp-compat")]
 #[cfg_attr(docsrs, doc(cfg(feature = "aiohttp-compat")))]
@@ -485,7 +486,8 @@ pub struct Save<'a> {
 }
 
 impl Save<'_> {
-    /// Returns the record this save describes, as an owned [`Record`].
+    /// Returns the record this save describes, as an owned [`Record`]. The field names are
+    /// borrowed (`'static`); the values are copied once, into shared buffers.
     #[must_use]
     pub fn to_record(&self) -> Record {
         Record {
@@ -494,7 +496,7 @@ impl Save<'_> {
                 .record
                 .fields
                 .iter()
-                .map(|(name, value)| ((*name).to_owned(), value.clone()))
+                .map(|(name, value)| (Cow::Borrowed(*name), Bytes::copy_from_slice(value)))
                 .collect(),
             rewrite: false,
         }
@@ -505,9 +507,10 @@ impl Save<'_> {
     pub fn merge_into(&self, record: &mut Record) {
         record.metadata = *self.record.metadata;
         for (name, value) in self.record.fields {
+            let value = Bytes::copy_from_slice(value);
             match record.fields.iter_mut().find(|(n, _)| n == name) {
-                Some(slot) => slot.1.clone_from(value),
-                None => record.fields.push(((*name).to_owned(), value.clone())),
+                Some(slot) => slot.1 = value,
+                None => record.fields.push((Cow::Borrowed(*name), value)),
             }
         }
     }
@@ -614,13 +617,67 @@ impl StoreError {
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// The future of a [`DynStore`] operation: already finished for the stores of this crate that
+/// never wait (memory and cookie stores; see [`Immediate`]), boxed for any other store.
+pub(crate) enum StoreFuture<'a, T> {
+    Ready(Option<T>),
+    Boxed(BoxFuture<'a, T>),
+}
+
+// `Ready`'s value is only ever moved out, never pinned.
+impl<T> Unpin for StoreFuture<'_, T> {}
+
+impl<T> Future for StoreFuture<'_, T> {
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        match self.get_mut() {
+            Self::Ready(value) => {
+                Poll::Ready(value.take().expect("store future polled after it finished"))
+            }
+            Self::Boxed(future) => future.as_mut().poll(cx),
+        }
+    }
+}
+
+/// The operations of a store of this crate that never waits, as plain functions. The layer
+/// calls them directly instead of boxing the `async fn`'s future (an allocation, and a copy of
+/// the future, per operation); their `SessionStore` methods call them too.
+pub(crate) trait Immediate {
+    fn load_now(&self, load: Load<'_>) -> Result<Option<Record>, StoreError>;
+    fn save_now(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError>;
+    fn delete_now(&self, delete: Delete<'_>) -> Result<(), StoreError>;
+}
+
+/// Returns `store` as an [`Immediate`] store if it is one of this crate's stores that never
+/// wait. The type tests are on `S`, known at compile time, so they cost nothing at run time.
+fn immediate<S: SessionStore>(store: &S) -> Option<&dyn Immediate> {
+    let any: &dyn std::any::Any = store;
+    #[cfg(feature = "memory-store")]
+    if let Some(store) = any.downcast_ref::<MemoryStore>() {
+        return Some(store);
+    }
+    #[cfg(feature = "cookie-store")]
+    if let Some(store) = any.downcast_ref::<EncryptedCookieStore>() {
+        return Some(store);
+    }
+    #[cfg(feature = "cookie-store")]
+    if let Some(store) = any.downcast_ref::<SimpleCookieStore>() {
+        return Some(store);
+    }
+    let _ = any;
+    None
+}
+
 /// The object-safe face of [`SessionStore`] that the layer keeps.
 pub(crate) trait DynStore: Send + Sync + 'static {
     fn kind(&self) -> StoreKind;
     fn format(&self, cookie_name: &str) -> StoreFormat;
-    fn load<'a>(&'a self, load: Load<'a>) -> BoxFuture<'a, Result<Option<Record>, StoreError>>;
-    fn save<'a>(&'a self, save: Save<'a>) -> BoxFuture<'a, Result<SaveOutcome, StoreError>>;
-    fn delete<'a>(&'a self, delete: Delete<'a>) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Whether every operation's future is finished when returned (see [`Immediate`]).
+    fn is_immediate(&self) -> bool;
+    fn load<'a>(&'a self, load: Load<'a>) -> StoreFuture<'a, Result<Option<Record>, StoreError>>;
+    fn save<'a>(&'a self, save: Save<'a>) -> StoreFuture<'a, Result<SaveOutcome, StoreError>>;
+    fn delete<'a>(&'a self, delete: Delete<'a>) -> StoreFuture<'a, Result<(), StoreError>>;
 }
 
 impl<S: SessionStore> DynStore for S {
@@ -630,13 +687,25 @@ impl<S: SessionStore> DynStore for S {
     fn format(&self, cookie_name: &str) -> StoreFormat {
         SessionStore::format(self, cookie_name)
     }
-    fn load<'a>(&'a self, load: Load<'a>) -> BoxFuture<'a, Result<Option<Record>, StoreError>> {
-        Box::pin(SessionStore::load(self, load))
+    fn is_immediate(&self) -> bool {
+        immediate(self).is_some()
     }
-    fn save<'a>(&'a self, save: Save<'a>) -> BoxFuture<'a, Result<SaveOutcome, StoreError>> {
-        Box::pin(SessionStore::save(self, save))
+    fn load<'a>(&'a self, load: Load<'a>) -> StoreFuture<'a, Result<Option<Record>, StoreError>> {
+        match immediate(self) {
+            Some(store) => StoreFuture::Ready(Some(store.load_now(load))),
+            None => StoreFuture::Boxed(Box::pin(SessionStore::load(self, load))),
+        }
     }
-    fn delete<'a>(&'a self, delete: Delete<'a>) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(SessionStore::delete(self, delete))
+    fn save<'a>(&'a self, save: Save<'a>) -> StoreFuture<'a, Result<SaveOutcome, StoreError>> {
+        match immediate(self) {
+            Some(store) => StoreFuture::Ready(Some(store.save_now(save))),
+            None => StoreFuture::Boxed(Box::pin(SessionStore::save(self, save))),
+        }
+    }
+    fn delete<'a>(&'a self, delete: Delete<'a>) -> StoreFuture<'a, Result<(), StoreError>> {
+        match immediate(self) {
+            Some(store) => StoreFuture::Ready(Some(store.delete_now(delete))),
+            None => StoreFuture::Boxed(Box::pin(SessionStore::delete(self, delete))),
+        }
     }
 }

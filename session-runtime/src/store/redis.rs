@@ -1,5 +1,6 @@
 //! The Redis store: one hash per session, field-level writes, one round trip per operation.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::time::Duration;
@@ -7,11 +8,14 @@ use std::time::Duration;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::{AsyncCommands as _, Client, RedisError, Script};
+use redis::{
+    AsyncCommands as _, Client, ErrorKind, FromRedisValue, ParsingError, RedisError, Script,
+    ServerErrorKind, Value,
+};
 
 use super::{Delete, Load, Save, SaveOp, SaveOutcome, SessionStore, StoreError, StoreKind};
 use crate::codec::record;
-use crate::session::{Metadata, Record, SessionId};
+use crate::session::{Bytes, Metadata, Record, SessionId};
 
 /// Hash field names of the metadata. Struct fields cannot start with `__` (the derive refuses
 /// them), so these never collide with data.
@@ -170,9 +174,12 @@ impl RedisStoreBuilder {
     /// Returns [`StoreError`] when the URL is invalid or Redis cannot be reached in time.
     pub async fn connect(self, url: &str) -> Result<RedisStore, StoreError> {
         let client = Client::open(url).map_err(StoreError::backend)?;
+        // No response timeout of the client's own: every operation already runs under the
+        // store's deadline (`RedisStore::run`), which also bounds a wait for a reconnection;
+        // a second timer per command would only cost time.
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.response_timeout))
+            .set_response_timeout(None)
             .set_number_of_retries(1)
             .set_max_delay(self.connect_timeout);
         let manager = bounded(
@@ -264,7 +271,7 @@ impl RedisStore {
     pub fn key_of(&self, id: &SessionId) -> String {
         use base64::Engine as _;
         use sha2::Digest as _;
-        let digest = sha2::Sha256::digest(id.as_str().as_bytes());
+        let digest = sha2::Sha256::digest(id.as_bytes());
         let mut key = String::with_capacity(self.prefix.len() + 43);
         key.push_str(&self.prefix);
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_string(digest, &mut key);
@@ -294,23 +301,43 @@ impl RedisStore {
     ) -> Result<i64, StoreError> {
         let key = self.key(id);
         let meta = save.record.metadata;
-        let mut invocation = self.script.key(&key);
-        invocation
+        // `EVALSHA` built as one command, as `Script::invoke_async` would send it, but without
+        // its `ScriptInvocation`, which keeps every argument in a `Vec` of its own before
+        // copying them all into the command.
+        let mut evalsha = redis::cmd("EVALSHA");
+        evalsha
+            .arg(self.script.get_hash())
+            .arg(1)
+            .arg(&key)
             .arg(if create { "c" } else { "u" })
             .arg(save.expires_at)
             .arg(UPDATED)
             .arg(meta.updated);
         if !metadata_only {
-            invocation.arg(CREATED).arg(meta.created);
+            evalsha.arg(CREATED).arg(meta.created);
             if let Some(max_age) = meta.max_age {
-                invocation.arg(MAX_AGE).arg(max_age);
+                evalsha.arg(MAX_AGE).arg(max_age);
             }
             for (name, value) in save.record.fields {
-                invocation.arg(*name).arg(value.as_slice());
+                evalsha.arg(*name).arg(value.as_slice());
             }
         }
-        self.run(|mut conn| async move { invocation.invoke_async::<i64>(&mut conn).await })
-            .await
+        self.run(|mut conn| async move {
+            match evalsha.query_async::<i64>(&mut conn).await {
+                // Not in Redis's script cache (a restart, `SCRIPT FLUSH`): load it and retry,
+                // as `Script::invoke_async` does.
+                Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                    redis::cmd("SCRIPT")
+                        .arg("LOAD")
+                        .arg(WRITE)
+                        .query_async::<String>(&mut conn)
+                        .await?;
+                    evalsha.query_async::<i64>(&mut conn).await
+                }
+                result => result,
+            }
+        })
+        .await
     }
 }
 
@@ -318,10 +345,7 @@ impl RedisStore {
 pub(super) struct Conn(Connection);
 
 impl ConnectionLike for Conn {
-    fn req_packed_command<'a>(
-        &'a mut self,
-        cmd: &'a redis::Cmd,
-    ) -> redis::RedisFuture<'a, redis::Value> {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, Value> {
         match &mut self.0 {
             Connection::Single(c) => c.req_packed_command(cmd),
             Connection::Cluster(c) => c.req_packed_command(cmd),
@@ -333,7 +357,7 @@ impl ConnectionLike for Conn {
         cmd: &'a redis::Pipeline,
         offset: usize,
         count: usize,
-    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+    ) -> redis::RedisFuture<'a, Vec<Value>> {
         match &mut self.0 {
             Connection::Single(c) => c.req_packed_commands(cmd, offset, count),
             Connection::Cluster(c) => c.req_packed_commands(cmd, offset, count),
@@ -350,35 +374,106 @@ impl ConnectionLike for Conn {
 
 /// Builds a record from a hash; `None` when the metadata is missing or malformed.
 pub(crate) fn parse_record(hash: Vec<(Vec<u8>, Vec<u8>)>) -> Option<Record> {
+    match read_record(hash.into_iter().map(Ok::<_, std::convert::Infallible>)) {
+        Ok(record) => record,
+        Err(never) => match never {},
+    }
+}
+
+/// Builds a record from a hash's pairs, moving their buffers into it; `Ok(None)` when the
+/// metadata is missing or malformed, `Err` when a pair could not be read.
+fn read_record<E>(
+    hash: impl ExactSizeIterator<Item = Result<(Vec<u8>, Vec<u8>), E>>,
+) -> Result<Option<Record>, E> {
     fn number(bytes: &[u8]) -> Option<u64> {
         std::str::from_utf8(bytes).ok()?.parse().ok()
     }
     let mut created = None;
     let mut updated = None;
     let mut max_age = None;
+    let mut malformed = false;
     let mut fields = Vec::with_capacity(hash.len().saturating_sub(2));
-    for (name, value) in hash {
-        match name.as_slice() {
-            b"__created" => created = Some(number(&value)?),
-            b"__updated" => updated = Some(number(&value)?),
-            b"__max_age" => max_age = Some(number(&value)?),
+    for pair in hash {
+        let (name, value) = pair?;
+        let slot = match name.as_slice() {
+            b"__created" => &mut created,
+            b"__updated" => &mut updated,
+            b"__max_age" => &mut max_age,
             _ => {
                 if let Ok(name) = String::from_utf8(name) {
-                    fields.push((name, value));
+                    // Both buffers are moved, not copied.
+                    fields.push((Cow::Owned(name), Bytes::from(value)));
                 } else {
                     tracing::warn!("stored session has a field name that is not UTF-8; ignored");
                 }
+                continue;
             }
+        };
+        match number(&value) {
+            Some(number) => *slot = Some(number),
+            None => malformed = true,
         }
     }
-    Some(record(
+    let (Some(created), Some(updated), false) = (created, updated, malformed) else {
+        return Ok(None);
+    };
+    Ok(Some(record(
         Metadata {
-            created: created?,
-            updated: updated?,
+            created,
+            updated,
             max_age,
         },
         fields,
-    ))
+    )))
+}
+
+/// An `HGETALL` reply, read straight into a record: the reply's buffers are moved into it, with
+/// no list of pairs in between.
+enum HashReply {
+    /// No such key.
+    Empty,
+    /// The record, or `None` when its metadata is missing or malformed.
+    Record(Option<Record>),
+}
+
+impl FromRedisValue for HashReply {
+    fn from_redis_value(value: Value) -> Result<Self, ParsingError> {
+        fn bytes(value: Value) -> Result<Vec<u8>, ParsingError> {
+            match value {
+                Value::BulkString(bytes) => Ok(bytes),
+                Value::SimpleString(text) => Ok(text.into_bytes()),
+                _ => Err(ParsingError::from(
+                    "a hash field is not a string".to_owned(),
+                )),
+            }
+        }
+        match value {
+            // RESP2: field, value, field, value, ...
+            Value::Array(items) if items.is_empty() => Ok(Self::Empty),
+            Value::Array(items) if items.len() % 2 != 0 => Err(ParsingError::from(
+                "a hash reply has an odd number of items".to_owned(),
+            )),
+            Value::Array(items) => {
+                let mut items = items.into_iter();
+                let pairs = (0..items.len() / 2).map(|_| match (items.next(), items.next()) {
+                    (Some(name), Some(value)) => Ok((bytes(name)?, bytes(value)?)),
+                    _ => Err(ParsingError::from("a hash reply ended early".to_owned())),
+                });
+                read_record(pairs).map(Self::Record)
+            }
+            // RESP3.
+            Value::Map(pairs) if pairs.is_empty() => Ok(Self::Empty),
+            Value::Map(pairs) => read_record(
+                pairs
+                    .into_iter()
+                    .map(|(name, value)| Ok((bytes(name)?, bytes(value)?))),
+            )
+            .map(Self::Record),
+            Value::Attribute { data, .. } => Self::from_redis_value(*data),
+            Value::Nil => Ok(Self::Empty),
+            _ => Err(ParsingError::from("not a hash reply".to_owned())),
+        }
+    }
 }
 
 impl SessionStore for RedisStore {
@@ -392,13 +487,12 @@ impl SessionStore for RedisStore {
             return Ok(None);
         };
         let key = self.key(&id);
-        let hash: Vec<(Vec<u8>, Vec<u8>)> = self
+        let reply: HashReply = self
             .run(|mut conn| async move { conn.hgetall(&key).await })
             .await?;
-        if hash.is_empty() {
+        let HashReply::Record(record) = reply else {
             return Ok(None);
-        }
-        let record = parse_record(hash);
+        };
         if record.is_none() {
             tracing::warn!(
                 cookie = load.cookie_name,
@@ -463,7 +557,7 @@ mod tests {
                 max_age: None
             }
         );
-        assert_eq!(record.fields, [("visits".to_owned(), b"3".to_vec())]);
+        assert_eq!(record.fields, [("visits".into(), Bytes::from_static(b"3"))]);
         assert!(parse_record(hash[1..].to_vec()).is_none(), "no __created");
         let mut bad = hash;
         bad[0].1 = b"x".to_vec();

@@ -184,7 +184,12 @@ pub(crate) fn decode_envelope(text: &str) -> Result<Option<Record>, CodecError> 
         .session
         .unwrap_or_default()
         .into_iter()
-        .map(|(name, value)| (name, value.get().as_bytes().to_vec()))
+        .map(|(name, value)| {
+            (
+                name.into(),
+                bytes::Bytes::copy_from_slice(value.get().as_bytes()),
+            )
+        })
         .collect();
     Ok(Some(record(
         Metadata {
@@ -273,7 +278,7 @@ mod tests {
                 .fields
                 .iter()
                 .find(|(n, _)| n == name)
-                .map(|(_, v)| String::from_utf8(v.clone()).unwrap())
+                .map(|(_, v)| String::from_utf8(v.to_vec()).unwrap())
         };
         assert_eq!(get("user_id").as_deref(), Some("42"));
         assert_eq!(

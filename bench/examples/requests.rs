@@ -1,0 +1,173 @@
+//! A fixed in-process workload for instruction and allocation counts: one scenario, a fixed
+//! number of requests through the example's routes (no network), as in the `request/*` group of
+//! the micro-benchmarks.
+//!
+//! ```text
+//! cargo build --profile bench -p session-bench --example requests
+//! valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*requests::measure*' \
+//!     target/release/examples/requests memory-read 20000
+//! ```
+//!
+//! Scenarios: `bare`, `memory-write`, `memory-read`, `encrypted-write`, `encrypted-read`,
+//! `redis-write`, `redis-read` (Redis at `REDIS_URL` or 127.0.0.1:6379). It prints the
+//! allocations per measured request (counted on this thread); callgrind's total divided by the
+//! request count is the instructions per request. Requests before the measured ones warm up the
+//! caches and the session.
+#![allow(clippy::print_stdout, reason = "the workload prints its counts")]
+#![allow(
+    clippy::cast_precision_loss,
+    reason = "statistics on counts far below 2^52"
+)]
+
+use axum::Router;
+use http::header::COOKIE;
+use session_examples::{StoreChoice, layer, routes};
+use session_runtime::SessionLayer;
+use session_runtime::config::SessionConfig;
+use session_runtime::store::RedisStore;
+
+/// Counts the allocations of the calling thread.
+mod counting {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// The system allocator, counting calls.
+    pub(crate) struct Counting;
+
+    static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+    /// Returns how many allocations (including reallocations) were made.
+    pub(crate) fn allocations() -> u64 {
+        ALLOCATIONS.load(Ordering::Relaxed)
+    }
+
+    // SAFETY: every method forwards to `System` with the caller's arguments unchanged; counting
+    // touches only an atomic, which does not allocate.
+    #[allow(
+        unsafe_code,
+        reason = "a GlobalAlloc implementation is unsafe by definition"
+    )]
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: forwarded unchanged (see above).
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: forwarded unchanged (see above).
+            unsafe { System.alloc_zeroed(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: forwarded unchanged (see above).
+            unsafe { System.dealloc(ptr, layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: forwarded unchanged (see above).
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: counting::Counting = counting::Counting;
+
+/// Sends one request through `app` and returns the response's first `Set-Cookie` pair.
+fn send(
+    runtime: &tokio::runtime::Runtime,
+    app: &Router,
+    path: &str,
+    cookie: Option<&str>,
+) -> Option<String> {
+    use tower::ServiceExt as _;
+    let mut request = http::Request::get(path);
+    if let Some(cookie) = cookie {
+        request = request.header(COOKIE, cookie);
+    }
+    let request = request
+        .body(axum::body::Body::empty())
+        .expect("valid request");
+    let response = runtime
+        .block_on(app.clone().oneshot(request))
+        .expect("infallible");
+    assert!(
+        response.status().is_success(),
+        "status {}",
+        response.status()
+    );
+    response
+        .headers()
+        .get(http::header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned)
+}
+
+/// The measured requests; callgrind collects inside this function only.
+#[inline(never)]
+fn measure(
+    runtime: &tokio::runtime::Runtime,
+    app: &Router,
+    path: &str,
+    cookie: Option<&str>,
+    count: u64,
+) {
+    for _ in 0..count {
+        std::hint::black_box(send(runtime, app, path, cookie));
+    }
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let scenario = args.next().unwrap_or_else(|| "memory-read".to_owned());
+    let count: u64 = args.next().map_or(20_000, |n| n.parse().expect("a count"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (store, path) = scenario.split_once('-').unwrap_or((&scenario, "write"));
+    let path = if path == "read" { "/read" } else { "/" };
+    let config = SessionConfig::default();
+    let app = match store {
+        "bare" => Router::new().route("/", axum::routing::get(|| async { 1u64.to_string() })),
+        "memory" => routes().layer(
+            runtime
+                .block_on(layer(StoreChoice::Memory, None, config))
+                .expect("layer"),
+        ),
+        "encrypted" => {
+            let layer = SessionLayer::new(session_runtime::store::EncryptedCookieStore::new(
+                session_runtime::store::Key::from_bytes(1, &[42; 32]).expect("32 bytes"),
+            ))
+            .with_config(config);
+            routes().layer(layer)
+        }
+        "redis" => {
+            let url =
+                std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+            let store = runtime
+                .block_on(
+                    RedisStore::builder()
+                        .key_prefix(format!("bench-requests:{}:", std::process::id()))
+                        .connect(&url),
+                )
+                .expect("Redis answers");
+            routes().layer(SessionLayer::new(store).with_config(config))
+        }
+        other => panic!("unknown scenario `{other}`"),
+    };
+    let cookie = send(&runtime, &app, "/", None);
+    let cookie = cookie.as_deref();
+    let warm = (count / 10).max(100);
+    for _ in 0..warm {
+        std::hint::black_box(send(&runtime, &app, path, cookie));
+    }
+    let before = counting::allocations();
+    measure(&runtime, &app, path, cookie, count);
+    let allocations = counting::allocations() - before;
+    println!(
+        "{scenario}: {count} requests, {:.2} allocations per request",
+        allocations as f64 / count as f64
+    );
+}
