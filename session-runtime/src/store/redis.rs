@@ -372,7 +372,9 @@ impl ConnectionLike for Conn {
     }
 }
 
-/// Builds a record from a hash; `None` when the metadata is missing or malformed.
+/// Builds a record from a hash; `None` when the metadata is missing or malformed. (The store
+/// reads replies through [`HashReply`]; this is the entry point of the fuzz target.)
+#[cfg(any(test, feature = "internals"))]
 pub(crate) fn parse_record(hash: Vec<(Vec<u8>, Vec<u8>)>) -> Option<Record> {
     match read_record(hash.into_iter().map(Ok::<_, std::convert::Infallible>)) {
         Ok(record) => record,
