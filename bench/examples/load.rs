@@ -115,7 +115,7 @@ static GLOBAL: counting::Counting = counting::Counting;
 
 /// Commands our Redis write script runs inside `EVALSHA` (counted by `INFO commandstats`, but
 /// not round trips).
-const SCRIPT_INTERNAL: [&str; 3] = ["exists", "hset", "pexpireat"];
+const SCRIPT_INTERNAL: [&str; 4] = ["exists", "hexists", "hset", "pexpireat"];
 
 /// The targets of issue #5: server CPU per request as a ratio to bare.
 fn target(name: &str) -> Option<f64> {
