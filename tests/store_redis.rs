@@ -647,14 +647,7 @@ async fn renewal_forward_is_masked_and_short_lived() {
     names.sort_unstable();
     assert_eq!(
         names,
-        [
-            &b"__created"[..],
-            b"__renewed",
-            b"__updated",
-            b"note",
-            b"user",
-            b"visits"
-        ],
+        [&b"__meta"[..], b"__renewed", b"note", b"user", b"visits"],
         "the old record: its data, until it expires, and the forward"
     );
     // The forward is the JSON string `r1.<until>.<base64url(masked new id)>`; the masked bytes

@@ -176,9 +176,7 @@ fn main() {
 
     // F5: HGETALL replies in RESP2 (array) and RESP3 (map), and raw field lists.
     let hash: Vec<(&str, Vec<u8>)> = vec![
-        ("__created", (NOW - 1000).to_string().into_bytes()),
-        ("__updated", NOW.to_string().into_bytes()),
-        ("__max_age", b"60".to_vec()),
+        ("__meta", format!("{}.{NOW}.60", NOW - 1000).into_bytes()),
         ("user", b"42".to_vec()),
         ("items", b"[\"apple\"]".to_vec()),
         ("theme", MsgpackCodec::encode("dark").unwrap()),

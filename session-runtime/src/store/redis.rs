@@ -17,11 +17,52 @@ use super::{Delete, Load, Save, SaveOp, SaveOutcome, SessionStore, StoreError, S
 use crate::codec::record;
 use crate::session::{Bytes, Metadata, Record, SessionId};
 
-/// Hash field names of the metadata. Struct fields cannot start with `__` (the derive refuses
-/// them), so these never collide with data.
-const CREATED: &str = "__created";
-const UPDATED: &str = "__updated";
-const MAX_AGE: &str = "__max_age";
+/// The hash field of the metadata: `<created>.<updated>` or `<created>.<updated>.<max_age>`, in
+/// decimal (milliseconds, milliseconds, seconds). Struct fields cannot start with `__` (the
+/// derive refuses them), so it never collides with data. One field rather than three keeps
+/// every `HGETALL` reply two to four elements shorter, and the client's parser pays per element.
+/// Rewriting the whole field on a rolling touch is safe: `created` never changes under one key,
+/// and a full save already rewrites `max_age`.
+const META: &str = "__meta";
+
+/// Formats the metadata field's value without allocating.
+fn format_meta<'a>(meta: &Metadata, buf: &'a mut [u8; 64]) -> &'a [u8] {
+    use std::io::Write as _;
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    // Three u64 in decimal and two dots take at most 62 bytes: the writes cannot fail.
+    let _ = match meta.max_age {
+        Some(max_age) => write!(cursor, "{}.{}.{}", meta.created, meta.updated, max_age),
+        None => write!(cursor, "{}.{}", meta.created, meta.updated),
+    };
+    let len = usize::try_from(cursor.position()).unwrap_or(0);
+    &buf[..len]
+}
+
+/// Parses the metadata field; `None` when it is malformed.
+fn parse_meta(bytes: &[u8]) -> Option<Metadata> {
+    fn number(bytes: &[u8]) -> Option<u64> {
+        // `u64::from_str` would also take a leading `+`; only digits are written.
+        if bytes.is_empty() || !bytes.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(bytes).ok()?.parse().ok()
+    }
+    let mut parts = bytes.split(|&b| b == b'.');
+    let created = number(parts.next()?)?;
+    let updated = number(parts.next()?)?;
+    let max_age = match parts.next() {
+        Some(part) => Some(number(part)?),
+        None => None,
+    };
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(Metadata {
+        created,
+        updated,
+        max_age,
+    })
+}
 
 /// The one write script. `KEYS[1]` is the session's hash; `ARGV[1]` the mode (`c`: create,
 /// never overwriting; `u`: update an existing record, never recreating it nor writing into a
@@ -52,8 +93,8 @@ enum Connection {
 /// the cookie.
 ///
 /// Each session is one hash, `<prefix><SHA-256 of the id, base64url>` ([`RedisStore::key_of`]):
-/// one hash field per struct field (by stored name) plus `__created`, `__updated` and
-/// `__max_age`. The id itself, the bearer secret in the cookie, is never sent to Redis: a dump
+/// one hash field per struct field (by stored name) plus `__meta`, the metadata
+/// (`<created ms>.<updated ms>[.<max_age s>]`). The id itself, the bearer secret in the cookie, is never sent to Redis: a dump
 /// of the keys, a `MONITOR` or a slow log does not hand out sessions. Every operation is **one
 /// round trip** and touches one key, so it works unchanged on a cluster:
 ///
@@ -62,7 +103,7 @@ enum Connection {
 /// | load | `HGETALL` |
 /// | save (new session) | the write script (`EVALSHA`): fails if the key exists, `HSET` all fields, `PEXPIREAT` |
 /// | save (changed fields) | the write script: fails if the key is gone (no resurrection), `HSET` **only the changed fields** and the metadata, `PEXPIREAT` |
-/// | rolling touch | the write script with `__updated` only |
+/// | rolling touch | the write script with `__meta` only |
 /// | regenerate | the write script under the new id, then `DEL` of the old id (two keys, two slots, two round trips) |
 /// | invalidate | `DEL` |
 ///
@@ -300,7 +341,8 @@ impl RedisStore {
         metadata_only: bool,
     ) -> Result<i64, StoreError> {
         let key = self.key(id);
-        let meta = save.record.metadata;
+        let mut meta = [0; 64];
+        let meta = format_meta(save.record.metadata, &mut meta);
         // `EVALSHA` built as one command, as `Script::invoke_async` would send it, but without
         // its `ScriptInvocation`, which keeps every argument in a `Vec` of its own before
         // copying them all into the command.
@@ -311,13 +353,9 @@ impl RedisStore {
             .arg(&key)
             .arg(if create { "c" } else { "u" })
             .arg(save.expires_at)
-            .arg(UPDATED)
-            .arg(meta.updated);
+            .arg(META)
+            .arg(meta);
         if !metadata_only {
-            evalsha.arg(CREATED).arg(meta.created);
-            if let Some(max_age) = meta.max_age {
-                evalsha.arg(MAX_AGE).arg(max_age);
-            }
             for (name, value) in save.record.fields {
                 evalsha.arg(*name).arg(value.as_slice());
             }
@@ -387,46 +425,25 @@ pub(crate) fn parse_record(hash: Vec<(Vec<u8>, Vec<u8>)>) -> Option<Record> {
 fn read_record<E>(
     hash: impl ExactSizeIterator<Item = Result<(Vec<u8>, Vec<u8>), E>>,
 ) -> Result<Option<Record>, E> {
-    fn number(bytes: &[u8]) -> Option<u64> {
-        std::str::from_utf8(bytes).ok()?.parse().ok()
-    }
-    let mut created = None;
-    let mut updated = None;
-    let mut max_age = None;
+    let mut metadata = None;
     let mut malformed = false;
-    let mut fields = Vec::with_capacity(hash.len().saturating_sub(2));
+    let mut fields = Vec::with_capacity(hash.len().saturating_sub(1));
     for pair in hash {
         let (name, value) = pair?;
-        let slot = match name.as_slice() {
-            b"__created" => &mut created,
-            b"__updated" => &mut updated,
-            b"__max_age" => &mut max_age,
-            _ => {
-                if let Ok(name) = String::from_utf8(name) {
-                    // Both buffers are moved, not copied.
-                    fields.push((Cow::Owned(name), Bytes::from(value)));
-                } else {
-                    tracing::warn!("stored session has a field name that is not UTF-8; ignored");
-                }
-                continue;
-            }
-        };
-        match number(&value) {
-            Some(number) => *slot = Some(number),
-            None => malformed = true,
+        if name == META.as_bytes() {
+            metadata = parse_meta(&value);
+            malformed |= metadata.is_none();
+        } else if let Ok(name) = String::from_utf8(name) {
+            // Both buffers are moved, not copied.
+            fields.push((Cow::Owned(name), Bytes::from(value)));
+        } else {
+            tracing::warn!("stored session has a field name that is not UTF-8; ignored");
         }
     }
-    let (Some(created), Some(updated), false) = (created, updated, malformed) else {
-        return Ok(None);
-    };
-    Ok(Some(record(
-        Metadata {
-            created,
-            updated,
-            max_age,
-        },
-        fields,
-    )))
+    match (metadata, malformed) {
+        (Some(metadata), false) => Ok(Some(record(metadata, fields))),
+        _ => Ok(None),
+    }
 }
 
 /// An `HGETALL` reply, read straight into a record: the reply's buffers are moved into it, with
@@ -546,8 +563,7 @@ mod tests {
     #[test]
     fn parses_hashes() {
         let hash = vec![
-            (b"__created".to_vec(), b"5".to_vec()),
-            (b"__updated".to_vec(), b"9".to_vec()),
+            (b"__meta".to_vec(), b"5.9".to_vec()),
             (b"visits".to_vec(), b"3".to_vec()),
         ];
         let record = parse_record(hash.clone()).unwrap();
@@ -560,9 +576,45 @@ mod tests {
             }
         );
         assert_eq!(record.fields, [("visits".into(), Bytes::from_static(b"3"))]);
-        assert!(parse_record(hash[1..].to_vec()).is_none(), "no __created");
-        let mut bad = hash;
-        bad[0].1 = b"x".to_vec();
-        assert!(parse_record(bad).is_none());
+        assert!(parse_record(hash[1..].to_vec()).is_none(), "no __meta");
+        for bad in [
+            &b"x"[..],
+            b"5",
+            b"5.",
+            b".9",
+            b"5.9.",
+            b"5.9.1.2",
+            b"+5.9",
+            b"5.9.-1",
+            b"5.99999999999999999999",
+        ] {
+            let mut hash = hash.clone();
+            hash[0].1 = bad.to_vec();
+            assert!(parse_record(hash).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn metadata_round_trips() {
+        for meta in [
+            Metadata {
+                created: 0,
+                updated: 0,
+                max_age: None,
+            },
+            Metadata {
+                created: 1_700_000_000_000,
+                updated: 1_700_000_000_123,
+                max_age: Some(60),
+            },
+            Metadata {
+                created: u64::MAX,
+                updated: u64::MAX,
+                max_age: Some(u64::MAX),
+            },
+        ] {
+            let mut buf = [0; 64];
+            assert_eq!(parse_meta(format_meta(&meta, &mut buf)), Some(meta));
+        }
     }
 }
