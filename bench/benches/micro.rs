@@ -31,6 +31,10 @@ use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue};
 use session_bench::{LargeJson, LargeMsgpack, SmallJson, SmallMsgpack, encode_fields};
 use session_runtime::__internals;
+
+#[path = "../common/inprocess.rs"]
+mod inprocess;
+use inprocess::send;
 use session_runtime::Session;
 use session_runtime::codec::{Codec, JsonCodec};
 use session_runtime::session::Metadata;
@@ -332,37 +336,6 @@ fn current_thread() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("runtime")
-}
-
-/// Sends one request through `app` and returns the response's first `Set-Cookie` pair.
-fn send(
-    runtime: &tokio::runtime::Runtime,
-    app: &axum::Router,
-    path: &str,
-    cookie: Option<&str>,
-) -> Option<String> {
-    use tower::ServiceExt as _;
-    let mut request = http::Request::get(path);
-    if let Some(cookie) = cookie {
-        request = request.header(COOKIE, cookie);
-    }
-    let request = request
-        .body(axum::body::Body::empty())
-        .expect("valid request");
-    let response = runtime
-        .block_on(app.clone().oneshot(request))
-        .expect("infallible");
-    assert!(
-        response.status().is_success(),
-        "status {}",
-        response.status()
-    );
-    response
-        .headers()
-        .get(http::header::SET_COOKIE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(str::to_owned)
 }
 
 fn requests(c: &mut Criterion) {

@@ -352,51 +352,37 @@ async fn bare() -> String {
     1u64.to_string()
 }
 
-async fn ts_visit(session: tower_sessions::Session) -> Result<String, StatusCode> {
-    let visits = session
-        .get::<u64>("visits")
-        .await
-        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?
-        .unwrap_or(0)
-        + 1;
-    session
-        .insert("visits", visits)
-        .await
-        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
-    Ok(visits.to_string())
+/// The incumbent's handlers, the same for both versions (0.15 for memory, 0.14 for Redis) but
+/// for the session type.
+macro_rules! tower_sessions_handlers {
+    ($visit:ident, $read:ident, $session:ty) => {
+        async fn $visit(session: $session) -> Result<String, StatusCode> {
+            let visits = session
+                .get::<u64>("visits")
+                .await
+                .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?
+                .unwrap_or(0)
+                + 1;
+            session
+                .insert("visits", visits)
+                .await
+                .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+            Ok(visits.to_string())
+        }
+
+        async fn $read(session: $session) -> Result<String, StatusCode> {
+            let visits = session
+                .get::<u64>("visits")
+                .await
+                .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?
+                .unwrap_or(0);
+            Ok(visits.to_string())
+        }
+    };
 }
 
-async fn ts_read(session: tower_sessions::Session) -> Result<String, StatusCode> {
-    let visits = session
-        .get::<u64>("visits")
-        .await
-        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?
-        .unwrap_or(0);
-    Ok(visits.to_string())
-}
-
-async fn ts14_visit(session: tower_sessions_014::Session) -> Result<String, StatusCode> {
-    let visits = session
-        .get::<u64>("visits")
-        .await
-        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?
-        .unwrap_or(0)
-        + 1;
-    session
-        .insert("visits", visits)
-        .await
-        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
-    Ok(visits.to_string())
-}
-
-async fn ts14_read(session: tower_sessions_014::Session) -> Result<String, StatusCode> {
-    let visits = session
-        .get::<u64>("visits")
-        .await
-        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?
-        .unwrap_or(0);
-    Ok(visits.to_string())
-}
+tower_sessions_handlers!(ts_visit, ts_read, tower_sessions::Session);
+tower_sessions_handlers!(ts14_visit, ts14_read, tower_sessions_014::Session);
 
 #[derive(Clone)]
 struct JarState {

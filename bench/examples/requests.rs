@@ -20,11 +20,14 @@
 )]
 
 use axum::Router;
-use http::header::COOKIE;
 use session_examples::{StoreChoice, layer, routes};
 use session_runtime::SessionLayer;
 use session_runtime::config::SessionConfig;
 use session_runtime::store::RedisStore;
+
+#[path = "../common/inprocess.rs"]
+mod inprocess;
+use inprocess::send;
 
 /// Counts the allocations of the calling thread.
 mod counting {
@@ -72,37 +75,6 @@ mod counting {
 
 #[global_allocator]
 static GLOBAL: counting::Counting = counting::Counting;
-
-/// Sends one request through `app` and returns the response's first `Set-Cookie` pair.
-fn send(
-    runtime: &tokio::runtime::Runtime,
-    app: &Router,
-    path: &str,
-    cookie: Option<&str>,
-) -> Option<String> {
-    use tower::ServiceExt as _;
-    let mut request = http::Request::get(path);
-    if let Some(cookie) = cookie {
-        request = request.header(COOKIE, cookie);
-    }
-    let request = request
-        .body(axum::body::Body::empty())
-        .expect("valid request");
-    let response = runtime
-        .block_on(app.clone().oneshot(request))
-        .expect("infallible");
-    assert!(
-        response.status().is_success(),
-        "status {}",
-        response.status()
-    );
-    response
-        .headers()
-        .get(http::header::SET_COOKIE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(str::to_owned)
-}
 
 /// The measured requests; callgrind collects inside this function only.
 #[inline(never)]
