@@ -146,6 +146,8 @@ fn constants() {
     assert_eq!(UserSession::MAX_AGE, None);
     assert_eq!(UserSession::ABSOLUTE_MAX_AGE, Some(86400));
     assert_eq!(UserSession::FIELD_NAMES, ["v", "type"]);
+    assert_eq!(Shop::LOAD_NAMES, ["colour", "user_id", "cart", "theme"]);
+    assert_eq!(UserSession::LOAD_NAMES, ["count", "hits", "v", "type"]);
 
     assert_eq!(Empty::FIELD_NAMES, [] as [&str; 0]);
     assert_eq!(Wide::FIELD_NAMES.len(), 70);

@@ -9,7 +9,7 @@ use std::path::Path;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use session_fuzz::{Framed, NOW, config_at, encrypted_store, retired_store, send, set_cookies};
-use session_runtime::SessionLayer;
+use session_runtime::{Session, SessionLayer};
 use session_runtime::codec::{Codec, JsonCodec, MsgpackCodec};
 use session_runtime::session::{Metadata, RecordRef};
 use session_runtime::store::SimpleCookieStore;
@@ -174,36 +174,49 @@ fn main() {
     }
     write("plain_decode", "json-spaces", b"\x03 { \"session\" : { \"a\" : [ 1 , {\"b\":null} ] } , \"created\" : 1 , \"updated\" : 2 , \"max_age\" : null } ");
 
-    // F5: HGETALL replies in RESP2 (array) and RESP3 (map), and raw field lists.
-    let hash: Vec<(&str, Vec<u8>)> = vec![
-        ("__meta", format!("{}.{NOW}.60", NOW - 1000).into_bytes()),
-        ("user", b"42".to_vec()),
-        ("items", b"[\"apple\"]".to_vec()),
-        ("theme", MsgpackCodec::encode("dark").unwrap()),
-        ("tags", b"[\"t\"]".to_vec()),
-    ];
-    let bulk = |s: &[u8]| {
-        let mut out = format!("${}\r\n", s.len()).into_bytes();
-        out.extend_from_slice(s);
-        out.extend_from_slice(b"\r\n");
-        out
-    };
-    let mut resp2 = format!("\x00*{}\r\n", hash.len() * 2).into_bytes();
-    let mut resp3 = format!("\x02%{}\r\n", hash.len()).into_bytes();
-    let mut raw = vec![1u8];
-    for (name, value) in &hash {
-        for out in [&mut resp2, &mut resp3] {
-            out.extend(bulk(name.as_bytes()));
-            out.extend(bulk(value));
+    // F5: replies to the load's `HMGET` (metadata, forward, then each type's `LOAD_NAMES`) in
+    // RESP2 and RESP3 (`_` nulls), and the same as a value list (mode 1).
+    fn hmget_seeds<T: Session>(label: &str) {
+        let data = T::new_default();
+        let aliases = T::LOAD_NAMES.len() - T::FIELD_NAMES.len();
+        let mut values: Vec<Option<Vec<u8>>> = vec![
+            Some(format!("{}.{NOW}.60", NOW - 1000).into_bytes()),
+            None,
+        ];
+        values.extend((0..aliases).map(|_| None));
+        values.extend((0..T::FIELD_NAMES.len()).map(|i| data.encode_field(i).ok()));
+        let bulk = |value: &Option<Vec<u8>>, null: &[u8]| match value {
+            Some(s) => {
+                let mut out = format!("${}\r\n", s.len()).into_bytes();
+                out.extend_from_slice(s);
+                out.extend_from_slice(b"\r\n");
+                out
+            }
+            None => null.to_vec(),
+        };
+        let mut resp2 = format!("\x00*{}\r\n", values.len()).into_bytes();
+        let mut resp3 = format!("\x02*{}\r\n", values.len()).into_bytes();
+        let mut list = vec![1u8];
+        for value in &values {
+            resp2.extend(bulk(value, b"$-1\r\n"));
+            resp3.extend(bulk(value, b"_\r\n"));
+            // `arbitrary`'s `Option`: a bool byte, then a length-prefixed `Vec`.
+            match value {
+                Some(value) => {
+                    list.push(1);
+                    list.extend_from_slice(&u32::try_from(value.len()).unwrap().to_le_bytes()[..1]);
+                    list.extend_from_slice(value);
+                }
+                None => list.push(0),
+            }
         }
-        for part in [name.as_bytes(), value] {
-            raw.extend_from_slice(&u32::try_from(part.len()).unwrap().to_le_bytes()[..1]);
-            raw.extend_from_slice(part);
-        }
+        write("redis_record", &format!("resp2-{label}"), &resp2);
+        write("redis_record", &format!("resp3-{label}"), &resp3);
+        write("redis_record", &format!("list-{label}"), &list);
     }
-    write("redis_record", "resp2", &resp2);
-    write("redis_record", "resp3", &resp3);
-    write("redis_record", "fields", &raw);
+    hmget_seeds::<session_fuzz::Cart>("cart");
+    hmget_seeds::<session_fuzz::Prefs>("prefs");
+    hmget_seeds::<session_fuzz::Tagged>("tagged");
     write("redis_record", "empty", b"\x00*0\r\n");
 
     // F6: `flags | max_age | name | path | domain | value`, length-prefixed.

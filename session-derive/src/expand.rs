@@ -233,10 +233,20 @@ fn impl_session(input: &Input<'_>) -> TokenStream {
     };
     let max_age = seconds(input.attrs.max_age.as_ref());
     let absolute_max_age = seconds(input.attrs.absolute_max_age.as_ref());
-    let field_names = fields.iter().filter(|f| f.index.is_some()).map(|f| {
-        let (name, span) = f.field.stored_name();
-        LitStr::new(&name, span)
-    });
+    let field_names: Vec<LitStr> = fields
+        .iter()
+        .filter(|f| f.index.is_some())
+        .map(|f| {
+            let (name, span) = f.field.stored_name();
+            LitStr::new(&name, span)
+        })
+        .collect();
+    // Aliases first, so that the current name, decoded last, wins when a record holds both.
+    let load_names = fields
+        .iter()
+        .filter(|f| f.index.is_some())
+        .flat_map(|f| &f.field.attrs.aliases)
+        .chain(&field_names);
 
     // `new_default`: the `default` function or `Default`, whose bound is checked here, spanned
     // on the field type.
@@ -294,6 +304,7 @@ fn impl_session(input: &Input<'_>) -> TokenStream {
                 const ABSOLUTE_MAX_AGE: #core::option::Option<#core::primitive::u64> =
                     #absolute_max_age;
                 const FIELD_NAMES: &'static [&'static #core::primitive::str] = &[#(#field_names),*];
+                const LOAD_NAMES: &'static [&'static #core::primitive::str] = &[#(#load_names),*];
 
                 fn new_default() -> Self {
                     Self { #(#inits,)* }

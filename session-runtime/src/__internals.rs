@@ -32,6 +32,7 @@ pub fn load<'a>(cookie_name: &'a str, value: &'a str, now: u64, codec: RecordCod
         value,
         now,
         codec,
+        names: &[],
     }
 }
 
@@ -110,10 +111,11 @@ pub fn render_set_cookie(name: &str, set: Option<(&str, u64)>, config: &SessionC
     lifecycle::render(name, &action, config)
 }
 
-/// Turns an `HGETALL` reply into a record as [`RedisStore`](crate::store::RedisStore) does;
-/// `None` when the metadata is missing or malformed.
+/// Turns the reply to the load's `HMGET` (the metadata, the renewal forward, then `names`) into
+/// a record as [`RedisStore`](crate::store::RedisStore) does; `None` when there is no record or
+/// its reply or metadata is malformed.
 #[cfg(feature = "redis-store")]
 #[must_use]
-pub fn redis_record(hash: Vec<(Vec<u8>, Vec<u8>)>) -> Option<Record> {
-    crate::store::redis_parse_record(hash)
+pub fn redis_record(reply: redis::Value, names: &[&'static str]) -> Option<Record> {
+    crate::store::redis_read_reply(reply, names)
 }

@@ -367,6 +367,7 @@ impl<T: Session> Inner<T> {
             value,
             now,
             codec,
+            names: T::LOAD_NAMES,
         };
         let record = match shared.store.load(load).await {
             Ok(Some(record)) => record,
@@ -846,6 +847,8 @@ async fn follow(
         value: id.as_str(),
         now,
         codec,
+        // Only the forward is read.
+        names: &[],
     };
     let Some(record) = shared.store.load(load).await? else {
         return Ok(None);

@@ -49,6 +49,12 @@ pub trait Session: Sized + Send + Sync + 'static {
     /// of a name is the field's index in [`Session::encode_field`] and in the dirty set.
     const FIELD_NAMES: &'static [&'static str];
 
+    /// Every name a load reads: the aliases (`#[session(alias = "...")]`), then the stored names
+    /// of [`Session::FIELD_NAMES`]. A store may fetch only these fields (the Redis store names
+    /// them in its `HMGET`); decoding in this order lets the current name win over an alias when
+    /// a record holds both.
+    const LOAD_NAMES: &'static [&'static str] = Self::FIELD_NAMES;
+
     /// Builds the value of a new session: every field from its `default` function or
     /// [`Default::default`].
     #[doc(hidden)]

@@ -129,7 +129,7 @@ pub use cookie::{EncryptedCookieStore, Key, KeyError, SimpleCookieStore};
 #[doc(inline)]
 pub use memory::MemoryStore;
 #[cfg(all(feature = "internals", feature = "redis-store"))]
-pub(crate) use redis::parse_record as redis_parse_record;
+pub(crate) use redis::read_reply_record as redis_read_reply;
 #[cfg(feature = "redis-store")]
 #[doc(inline)]
 pub use redis::{RedisStore, RedisStoreBuilder};
@@ -428,6 +428,10 @@ pub struct Load<'a> {
     pub now: u64,
     /// The session type's envelope codec.
     pub codec: RecordCodec,
+    /// The field names the session type reads ([`Session::LOAD_NAMES`](crate::Session::LOAD_NAMES)):
+    /// a store may load only these (and the reserved fields it keeps, such as
+    /// [`RENEWED_FIELD`]). Empty when the runtime only follows a renewal forward.
+    pub names: &'a [&'static str],
 }
 
 /// What a save does.

@@ -9,18 +9,19 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::{
-    AsyncCommands as _, Client, ErrorKind, FromRedisValue, ParsingError, RedisError, Script,
-    ServerErrorKind, Value,
+    AsyncCommands as _, Client, ErrorKind, ParsingError, RedisError, Script, ServerErrorKind, Value,
 };
 
-use super::{Delete, Load, Save, SaveOp, SaveOutcome, SessionStore, StoreError, StoreKind};
+use super::{
+    Delete, Load, RENEWED_FIELD, Save, SaveOp, SaveOutcome, SessionStore, StoreError, StoreKind,
+};
 use crate::codec::record;
 use crate::session::{Bytes, Metadata, Record, SessionId};
 
 /// The hash field of the metadata: `<created>.<updated>` or `<created>.<updated>.<max_age>`, in
 /// decimal (milliseconds, milliseconds, seconds). Struct fields cannot start with `__` (the
 /// derive refuses them), so it never collides with data. One field rather than three keeps
-/// every `HGETALL` reply two to four elements shorter, and the client's parser pays per element.
+/// every load's reply one to three elements shorter, and the client's parser pays per element.
 /// Rewriting the whole field on a rolling touch is safe: `created` never changes under one key,
 /// and a full save already rewrites `max_age`.
 const META: &str = "__meta";
@@ -100,7 +101,7 @@ enum Connection {
 ///
 /// | operation | command |
 /// |---|---|
-/// | load | `HGETALL` |
+/// | load | `HMGET` of `__meta`, `__renewed` and the type's stored names and aliases ([`Session::LOAD_NAMES`](crate::Session::LOAD_NAMES)) |
 /// | save (new session) | the write script (`EVALSHA`): fails if the key exists, `HSET` all fields, `PEXPIREAT` |
 /// | save (changed fields) | the write script: fails if the key is gone (no resurrection), `HSET` **only the changed fields** and the metadata, `PEXPIREAT` |
 /// | rolling touch | the write script with `__meta` only |
@@ -410,88 +411,62 @@ impl ConnectionLike for Conn {
     }
 }
 
-/// Builds a record from a hash; `None` when the metadata is missing or malformed. (The store
-/// reads replies through [`HashReply`]; this is the entry point of the fuzz target.)
-#[cfg(any(test, feature = "internals"))]
-pub(crate) fn parse_record(hash: Vec<(Vec<u8>, Vec<u8>)>) -> Option<Record> {
-    match read_record(hash.into_iter().map(Ok::<_, std::convert::Infallible>)) {
-        Ok(record) => record,
-        Err(never) => match never {},
-    }
-}
-
-/// Builds a record from a hash's pairs, moving their buffers into it; `Ok(None)` when the
-/// metadata is missing or malformed, `Err` when a pair could not be read.
-fn read_record<E>(
-    hash: impl ExactSizeIterator<Item = Result<(Vec<u8>, Vec<u8>), E>>,
-) -> Result<Option<Record>, E> {
-    let mut metadata = None;
-    let mut malformed = false;
-    let mut fields = Vec::with_capacity(hash.len().saturating_sub(1));
-    for pair in hash {
-        let (name, value) = pair?;
-        if name == META.as_bytes() {
-            metadata = parse_meta(&value);
-            malformed |= metadata.is_none();
-        } else if let Ok(name) = String::from_utf8(name) {
-            // Both buffers are moved, not copied.
-            fields.push((Cow::Owned(name), Bytes::from(value)));
-        } else {
-            tracing::warn!("stored session has a field name that is not UTF-8; ignored");
-        }
-    }
-    match (metadata, malformed) {
-        (Some(metadata), false) => Ok(Some(record(metadata, fields))),
-        _ => Ok(None),
-    }
-}
-
-/// An `HGETALL` reply, read straight into a record: the reply's buffers are moved into it, with
-/// no list of pairs in between.
-enum HashReply {
-    /// No such key.
+/// The reply to a load's `HMGET key __meta __renewed <names...>`.
+#[derive(Debug)]
+enum Reply {
+    /// No such key: every value is nil.
     Empty,
-    /// The record, or `None` when its metadata is missing or malformed.
+    /// The record, or `None` when the key exists but its metadata is missing or malformed.
     Record(Option<Record>),
 }
 
-impl FromRedisValue for HashReply {
-    fn from_redis_value(value: Value) -> Result<Self, ParsingError> {
-        fn bytes(value: Value) -> Result<Vec<u8>, ParsingError> {
-            match value {
-                Value::BulkString(bytes) => Ok(bytes),
-                Value::SimpleString(text) => Ok(text.into_bytes()),
-                _ => Err(ParsingError::from(
-                    "a hash field is not a string".to_owned(),
-                )),
-            }
-        }
+/// Reads the reply to a load's `HMGET` into a record, moving the values' buffers into it. The
+/// names come from the session type (`names`), so none is allocated or checked.
+fn read_reply(value: Value, names: &[&'static str]) -> Result<Reply, ParsingError> {
+    fn bytes(value: Value) -> Result<Option<Vec<u8>>, ParsingError> {
         match value {
-            // RESP2: field, value, field, value, ...
-            Value::Array(items) if items.is_empty() => Ok(Self::Empty),
-            Value::Array(items) if items.len() % 2 != 0 => Err(ParsingError::from(
-                "a hash reply has an odd number of items".to_owned(),
+            Value::BulkString(bytes) => Ok(Some(bytes)),
+            Value::SimpleString(text) => Ok(Some(text.into_bytes())),
+            Value::Nil => Ok(None),
+            _ => Err(ParsingError::from(
+                "a hash value is not a string".to_owned(),
             )),
-            Value::Array(items) => {
-                let mut items = items.into_iter();
-                let pairs = (0..items.len() / 2).map(|_| match (items.next(), items.next()) {
-                    (Some(name), Some(value)) => Ok((bytes(name)?, bytes(value)?)),
-                    _ => Err(ParsingError::from("a hash reply ended early".to_owned())),
-                });
-                read_record(pairs).map(Self::Record)
-            }
-            // RESP3.
-            Value::Map(pairs) if pairs.is_empty() => Ok(Self::Empty),
-            Value::Map(pairs) => read_record(
-                pairs
-                    .into_iter()
-                    .map(|(name, value)| Ok((bytes(name)?, bytes(value)?))),
-            )
-            .map(Self::Record),
-            Value::Attribute { data, .. } => Self::from_redis_value(*data),
-            Value::Nil => Ok(Self::Empty),
-            _ => Err(ParsingError::from("not a hash reply".to_owned())),
         }
+    }
+    let items = match value {
+        Value::Array(items) => items,
+        Value::Attribute { data, .. } => return read_reply(*data, names),
+        _ => return Err(ParsingError::from("not an HMGET reply".to_owned())),
+    };
+    if items.len() != names.len() + 2 {
+        return Err(ParsingError::from(
+            "an HMGET reply with the wrong number of values".to_owned(),
+        ));
+    }
+    let mut items = items.into_iter();
+    let meta = items.next().map_or(Ok(None), bytes)?;
+    let mut fields = Vec::with_capacity(names.len() + 1);
+    if let Some(forward) = items.next().map_or(Ok(None), bytes)? {
+        fields.push((Cow::Borrowed(RENEWED_FIELD), Bytes::from(forward)));
+    }
+    for (name, item) in names.iter().zip(items) {
+        if let Some(value) = bytes(item)? {
+            fields.push((Cow::Borrowed(*name), Bytes::from(value)));
+        }
+    }
+    Ok(match meta {
+        None if fields.is_empty() => Reply::Empty,
+        None => Reply::Record(None),
+        Some(meta) => Reply::Record(parse_meta(&meta).map(|meta| record(meta, fields))),
+    })
+}
+
+/// [`read_reply`] for the fuzz target: `None` for no record, a malformed reply or metadata.
+#[cfg(any(test, feature = "internals"))]
+pub(crate) fn read_reply_record(value: Value, names: &[&'static str]) -> Option<Record> {
+    match read_reply(value, names) {
+        Ok(Reply::Record(record)) => record,
+        Ok(Reply::Empty) | Err(_) => None,
     }
 }
 
@@ -506,10 +481,16 @@ impl SessionStore for RedisStore {
             return Ok(None);
         };
         let key = self.key(&id);
-        let reply: HashReply = self
-            .run(|mut conn| async move { conn.hgetall(&key).await })
+        // Only the fields the type reads: a reply of two values plus one per name, where
+        // `HGETALL` would send every name too (redis-rs's parser pays per element).
+        let mut hmget = redis::cmd("HMGET");
+        hmget.arg(&key).arg(META).arg(RENEWED_FIELD).arg(load.names);
+        let reply: Value = self
+            .run(|mut conn| async move { hmget.query_async(&mut conn).await })
             .await?;
-        let HashReply::Record(record) = reply else {
+        let reply = read_reply(reply, load.names)
+            .map_err(|error| StoreError::backend(RedisError::from(error)))?;
+        let Reply::Record(record) = reply else {
             return Ok(None);
         };
         if record.is_none() {
@@ -560,13 +541,22 @@ impl SessionStore for RedisStore {
 mod tests {
     use super::*;
 
+    fn reply(values: &[Option<&[u8]>]) -> Value {
+        Value::Array(
+            values
+                .iter()
+                .map(|v| v.map_or(Value::Nil, |v| Value::BulkString(v.to_vec())))
+                .collect(),
+        )
+    }
+
     #[test]
-    fn parses_hashes() {
-        let hash = vec![
-            (b"__meta".to_vec(), b"5.9".to_vec()),
-            (b"visits".to_vec(), b"3".to_vec()),
-        ];
-        let record = parse_record(hash.clone()).unwrap();
+    fn reads_hmget_replies() {
+        const NAMES: &[&str] = &["colour", "visits", "theme"];
+        let good = [Some(&b"5.9"[..]), None, None, Some(b"3"), Some(b"\"dark\"")];
+        let Ok(Reply::Record(Some(record))) = read_reply(reply(&good), NAMES) else {
+            panic!("a record");
+        };
         assert_eq!(
             record.metadata,
             Metadata {
@@ -575,8 +565,30 @@ mod tests {
                 max_age: None
             }
         );
-        assert_eq!(record.fields, [("visits".into(), Bytes::from_static(b"3"))]);
-        assert!(parse_record(hash[1..].to_vec()).is_none(), "no __meta");
+        assert_eq!(
+            record.fields,
+            [
+                ("visits".into(), Bytes::from_static(b"3")),
+                ("theme".into(), Bytes::from_static(b"\"dark\""))
+            ],
+            "nil values are absent, names in the order asked"
+        );
+        assert!(matches!(
+            read_reply(reply(&[None; 5]), NAMES),
+            Ok(Reply::Empty)
+        ));
+        let mut forward = good;
+        forward[1] = Some(b"\"r1.x\"");
+        let Ok(Reply::Record(Some(record))) = read_reply(reply(&forward), NAMES) else {
+            panic!("a record");
+        };
+        assert!(record.is_renewed());
+        let mut no_meta = good;
+        no_meta[0] = None;
+        assert!(matches!(
+            read_reply(reply(&no_meta), NAMES),
+            Ok(Reply::Record(None))
+        ));
         for bad in [
             &b"x"[..],
             b"5",
@@ -588,10 +600,28 @@ mod tests {
             b"5.9.-1",
             b"5.99999999999999999999",
         ] {
-            let mut hash = hash.clone();
-            hash[0].1 = bad.to_vec();
-            assert!(parse_record(hash).is_none(), "{bad:?}");
+            let mut values = good;
+            values[0] = Some(bad);
+            assert!(
+                matches!(read_reply(reply(&values), NAMES), Ok(Reply::Record(None))),
+                "{bad:?}"
+            );
         }
+        assert!(read_reply(reply(&good[..4]), NAMES).is_err(), "too short");
+        assert!(read_reply(Value::Int(1), NAMES).is_err());
+        assert!(
+            read_reply(
+                Value::Array(vec![
+                    Value::Int(1),
+                    Value::Nil,
+                    Value::Nil,
+                    Value::Nil,
+                    Value::Nil
+                ]),
+                NAMES
+            )
+            .is_err()
+        );
     }
 
     #[test]
