@@ -115,6 +115,8 @@ pub mod aiohttp;
 #[cfg(feature = "cookie-store")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cookie-store")))]
 mod cookie;
+#[cfg(feature = "redis-store")]
+mod deadline;
 #[cfg(feature = "memory-store")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory-store")))]
 mod memory;

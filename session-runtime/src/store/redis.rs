@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -12,6 +13,7 @@ use redis::{
     AsyncCommands as _, Client, ErrorKind, ParsingError, RedisError, Script, ServerErrorKind, Value,
 };
 
+use super::deadline::Deadlines;
 use super::{
     Delete, Load, RENEWED_FIELD, Save, SaveOp, SaveOutcome, SessionStore, StoreError, StoreKind,
 };
@@ -111,7 +113,7 @@ enum Connection {
 /// A request that extracts no session sends nothing; a read sends one command; a write two (load
 /// and script). The script is sent with `EVALSHA` and loaded once on `NOSCRIPT`.
 ///
-/// Every operation is bounded by the response timeout; a failure rejects the request with 503
+/// Every operation is bounded by the response timeout (see [`RedisStoreBuilder::response_timeout`]); a failure rejects the request with 503
 /// (load) or 500 (save) and leaves the client's cookie alone. The single-node connection
 /// reconnects by itself when Redis comes back.
 ///
@@ -136,7 +138,7 @@ enum Connection {
 pub struct RedisStore {
     connection: Connection,
     prefix: String,
-    timeout: Duration,
+    deadlines: Arc<Deadlines>,
     script: Script,
 }
 
@@ -151,7 +153,7 @@ impl fmt::Debug for RedisStore {
                 },
             )
             .field("prefix", &self.prefix)
-            .field("timeout", &self.timeout)
+            .field("deadlines", &self.deadlines)
             .finish_non_exhaustive()
     }
 }
@@ -201,7 +203,9 @@ impl RedisStoreBuilder {
     }
 
     /// Sets how long one operation may take before it fails with [`StoreError::Timeout`]. The
-    /// default is one second.
+    /// default is one second. The deadline is kept by one task per store that ticks four times
+    /// per timeout, not by a timer per operation (cheaper on the request path), so an operation
+    /// fails between one and one and a quarter timeouts after it started.
     #[must_use]
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
         self.response_timeout = timeout;
@@ -258,7 +262,7 @@ impl RedisStoreBuilder {
         RedisStore {
             connection,
             prefix: self.prefix,
-            timeout: self.response_timeout,
+            deadlines: Deadlines::start(self.response_timeout),
             script: Script::new(WRITE),
         }
     }
@@ -331,7 +335,14 @@ impl RedisStore {
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
-        bounded(self.timeout, operation(Conn(self.connection.clone()))).await
+        match self
+            .deadlines
+            .bound(operation(Conn(self.connection.clone())))
+            .await
+        {
+            Some(result) => result.map_err(map_error),
+            None => Err(StoreError::Timeout),
+        }
     }
 
     async fn write(
