@@ -8,7 +8,7 @@ use serde::de::{DeserializeOwned, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
-use super::{Codec, CodecError, record};
+use super::{Codec, CodecError, json_envelope, record};
 use crate::session::{Bytes, Metadata, Record, RecordRef};
 
 /// JSON through `serde_json`: the default codec of `#[derive(Session)]`.
@@ -65,33 +65,61 @@ impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
 /// Moves the names in and copies every raw value into one shared buffer, which each field's
 /// value is a slice of: two allocations for all values instead of one per value (for fewer than
 /// three values, one copy each is as cheap).
-fn shared_values(fields: Vec<(String, &RawValue)>) -> Vec<(Cow<'static, str>, Bytes)> {
+fn shared_values<N: Into<String>>(fields: Vec<(N, &[u8])>) -> Vec<(Cow<'static, str>, Bytes)> {
     if fields.len() < 3 {
         return fields
             .into_iter()
-            .map(|(name, value)| {
-                (
-                    Cow::Owned(name),
-                    Bytes::copy_from_slice(value.get().as_bytes()),
-                )
-            })
+            .map(|(name, value)| (Cow::Owned(name.into()), Bytes::copy_from_slice(value)))
             .collect();
     }
-    let mut all = Vec::with_capacity(fields.iter().map(|(_, value)| value.get().len()).sum());
+    let mut all = Vec::with_capacity(fields.iter().map(|(_, value)| value.len()).sum());
     for (_, value) in &fields {
-        all.extend_from_slice(value.get().as_bytes());
+        all.extend_from_slice(value);
     }
     let all = Bytes::from(all);
     let mut at = 0;
     fields
         .into_iter()
         .map(|(name, value)| {
-            let len = value.get().len();
-            let value = all.slice(at..at + len);
-            at += len;
-            (Cow::Owned(name), value)
+            let value = all.slice(at..at + value.len());
+            at += value.len();
+            (Cow::Owned(name.into()), value)
         })
         .collect()
+}
+
+/// Decodes an envelope as [`json_envelope::read`] does, or `None` where it leaves the decision
+/// to serde.
+fn decode_direct(bytes: &[u8]) -> Option<Record> {
+    let envelope = json_envelope::read(bytes)?;
+    Some(record(
+        Metadata {
+            created: envelope.created,
+            updated: envelope.updated,
+            max_age: envelope.max_age,
+        },
+        shared_values(envelope.fields),
+    ))
+}
+
+/// Decodes any envelope `serde_json` accepts.
+fn decode_serde(bytes: &[u8]) -> Result<Record, CodecError> {
+    let envelope: Envelope<'_> = serde_json::from_slice(bytes).map_err(CodecError::decode)?;
+    Ok(record(
+        Metadata {
+            created: envelope.created,
+            updated: envelope.updated,
+            max_age: envelope.max_age,
+        },
+        shared_values(
+            envelope
+                .session
+                .0
+                .into_iter()
+                .map(|(name, value)| (name, value.get().as_bytes()))
+                .collect(),
+        ),
+    ))
 }
 
 impl Codec for JsonCodec {
@@ -137,14 +165,156 @@ impl Codec for JsonCodec {
     }
 
     fn decode_record(bytes: &[u8]) -> Result<Record, CodecError> {
-        let envelope: Envelope<'_> = serde_json::from_slice(bytes).map_err(CodecError::decode)?;
-        Ok(record(
-            Metadata {
-                created: envelope.created,
-                updated: envelope.updated,
-                max_age: envelope.max_age,
-            },
-            shared_values(envelope.session.0),
-        ))
+        // Our own encoding, read directly; anything else through serde_json.
+        match decode_direct(bytes) {
+            Some(record) => Ok(record),
+            None => decode_serde(bytes),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The direct reader either leaves the decision to serde or agrees with it exactly.
+    fn agree(bytes: &[u8]) -> bool {
+        match decode_direct(bytes) {
+            None => false,
+            Some(direct) => {
+                let serde = decode_serde(bytes).unwrap_or_else(|error| {
+                    panic!(
+                        "read directly, refused by serde ({error}): {:?}",
+                        String::from_utf8_lossy(bytes)
+                    )
+                });
+                assert_eq!(direct.metadata, serde.metadata);
+                assert_eq!(direct.fields, serde.fields);
+                true
+            }
+        }
+    }
+
+    fn envelope(max_age: Option<u64>, fields: &[(&str, &str)]) -> Vec<u8> {
+        // Record names are `'static` (a session type's field names); leaked in the test.
+        let fields: Vec<(&'static str, Vec<u8>)> = fields
+            .iter()
+            .map(|(name, value)| {
+                let name: &'static str = Box::leak((*name).to_owned().into_boxed_str());
+                (name, value.as_bytes().to_vec())
+            })
+            .collect();
+        let meta = Metadata {
+            created: 1_700_000_000_000,
+            updated: 1_700_000_000_500,
+            max_age,
+        };
+        JsonCodec::encode_record(RecordRef {
+            metadata: &meta,
+            fields: &fields,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn reads_what_it_writes_directly() {
+        for bytes in [
+            envelope(None, &[]),
+            envelope(Some(60), &[("visits", "3")]),
+            envelope(
+                None,
+                &[
+                    ("a", "-0.5e+10"),
+                    ("b", r#"{"k":[1,{"x":null}],"e":"\u00e9\n\"q\""}"#),
+                    ("ünï", r#""é""#),
+                    ("t", "true"),
+                    ("f", "false"),
+                    ("arr", "[]"),
+                    ("obj", "{}"),
+                ],
+            ),
+        ] {
+            assert!(agree(&bytes), "{:?}", String::from_utf8_lossy(&bytes));
+        }
+    }
+
+    #[test]
+    fn leaves_everything_else_to_serde() {
+        let canonical = envelope(None, &[("v", "1")]);
+        let text = String::from_utf8(canonical).unwrap();
+        for other in [
+            text.replace("{\"created\"", "{ \"created\""),
+            text.replace(":1}}", ": 1}}"),
+            text.replace("\"v\"", "\"\\u0076\""),
+            text.replace(":1}}", ":01}}"),
+            text.replace(":1}}", ":1.}}"),
+            text.replace(":1}}", ":-}}"),
+            text.replace(":1}}", ":\"a\\x\"}}"),
+            text.replace(":1}}", ":\"\u{1}\"}}"),
+            text.replace(":1}}", ":[1,]}}"),
+            text.replace(":1}}", ":tru}}"),
+            text.replace("1700000000000", "01700000000000"),
+            text.replace("1700000000000", "99999999999999999999"),
+            text.replace("\"updated\"", "\"extra\":1,\"updated\""),
+            format!("{text} "),
+            "[".repeat(200) + &"]".repeat(200),
+            text.replace(
+                ":1}}",
+                &format!(":{}{}}}}}", "[".repeat(200), "]".repeat(200)),
+            ),
+        ] {
+            assert!(!agree(other.as_bytes()), "read directly: {other:?}");
+        }
+    }
+
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::Bool),
+            any::<i64>().prop_map(|n| serde_json::json!(n)),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| serde_json::json!(f)),
+            any::<String>().prop_map(serde_json::Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+                prop::collection::btree_map(any::<String>(), inner, 0..4)
+                    .prop_map(|map| serde_json::Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_serde_on_envelopes_and_their_mutations(
+            fields in prop::collection::vec(("[a-zé_]{1,8}", json_value()), 0..5),
+            max_age in prop::option::of(any::<u64>()),
+            edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0..3u8), 0..4),
+        ) {
+            let values: Vec<(String, String)> = fields
+                .iter()
+                .map(|(name, value)| (name.clone(), serde_json::to_string(value).unwrap()))
+                .collect();
+            let pairs: Vec<(&str, &str)> =
+                values.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            let mut bytes = envelope(max_age, &pairs);
+            prop_assert!(agree(&bytes), "our own encoding is read directly");
+            for (at, byte, kind) in edits {
+                let at = at.index(bytes.len() + 1);
+                match kind {
+                    0 if at < bytes.len() => bytes[at] = byte,
+                    1 => bytes.insert(at, byte),
+                    _ if at < bytes.len() => {
+                        bytes.remove(at);
+                    }
+                    _ => {}
+                }
+                agree(&bytes);
+            }
+        }
     }
 }

@@ -47,6 +47,8 @@ mod framing;
 #[cfg(feature = "json")]
 #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
 mod json;
+#[cfg(feature = "json")]
+mod json_envelope;
 #[cfg(feature = "msgpack")]
 #[cfg_attr(docsrs, doc(cfg(feature = "msgpack")))]
 mod msgpack;
