@@ -866,3 +866,80 @@ async fn loads_aliases_and_the_current_name_wins() {
     let retired: String = redis.hget(&key, "retired").await.unwrap();
     assert_eq!(retired, "not JSON, and not declared");
 }
+
+/// A rolling touch from a request that loaded the session before another process's request
+/// called `set_max_age` (requests are serialized per process only) keeps that `max_age`: the
+/// touch writes the timestamps, never `__max_age`.
+#[tokio::test]
+async fn a_stale_touch_keeps_another_requests_max_age() {
+    use session_runtime::__internals::{load, record_codec, save};
+    use session_runtime::codec::JsonCodec;
+    use session_runtime::config::{Clock as _, SystemClock};
+    use session_runtime::session::Metadata;
+    use session_runtime::store::{SaveOp, SaveOutcome, SessionStore as _};
+
+    let store = keys_of(&unique_prefix("maxage")).await;
+    let id = SessionId::generate().unwrap();
+    let codec = record_codec::<JsonCodec>();
+    let now = SystemClock.now_millis();
+    let loaded = Metadata {
+        created: now,
+        updated: now,
+        max_age: None,
+    };
+    let fields = [("visits", b"1".to_vec())];
+    let create = save(
+        "s",
+        SaveOp::Create { id: &id },
+        &loaded,
+        &fields,
+        now + 600_000,
+        codec,
+    );
+    assert!(matches!(
+        store.save(create).await,
+        Ok(SaveOutcome::Saved(_))
+    ));
+    let shortened = Metadata {
+        updated: now + 1,
+        max_age: Some(60),
+        ..loaded
+    };
+    let update = save(
+        "s",
+        SaveOp::Update { id: &id },
+        &shortened,
+        &[],
+        now + 60_000,
+        codec,
+    );
+    assert!(matches!(
+        store.save(update).await,
+        Ok(SaveOutcome::Saved(_))
+    ));
+    // The other request's view: loaded before the update, so without a max_age.
+    let stale = Metadata {
+        updated: now + 2,
+        ..loaded
+    };
+    let touch = save(
+        "s",
+        SaveOp::Touch { id: &id },
+        &stale,
+        &[],
+        now + 600_000,
+        codec,
+    );
+    assert!(matches!(store.save(touch).await, Ok(SaveOutcome::Saved(_))));
+    let record = store
+        .load(load("s", id.as_str(), now + 3, codec, &["visits"]))
+        .await
+        .unwrap()
+        .expect("the session");
+    assert_eq!(
+        record.metadata.max_age,
+        Some(60),
+        "the shorter timeout stays"
+    );
+    assert_eq!(record.metadata.updated, now + 2, "the touch landed");
+}

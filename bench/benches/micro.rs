@@ -192,7 +192,7 @@ fn cookies(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("open", size), |b| {
             b.iter(|| {
                 let record =
-                    ready(store.load(__internals::load("s", black_box(&value), NOW, codec)))
+                    ready(store.load(__internals::load("s", black_box(&value), NOW, codec, &[])))
                         .expect("opens");
                 assert!(record.is_some());
                 record

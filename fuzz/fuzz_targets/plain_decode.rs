@@ -66,7 +66,7 @@ fn plain<C: Codec>(bytes: &[u8]) {
     };
     let store = SimpleCookieStore::new();
     let codec = session_runtime::__internals::record_codec::<C>();
-    let loaded = block_on(store.load(session_runtime::__internals::load("p", value, 0, codec)));
+    let loaded = block_on(store.load(session_runtime::__internals::load("p", value, 0, codec, &[])));
     match loaded {
         Ok(Some(record)) => reencode::<C>(&record, None),
         Ok(None) => {}

@@ -24,15 +24,22 @@ pub fn record_codec<C: Codec>() -> RecordCodec {
     RecordCodec::of::<C>()
 }
 
-/// Builds the [`Load`] the runtime hands a store.
+/// Builds the [`Load`] the runtime hands a store; `names` are the session type's
+/// [`Session::LOAD_NAMES`](crate::Session::LOAD_NAMES) (the cookie stores ignore them).
 #[must_use]
-pub fn load<'a>(cookie_name: &'a str, value: &'a str, now: u64, codec: RecordCodec) -> Load<'a> {
+pub fn load<'a>(
+    cookie_name: &'a str,
+    value: &'a str,
+    now: u64,
+    codec: RecordCodec,
+    names: &'a [&'static str],
+) -> Load<'a> {
     Load {
         cookie_name,
         value,
         now,
         codec,
-        names: &[],
+        names,
     }
 }
 

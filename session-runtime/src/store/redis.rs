@@ -20,50 +20,47 @@ use super::{
 use crate::codec::record;
 use crate::session::{Bytes, Metadata, Record, SessionId};
 
-/// The hash field of the metadata: `<created>.<updated>` or `<created>.<updated>.<max_age>`, in
-/// decimal (milliseconds, milliseconds, seconds). Struct fields cannot start with `__` (the
-/// derive refuses them), so it never collides with data. One field rather than three keeps
-/// every load's reply one to three elements shorter, and the client's parser pays per element.
-/// Rewriting the whole field on a rolling touch is safe: `created` never changes under one key,
-/// and a full save already rewrites `max_age`.
+/// The hash field of the timestamps: `<created>.<updated>`, Unix milliseconds in decimal.
+/// Struct fields cannot start with `__` (the derive refuses them), so it never collides with
+/// data. One field rather than two keeps every load's reply an element shorter, and the client's
+/// parser pays per element. A rolling touch rewrites it whole, which is safe: `created` never
+/// changes under one key.
 const META: &str = "__meta";
 
-/// Formats the metadata field's value without allocating.
-fn format_meta<'a>(meta: &Metadata, buf: &'a mut [u8; 64]) -> &'a [u8] {
+/// The hash field of the per-session idle timeout set with `set_max_age`, in seconds. A field
+/// of its own, written only by saves that carry one and never by a rolling touch, so that a
+/// touch from a request that loaded the session earlier cannot undo another request's
+/// `set_max_age` (requests are serialized per process, not across processes).
+const MAX_AGE: &str = "__max_age";
+
+/// Formats the timestamps field's value without allocating.
+fn format_meta(meta: &Metadata, buf: &mut [u8; 48]) -> usize {
     use std::io::Write as _;
     let mut cursor = std::io::Cursor::new(&mut buf[..]);
-    // Three u64 in decimal and two dots take at most 62 bytes: the writes cannot fail.
-    let _ = match meta.max_age {
-        Some(max_age) => write!(cursor, "{}.{}.{}", meta.created, meta.updated, max_age),
-        None => write!(cursor, "{}.{}", meta.created, meta.updated),
-    };
-    let len = usize::try_from(cursor.position()).unwrap_or(0);
-    &buf[..len]
+    // Two u64 in decimal and a dot take at most 41 bytes: the write cannot fail.
+    let _ = write!(cursor, "{}.{}", meta.created, meta.updated);
+    usize::try_from(cursor.position()).unwrap_or(0)
 }
 
-/// Parses the metadata field; `None` when it is malformed.
-fn parse_meta(bytes: &[u8]) -> Option<Metadata> {
-    fn number(bytes: &[u8]) -> Option<u64> {
-        // `u64::from_str` would also take a leading `+`; only digits are written.
-        if bytes.is_empty() || !bytes.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        std::str::from_utf8(bytes).ok()?.parse().ok()
-    }
-    let mut parts = bytes.split(|&b| b == b'.');
-    let created = number(parts.next()?)?;
-    let updated = number(parts.next()?)?;
-    let max_age = match parts.next() {
-        Some(part) => Some(number(part)?),
-        None => None,
-    };
-    if parts.next().is_some() {
+/// A decimal `u64` as written: digits only (`u64::from_str` would also take a leading `+`).
+fn parse_number(bytes: &[u8]) -> Option<u64> {
+    if bytes.is_empty() || !bytes.iter().all(u8::is_ascii_digit) {
         return None;
     }
+    std::str::from_utf8(bytes).ok()?.parse().ok()
+}
+
+/// Parses the timestamps field and the optional `max_age` field; `None` when either is
+/// malformed.
+fn parse_meta(meta: &[u8], max_age: Option<&[u8]>) -> Option<Metadata> {
+    let (created, updated) = meta.split_at(meta.iter().position(|&b| b == b'.')?);
     Some(Metadata {
-        created,
-        updated,
-        max_age,
+        created: parse_number(created)?,
+        updated: parse_number(&updated[1..])?,
+        max_age: match max_age {
+            Some(max_age) => Some(parse_number(max_age)?),
+            None => None,
+        },
     })
 }
 
@@ -96,14 +93,14 @@ enum Connection {
 /// the cookie.
 ///
 /// Each session is one hash, `<prefix><SHA-256 of the id, base64url>` ([`RedisStore::key_of`]):
-/// one hash field per struct field (by stored name) plus `__meta`, the metadata
-/// (`<created ms>.<updated ms>[.<max_age s>]`). The id itself, the bearer secret in the cookie, is never sent to Redis: a dump
+/// one hash field per struct field (by stored name) plus `__meta` (`<created ms>.<updated ms>`)
+/// and, once `set_max_age` was called, `__max_age` (seconds). The id itself, the bearer secret in the cookie, is never sent to Redis: a dump
 /// of the keys, a `MONITOR` or a slow log does not hand out sessions. Every operation is **one
 /// round trip** and touches one key, so it works unchanged on a cluster:
 ///
 /// | operation | command |
 /// |---|---|
-/// | load | `HMGET` of `__meta`, `__renewed` and the type's stored names and aliases ([`Session::LOAD_NAMES`](crate::Session::LOAD_NAMES)) |
+/// | load | `HMGET` of `__meta`, `__max_age`, `__renewed` and the type's stored names and aliases ([`Session::LOAD_NAMES`](crate::Session::LOAD_NAMES)) |
 /// | save (new session) | the write script (`EVALSHA`): fails if the key exists, `HSET` all fields, `PEXPIREAT` |
 /// | save (changed fields) | the write script: fails if the key is gone (no resurrection), `HSET` **only the changed fields** and the metadata, `PEXPIREAT` |
 /// | rolling touch | the write script with `__meta` only |
@@ -353,8 +350,9 @@ impl RedisStore {
         metadata_only: bool,
     ) -> Result<i64, StoreError> {
         let key = self.key(id);
-        let mut meta = [0; 64];
-        let meta = format_meta(save.record.metadata, &mut meta);
+        let mut buf = [0; 48];
+        let len = format_meta(save.record.metadata, &mut buf);
+        let meta = &buf[..len];
         // `EVALSHA` built as one command, as `Script::invoke_async` would send it, but without
         // its `ScriptInvocation`, which keeps every argument in a `Vec` of its own before
         // copying them all into the command.
@@ -368,6 +366,9 @@ impl RedisStore {
             .arg(META)
             .arg(meta);
         if !metadata_only {
+            if let Some(max_age) = save.record.metadata.max_age {
+                evalsha.arg(MAX_AGE).arg(max_age);
+            }
             for (name, value) in save.record.fields {
                 evalsha.arg(*name).arg(value.as_slice());
             }
@@ -431,7 +432,7 @@ enum Reply {
     Record(Option<Record>),
 }
 
-/// Reads the reply to a load's `HMGET` into a record, moving the values' buffers into it. The
+/// Reads the reply to a load's `HMGET` (`__meta`, `__max_age`, `__renewed`, then `names`) into a record, moving the values' buffers into it. The
 /// names come from the session type (`names`), so none is allocated or checked.
 fn read_reply(value: Value, names: &[&'static str]) -> Result<Reply, ParsingError> {
     fn bytes(value: Value) -> Result<Option<Vec<u8>>, ParsingError> {
@@ -449,13 +450,14 @@ fn read_reply(value: Value, names: &[&'static str]) -> Result<Reply, ParsingErro
         Value::Attribute { data, .. } => return read_reply(*data, names),
         _ => return Err(ParsingError::from("not an HMGET reply".to_owned())),
     };
-    if items.len() != names.len() + 2 {
+    if items.len() != names.len() + 3 {
         return Err(ParsingError::from(
             "an HMGET reply with the wrong number of values".to_owned(),
         ));
     }
     let mut items = items.into_iter();
     let meta = items.next().map_or(Ok(None), bytes)?;
+    let max_age = items.next().map_or(Ok(None), bytes)?;
     let mut fields = Vec::with_capacity(names.len() + 1);
     if let Some(forward) = items.next().map_or(Ok(None), bytes)? {
         fields.push((Cow::Borrowed(RENEWED_FIELD), Bytes::from(forward)));
@@ -466,9 +468,11 @@ fn read_reply(value: Value, names: &[&'static str]) -> Result<Reply, ParsingErro
         }
     }
     Ok(match meta {
-        None if fields.is_empty() => Reply::Empty,
+        None if fields.is_empty() && max_age.is_none() => Reply::Empty,
         None => Reply::Record(None),
-        Some(meta) => Reply::Record(parse_meta(&meta).map(|meta| record(meta, fields))),
+        Some(meta) => {
+            Reply::Record(parse_meta(&meta, max_age.as_deref()).map(|meta| record(meta, fields)))
+        }
     })
 }
 
@@ -495,7 +499,12 @@ impl SessionStore for RedisStore {
         // Only the fields the type reads: a reply of two values plus one per name, where
         // `HGETALL` would send every name too (redis-rs's parser pays per element).
         let mut hmget = redis::cmd("HMGET");
-        hmget.arg(&key).arg(META).arg(RENEWED_FIELD).arg(load.names);
+        hmget
+            .arg(&key)
+            .arg(META)
+            .arg(MAX_AGE)
+            .arg(RENEWED_FIELD)
+            .arg(load.names);
         let reply: Value = self
             .run(|mut conn| async move { hmget.query_async(&mut conn).await })
             .await?;
@@ -564,7 +573,14 @@ mod tests {
     #[test]
     fn reads_hmget_replies() {
         const NAMES: &[&str] = &["colour", "visits", "theme"];
-        let good = [Some(&b"5.9"[..]), None, None, Some(b"3"), Some(b"\"dark\"")];
+        let good = [
+            Some(&b"5.9"[..]),
+            None,
+            None,
+            None,
+            Some(b"3"),
+            Some(b"\"dark\""),
+        ];
         let Ok(Reply::Record(Some(record))) = read_reply(reply(&good), NAMES) else {
             panic!("a record");
         };
@@ -584,12 +600,18 @@ mod tests {
             ],
             "nil values are absent, names in the order asked"
         );
+        let mut with_max_age = good;
+        with_max_age[1] = Some(b"60");
+        let Ok(Reply::Record(Some(record))) = read_reply(reply(&with_max_age), NAMES) else {
+            panic!("a record");
+        };
+        assert_eq!(record.metadata.max_age, Some(60));
         assert!(matches!(
-            read_reply(reply(&[None; 5]), NAMES),
+            read_reply(reply(&[None; 6]), NAMES),
             Ok(Reply::Empty)
         ));
         let mut forward = good;
-        forward[1] = Some(b"\"r1.x\"");
+        forward[2] = Some(b"\"r1.x\"");
         let Ok(Reply::Record(Some(record))) = read_reply(reply(&forward), NAMES) else {
             panic!("a record");
         };
@@ -606,9 +628,9 @@ mod tests {
             b"5.",
             b".9",
             b"5.9.",
-            b"5.9.1.2",
+            b"5.9.1",
             b"+5.9",
-            b"5.9.-1",
+            b"5.-9",
             b"5.99999999999999999999",
         ] {
             let mut values = good;
@@ -618,12 +640,28 @@ mod tests {
                 "{bad:?}"
             );
         }
-        assert!(read_reply(reply(&good[..4]), NAMES).is_err(), "too short");
+        for bad in [
+            &b""[..],
+            b"x",
+            b"+1",
+            b"-1",
+            b"1.5",
+            b"99999999999999999999",
+        ] {
+            let mut values = good;
+            values[1] = Some(bad);
+            assert!(
+                matches!(read_reply(reply(&values), NAMES), Ok(Reply::Record(None))),
+                "max_age {bad:?}"
+            );
+        }
+        assert!(read_reply(reply(&good[..5]), NAMES).is_err(), "too short");
         assert!(read_reply(Value::Int(1), NAMES).is_err());
         assert!(
             read_reply(
                 Value::Array(vec![
                     Value::Int(1),
+                    Value::Nil,
                     Value::Nil,
                     Value::Nil,
                     Value::Nil,
@@ -637,25 +675,19 @@ mod tests {
 
     #[test]
     fn metadata_round_trips() {
-        for meta in [
-            Metadata {
-                created: 0,
-                updated: 0,
-                max_age: None,
-            },
-            Metadata {
-                created: 1_700_000_000_000,
-                updated: 1_700_000_000_123,
-                max_age: Some(60),
-            },
-            Metadata {
-                created: u64::MAX,
-                updated: u64::MAX,
-                max_age: Some(u64::MAX),
-            },
+        for (created, updated) in [
+            (0, 0),
+            (1_700_000_000_000, 1_700_000_000_123),
+            (u64::MAX, u64::MAX),
         ] {
-            let mut buf = [0; 64];
-            assert_eq!(parse_meta(format_meta(&meta, &mut buf)), Some(meta));
+            let meta = Metadata {
+                created,
+                updated,
+                max_age: None,
+            };
+            let mut buf = [0; 48];
+            let len = format_meta(&meta, &mut buf);
+            assert_eq!(parse_meta(&buf[..len], None), Some(meta));
         }
     }
 }
