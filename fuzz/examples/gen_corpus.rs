@@ -174,13 +174,14 @@ fn main() {
     }
     write("plain_decode", "json-spaces", b"\x03 { \"session\" : { \"a\" : [ 1 , {\"b\":null} ] } , \"created\" : 1 , \"updated\" : 2 , \"max_age\" : null } ");
 
-    // F5: replies to the load's `HMGET` (metadata, forward, then each type's `LOAD_NAMES`) in
-    // RESP2 and RESP3 (`_` nulls), and the same as a value list (mode 1).
+    // F5: replies to the load's `HMGET` (timestamps, max_age, forward, then each type's
+    // `LOAD_NAMES`) in RESP2 and RESP3 (`_` nulls), and the same as a value list (mode 1).
     fn hmget_seeds<T: Session>(label: &str) {
         let data = T::new_default();
         let aliases = T::LOAD_NAMES.len() - T::FIELD_NAMES.len();
         let mut values: Vec<Option<Vec<u8>>> = vec![
-            Some(format!("{}.{NOW}.60", NOW - 1000).into_bytes()),
+            Some(format!("{}.{NOW}", NOW - 1000).into_bytes()),
+            Some(b"60".to_vec()),
             None,
         ];
         values.extend((0..aliases).map(|_| None));

@@ -118,7 +118,7 @@ pub fn render_set_cookie(name: &str, set: Option<(&str, u64)>, config: &SessionC
     lifecycle::render(name, &action, config)
 }
 
-/// Turns the reply to the load's `HMGET` (the metadata, the renewal forward, then `names`) into
+/// Turns the reply to the load's `HMGET` (`__meta`, `__max_age`, `__renewed`, then `names`) into
 /// a record as [`RedisStore`](crate::store::RedisStore) does; `None` when there is no record or
 /// its reply or metadata is malformed.
 #[cfg(feature = "redis-store")]
