@@ -144,6 +144,14 @@ mod tests {
 
     use super::*;
 
+    /// A current-thread runtime with a timer, driven only by `block_on`.
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn completes_or_expires_after_the_timeout() {
         let deadlines = Deadlines::start(Duration::from_millis(200));
@@ -166,10 +174,7 @@ mod tests {
 
     #[test]
     fn falls_back_to_a_timer_when_the_runtime_is_gone() {
-        let first = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
+        let first = runtime();
         let deadlines = first.block_on(async { Deadlines::start(Duration::from_millis(100)) });
         assert!(deadlines.running.load(Ordering::Acquire));
         drop(first);
@@ -177,10 +182,7 @@ mod tests {
             !deadlines.running.load(Ordering::Acquire),
             "the ticking task's end is seen"
         );
-        let second = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
+        let second = runtime();
         let started = Instant::now();
         let never = second.block_on(deadlines.bound(std::future::pending::<()>()));
         assert_eq!(never, None);
@@ -200,17 +202,11 @@ mod tests {
 
     #[test]
     fn a_ticker_that_is_not_driven_is_not_waited_for() {
-        let idle = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
+        let idle = runtime();
         let deadlines = idle.block_on(async { Deadlines::start(Duration::from_millis(40)) });
         // `idle` stays alive but nothing drives it: its ticking task falls behind.
         std::thread::sleep(Duration::from_millis(40));
-        let other = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
+        let other = runtime();
         let started = Instant::now();
         let outcome = other.block_on(async {
             tokio::time::timeout(
@@ -228,10 +224,7 @@ mod tests {
     fn without_a_runtime_every_operation_has_a_timer() {
         let deadlines = Deadlines::start(Duration::from_millis(50));
         assert!(!deadlines.running.load(Ordering::Acquire));
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
+        let runtime = runtime();
         assert_eq!(
             runtime.block_on(deadlines.bound(std::future::pending::<()>())),
             None
@@ -240,10 +233,7 @@ mod tests {
 
     #[test]
     fn the_ticking_task_stops_with_the_store() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
+        let runtime = runtime();
         let alive = || runtime.metrics().num_alive_tasks();
         let deadlines = runtime.block_on(async { Deadlines::start(Duration::from_millis(40)) });
         assert_eq!(alive(), 1, "one ticking task");

@@ -622,7 +622,8 @@ mod tests {
             read_reply(reply(&no_meta), NAMES),
             Ok(Reply::Record(None))
         ));
-        for bad in [
+        // Malformed timestamps (index 0) or max_age (index 1): the key exists, the record is refused.
+        let bad_meta = [
             &b"x"[..],
             b"5",
             b"5.",
@@ -632,27 +633,22 @@ mod tests {
             b"+5.9",
             b"5.-9",
             b"5.99999999999999999999",
-        ] {
-            let mut values = good;
-            values[0] = Some(bad);
-            assert!(
-                matches!(read_reply(reply(&values), NAMES), Ok(Reply::Record(None))),
-                "{bad:?}"
-            );
-        }
-        for bad in [
+        ];
+        let bad_max_age = [
             &b""[..],
             b"x",
             b"+1",
             b"-1",
             b"1.5",
             b"99999999999999999999",
-        ] {
+        ];
+        let cases = bad_meta.iter().map(|bad| (0, *bad));
+        for (index, bad) in cases.chain(bad_max_age.iter().map(|bad| (1, *bad))) {
             let mut values = good;
-            values[1] = Some(bad);
+            values[index] = Some(bad);
             assert!(
                 matches!(read_reply(reply(&values), NAMES), Ok(Reply::Record(None))),
-                "max_age {bad:?}"
+                "value {index}: {bad:?}"
             );
         }
         assert!(read_reply(reply(&good[..5]), NAMES).is_err(), "too short");
