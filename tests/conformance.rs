@@ -378,7 +378,7 @@ async fn configs_browsers_would_drop_are_refused() {
         test_config(&clock).with_same_site(SameSite::None),
         test_config(&clock).with_partitioned(true),
     ] {
-        assert!(config.validate("conf").is_err());
+        assert!(config.validate_for("conf").is_err());
         let server = TestServer::start(conf_app(
             SessionLayer::new(MemoryStore::new()).with_config(config),
         ))
@@ -1025,7 +1025,7 @@ async fn zero_max_age_is_never_an_error_from_the_store() {
     assert!(set_cookies(&headers)[0].contains("; Max-Age=1;"));
     // A layer default of zero is a configuration error, reported on first use.
     let config = test_config(&clock).with_default_max_age(Duration::ZERO);
-    assert!(config.validate("plain").is_err());
+    assert!(config.validate_for("plain").is_err());
     let app = Router::new()
         .route("/visit", get(plain_visit))
         .layer(SessionLayer::new(MemoryStore::new()).with_config(config));

@@ -726,7 +726,7 @@ fn host_app(layer: SessionLayer) -> Router {
         .route("/login", post(host_login))
         .route("/whoami", get(host_whoami))
         .route("/logout", post(host_logout))
-        .layer(layer.check::<HostId>().unwrap())
+        .layer(layer.validate_for::<HostId>().unwrap())
 }
 
 /// Plan items 8, 21 and 34: a `__Host-id` cookie has the expected shape; its value under any
@@ -1012,7 +1012,7 @@ fn layer_refuses_configs_browsers_would_drop() {
         let layer = layer().try_with_config(config).unwrap();
         assert!(
             matches!(
-                layer.check::<HostId>(),
+                layer.validate_for::<HostId>(),
                 Err(ConfigError::HostPrefixScope { .. } | ConfigError::PrefixNeedsSecure { .. })
             ),
             "{what}"
@@ -1020,16 +1020,16 @@ fn layer_refuses_configs_browsers_would_drop() {
     }
     let insecure = layer().try_with_config(base().with_secure(false)).unwrap();
     assert!(matches!(
-        insecure.check::<SecureOnly>(),
+        insecure.validate_for::<SecureOnly>(),
         Err(ConfigError::PrefixNeedsSecure { .. })
     ));
-    assert!(layer().check::<HostId>().is_ok());
-    assert!(layer().check::<SecureOnly>().is_ok());
+    assert!(layer().validate_for::<HostId>().is_ok());
+    assert!(layer().validate_for::<SecureOnly>().is_ok());
     let shared = layer()
         .try_with_config(base().with_domain("example.com").with_path("/app"))
         .unwrap();
     assert!(
-        shared.check::<SecureOnly>().is_ok(),
+        shared.validate_for::<SecureOnly>().is_ok(),
         "__Secure- may have Domain and Path"
     );
 }

@@ -185,11 +185,13 @@ pub fn routes() -> Router {
 ///
 /// # Errors
 ///
-/// The [`ConfigError`] of [`SessionLayer::check`].
+/// The [`ConfigError`] of [`SessionLayer::validate_for`].
 pub fn app(name: CookieName, layer: SessionLayer) -> Result<Router, ConfigError> {
     Ok(match name {
-        CookieName::Counter => counter::routes().layer(layer.check::<Counter>()?),
-        CookieName::HostCounter => host_counter::routes().layer(layer.check::<HostCounter>()?),
+        CookieName::Counter => counter::routes().layer(layer.validate_for::<Counter>()?),
+        CookieName::HostCounter => {
+            host_counter::routes().layer(layer.validate_for::<HostCounter>()?)
+        }
     })
 }
 

@@ -1,5 +1,5 @@
 //! F6: arbitrary cookie name, path, domain and options. Either the configuration is refused
-//! (`SessionConfig::validate`, which the layer runs before any session is loaded), or the
+//! (`SessionConfig::validate_for`, which the layer runs before any session is loaded), or the
 //! `Set-Cookie` value the layer renders is a valid header that re-parses with the `cookie` crate
 //! to the same name, value and attributes, with no `;`, CR, LF or NUL injected.
 //!
@@ -57,7 +57,7 @@ fuzz_target!(|data: &[u8]| {
     if has_domain {
         config = config.with_domain(domain.clone());
     }
-    if config.validate(&name).is_err() {
+    if config.validate_for(&name).is_err() {
         return;
     }
 

@@ -105,7 +105,7 @@ pub fn open(
 
 /// Renders the `Set-Cookie` value the layer sends: `Some((value, max_age))` sets the cookie,
 /// `None` renders the removal cookie. The layer only renders after
-/// [`SessionConfig::validate`] accepted `name`.
+/// [`SessionConfig::validate_for`] accepted `name`.
 #[must_use]
 pub fn render_set_cookie(name: &str, set: Option<(&str, u64)>, config: &SessionConfig) -> String {
     let action = match set {

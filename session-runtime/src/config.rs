@@ -61,7 +61,7 @@ impl Clock for SystemClock {
 ///     .with_same_site(SameSite::Strict)
 ///     .with_default_max_age(Duration::from_secs(30 * 60))
 ///     .with_rolling(Some(Duration::from_secs(5 * 60)));
-/// assert!(config.validate("__Host-id").is_ok());
+/// assert!(config.validate_for("__Host-id").is_ok());
 /// ```
 #[derive(Clone)]
 #[expect(
@@ -345,7 +345,7 @@ impl SessionConfig {
     ///
     /// let config = SessionConfig::default()
     ///     .with_renewal(Some((Duration::from_secs(15 * 60), Duration::from_secs(30))));
-    /// assert!(config.check().is_ok());
+    /// assert!(config.validate().is_ok());
     /// ```
     #[must_use]
     pub fn with_renewal(mut self, renewal: Option<(Duration, Duration)>) -> Self {
@@ -376,17 +376,17 @@ impl SessionConfig {
     /// ```
     /// use session_runtime::config::{ConfigError, SameSite, SessionConfig};
     ///
-    /// assert!(SessionConfig::default().check().is_ok());
+    /// assert!(SessionConfig::default().validate().is_ok());
     /// let leaky = SessionConfig::default().with_path("/app; Domain=evil.example");
-    /// assert!(matches!(leaky.check(), Err(ConfigError::InvalidAttribute { .. })));
+    /// assert!(matches!(leaky.validate(), Err(ConfigError::InvalidAttribute { .. })));
     /// let dropped = SessionConfig::default().with_secure(false).with_same_site(SameSite::None);
-    /// assert_eq!(dropped.check(), Err(ConfigError::NeedsSecure));
+    /// assert_eq!(dropped.validate(), Err(ConfigError::NeedsSecure));
     /// ```
     ///
     /// # Errors
     ///
     /// Returns the first rule the configuration breaks.
-    pub fn check(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.default_max_age == 0 {
             return Err(ConfigError::ZeroMaxAge);
         }
@@ -407,15 +407,15 @@ impl SessionConfig {
     }
 
     /// Checks the configuration for a cookie named `cookie_name` against the rules browsers
-    /// apply (RFC 6265bis): everything [`SessionConfig::check`] checks, a name that is an
+    /// apply (RFC 6265bis): everything [`SessionConfig::validate`] checks, a name that is an
     /// RFC 6265 token, `__Secure-` needs `Secure`, and `__Host-` also needs `Path=/` and no
     /// `Domain` (prefixes match case-insensitively, as browsers do).
     ///
     /// # Errors
     ///
     /// Returns the first rule the configuration breaks.
-    pub fn validate(&self, cookie_name: &str) -> Result<(), ConfigError> {
-        self.check()?;
+    pub fn validate_for(&self, cookie_name: &str) -> Result<(), ConfigError> {
+        self.validate()?;
         check_attribute("name", cookie_name)?;
         for prefix in ["__Host-", "__Secure-"] {
             let has_prefix = cookie_name
@@ -451,22 +451,22 @@ mod tests {
     #[test]
     fn browser_rules() {
         let insecure = SessionConfig::default().with_secure(false);
-        assert!(insecure.validate("id").is_ok());
+        assert!(insecure.validate_for("id").is_ok());
         assert!(matches!(
-            insecure.validate("__host-id"),
+            insecure.validate_for("__host-id"),
             Err(ConfigError::PrefixNeedsSecure { .. })
         ));
-        assert!(insecure.validate("__Secure-id").is_err());
+        assert!(insecure.validate_for("__Secure-id").is_err());
         let scoped = SessionConfig::default().with_domain("example.com");
-        assert!(scoped.validate("__Secure-id").is_ok());
+        assert!(scoped.validate_for("__Secure-id").is_ok());
         assert_eq!(
-            scoped.validate("__Host-id"),
+            scoped.validate_for("__Host-id"),
             Err(ConfigError::HostPrefixScope {
                 name: "__Host-id".to_owned()
             })
         );
         assert_eq!(
-            insecure.with_same_site(SameSite::None).validate("id"),
+            insecure.with_same_site(SameSite::None).validate_for("id"),
             Err(ConfigError::NeedsSecure)
         );
     }
@@ -479,7 +479,7 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    ok.validate(name),
+                    ok.validate_for(name),
                     Err(ConfigError::InvalidAttribute {
                         attribute: "name",
                         ..
@@ -500,7 +500,7 @@ mod tests {
             let config = SessionConfig::default().with_path(path);
             assert!(
                 matches!(
-                    config.check(),
+                    config.validate(),
                     Err(ConfigError::InvalidAttribute {
                         attribute: "path",
                         ..
@@ -511,13 +511,18 @@ mod tests {
         }
         for domain in ["", "a.example; Secure", "a.example,b", "a .example", "a\nb"] {
             let config = SessionConfig::default().with_domain(domain);
-            assert!(config.check().is_err(), "domain {domain:?}");
+            assert!(config.validate().is_err(), "domain {domain:?}");
         }
-        assert!(SessionConfig::default().with_path("/a=b/c").check().is_ok());
+        assert!(
+            SessionConfig::default()
+                .with_path("/a=b/c")
+                .validate()
+                .is_ok()
+        );
         assert!(
             SessionConfig::default()
                 .with_domain("shop.example.com")
-                .validate("__Secure-id")
+                .validate_for("__Secure-id")
                 .is_ok()
         );
     }

@@ -66,7 +66,7 @@ impl SessionLayer {
     /// Replaces the configuration.
     ///
     /// The configuration is checked against each session type's cookie name when that type is
-    /// first extracted ([`SessionConfig::validate`]); call `validate` at start-up to fail early.
+    /// first extracted ([`SessionConfig::validate_for`]); call [`SessionLayer::validate_for`] at start-up to fail early.
     #[must_use]
     pub fn with_config(self, config: SessionConfig) -> Self {
         Self {
@@ -80,7 +80,7 @@ impl SessionLayer {
 }
 
 impl SessionLayer {
-    /// Replaces the configuration after checking it ([`SessionConfig::check`]): a path or
+    /// Replaces the configuration after checking it ([`SessionConfig::validate`]): a path or
     /// domain that would break the `Set-Cookie` header, or `SameSite=None`/`Partitioned`
     /// without `Secure`, is refused here, when the layer is built, instead of on first use.
     ///
@@ -103,12 +103,12 @@ impl SessionLayer {
     ///
     /// Returns the first rule the configuration breaks.
     pub fn try_with_config(self, config: SessionConfig) -> Result<Self, ConfigError> {
-        config.check()?;
+        config.validate()?;
         Ok(self.with_config(config))
     }
 
     /// Checks the configuration against the cookie of session type `T`
-    /// ([`SessionConfig::validate`]: `__Host-` and `__Secure-` prefixes, `SameSite=None`,
+    /// ([`SessionConfig::validate_for`]: `__Host-` and `__Secure-` prefixes, `SameSite=None`,
     /// `Partitioned`, the characters of name, path and domain). The layer checks this on the
     /// first extraction of `T` anyway (and answers 500 if it fails); call this for every
     /// session type at start-up so a configuration a browser would drop never serves a request.
@@ -126,20 +126,20 @@ impl SessionLayer {
     ///     user: Option<u64>,
     /// }
     ///
-    /// let layer = SessionLayer::new(MemoryStore::new()).check::<Login>()?;
+    /// let layer = SessionLayer::new(MemoryStore::new()).validate_for::<Login>()?;
     ///
     /// // A `__Host-` cookie needs `Secure`: a browser would drop this one.
     /// let insecure = SessionLayer::new(MemoryStore::new())
     ///     .with_config(SessionConfig::default().with_secure(false));
-    /// assert!(insecure.check::<Login>().is_err());
+    /// assert!(insecure.validate_for::<Login>().is_err());
     /// # Ok::<(), session_runtime::config::ConfigError>(())
     /// ```
     ///
     /// # Errors
     ///
     /// Returns the first rule the configuration breaks for `T`'s cookie.
-    pub fn check<T: Session>(self) -> Result<Self, ConfigError> {
-        self.shared.config.validate(T::COOKIE_NAME)?;
+    pub fn validate_for<T: Session>(self) -> Result<Self, ConfigError> {
+        self.shared.config.validate_for(T::COOKIE_NAME)?;
         Ok(self)
     }
 }

@@ -201,7 +201,7 @@ impl<T: Session> Inner<T> {
     ) -> Result<Self, SessionRejection> {
         let config = &shared.config;
         shared
-            .validate(T::COOKIE_NAME)
+            .validate_for(T::COOKIE_NAME)
             .map_err(SessionRejection::Misconfigured)?;
         let now = config.now();
         let (candidates, count) = find_cookies(headers, T::COOKIE_NAME);

@@ -24,7 +24,7 @@ pub(crate) struct Shared {
     pub(crate) store: Arc<dyn DynStore>,
     pub(crate) config: SessionConfig,
     pub(crate) locks: Arc<Locks>,
-    /// The first cookie name `config` was found valid for (see [`Shared::validate`]).
+    /// The first cookie name `config` was found valid for (see [`Shared::validate_for`]).
     validated: OnceLock<&'static str>,
 }
 
@@ -38,10 +38,10 @@ impl Shared {
         }
     }
 
-    /// [`SessionConfig::validate`] for `cookie_name`. The configuration never changes, so a
+    /// [`SessionConfig::validate_for`] for `cookie_name`. The configuration never changes, so a
     /// success is remembered for the first cookie name (nearly every app has one session type)
     /// and not checked again on every request; other names and failures are checked each time.
-    pub(crate) fn validate(&self, cookie_name: &'static str) -> Result<(), ConfigError> {
+    pub(crate) fn validate_for(&self, cookie_name: &'static str) -> Result<(), ConfigError> {
         if self
             .validated
             .get()
@@ -49,7 +49,7 @@ impl Shared {
         {
             return Ok(());
         }
-        self.config.validate(cookie_name)?;
+        self.config.validate_for(cookie_name)?;
         let _ = self.validated.set(cookie_name);
         Ok(())
     }
