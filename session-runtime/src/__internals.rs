@@ -5,17 +5,19 @@
 use http::HeaderMap;
 
 use crate::codec::Codec;
+use crate::codec::RecordCodec;
 use crate::config::SessionConfig;
-use crate::lifecycle::{self, CookieAction};
+use crate::cookie_header::{self, CookieAction};
 #[cfg(feature = "redis-store")]
-use crate::session::Record;
-use crate::session::{Metadata, RecordRef, SessionId};
-use crate::store::{Delete, Load, RecordCodec, Save, SaveOp};
+use crate::record::Record;
+use crate::record::{Metadata, RecordRef, SessionId};
+use crate::store::{Delete, Load, Save, SaveOp};
 
 /// Finds a cookie in the request headers, as the extractor does.
 #[must_use]
 pub fn find_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    lifecycle::find_cookie(headers, name)
+    let (found, count) = cookie_header::find_cookies(headers, name);
+    found[..count].first().copied()
 }
 
 /// Returns the envelope codec of codec `C`.
@@ -115,7 +117,7 @@ pub fn render_set_cookie(name: &str, set: Option<(&str, u64)>, config: &SessionC
         },
         None => CookieAction::Remove,
     };
-    lifecycle::render(name, &action, config)
+    cookie_header::render(name, &action, config)
 }
 
 /// Turns the reply to the load's `HMGET` (`__meta`, `__max_age`, `__renewed`, then `names`) into
@@ -124,5 +126,5 @@ pub fn render_set_cookie(name: &str, set: Option<(&str, u64)>, config: &SessionC
 #[cfg(feature = "redis-store")]
 #[must_use]
 pub fn redis_record(reply: redis::Value, names: &[&'static str]) -> Option<Record> {
-    crate::store::redis_read_reply(reply, names)
+    crate::store::redis::read_reply_record(reply, names)
 }

@@ -6,16 +6,17 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use http::StatusCode;
 use http::request::Parts;
 
-use crate::config::ConfigError;
 use crate::error::Error;
-use crate::lifecycle::{self, Inner};
-use crate::private::{Fields, State};
-use crate::service::{Checkout, RequestSessions};
-use crate::session::{Session, SessionId, system_time};
-use crate::store::StoreError;
+use crate::execute::execute;
+use crate::lifecycle::Inner;
+use crate::record::{SessionId, system_time};
+#[doc(inline)]
+pub use crate::rejection::SessionRejection;
+use crate::request::{Checkout, RequestSessions};
+use crate::session::Session;
+use crate::state::Fields;
 
 /// The session of type `T` for the current request: an axum extractor.
 ///
@@ -86,7 +87,7 @@ impl<T: Session> TypedSession<T> {
     /// See [`SessionRejection`].
     pub async fn peek(parts: &Parts) -> Result<Option<Self>, SessionRejection> {
         let (inner, request) = Self::checkout(parts).await?;
-        if inner.is_new && !inner.is_dirty() {
+        if inner.is_new() && !inner.is_dirty() {
             request.give_back(TypeId::of::<T>(), inner);
             return Ok(None);
         }
@@ -138,20 +139,20 @@ impl<T: Session> TypedSession<T> {
     /// The id is a bearer secret: do not log it.
     #[must_use]
     pub fn id(&self) -> Option<&SessionId> {
-        self.inner().id.as_ref()
+        self.inner().id()
     }
 
     /// Returns whether no stored session backs this one yet: the client had none, it expired, or
     /// it was invalidated.
     #[must_use]
     pub fn is_new(&self) -> bool {
-        self.inner().is_new
+        self.inner().is_new()
     }
 
     /// Returns when the session was created. It never changes, not even on `regenerate`.
     #[must_use]
     pub fn created(&self) -> SystemTime {
-        system_time(self.inner().meta.created)
+        system_time(self.inner().created())
     }
 
     /// Returns the idle timeout: set with [`TypedSession::set_max_age`], else the type's
@@ -165,9 +166,7 @@ impl<T: Session> TypedSession<T> {
     /// Sets this session's idle timeout ("remember me"). It is stored with the session and
     /// applies on every later request. Whole seconds; at least one.
     pub fn set_max_age(&mut self, max_age: Duration) {
-        let inner = self.inner_mut();
-        inner.meta.max_age = Some(max_age.as_secs().max(1));
-        inner.meta_dirty = true;
+        self.inner_mut().set_max_age(max_age.as_secs().max(1));
     }
 
     /// Gives the session a new id while keeping its data, and deletes the record under the old
@@ -175,10 +174,7 @@ impl<T: Session> TypedSession<T> {
     /// record is written before the old one is deleted, so there is no moment where neither
     /// exists.
     pub fn regenerate(&mut self) {
-        let inner = self.inner_mut();
-        if !inner.is_new {
-            inner.regenerate = true;
-        }
+        self.inner_mut().regenerate();
     }
 
     /// Ends the session: clears the data, deletes the stored record and removes the cookie.
@@ -191,12 +187,12 @@ impl<T: Session> TypedSession<T> {
     /// Returns the whole session struct.
     #[must_use]
     pub fn data(&self) -> &T {
-        self.inner().fields.state().data()
+        self.inner().fields().state().data()
     }
 
     /// Returns the whole session struct for changing, and marks every field as changed.
     pub fn data_mut(&mut self) -> &mut T {
-        let state = self.inner_mut().fields.state_mut();
+        let state = self.inner_mut().fields_mut().state_mut();
         state.dirty_mut().insert_all(T::FIELD_NAMES.len());
         state.data_unmarked()
     }
@@ -225,7 +221,7 @@ impl<T: Session> TypedSession<T> {
     pub async fn save(&mut self) -> Result<(), Error> {
         let shared = Arc::clone(&self.request.shared);
         let result = match self.inner().plan(&shared) {
-            Ok(plan) => lifecycle::execute(plan, &shared).await,
+            Ok(plan) => execute(plan, &shared).await,
             Err(error) => Err(error),
         };
         let inner = self.inner_mut();
@@ -235,19 +231,7 @@ impl<T: Session> TypedSession<T> {
                 Ok(())
             }
             Err(error) => {
-                let cookie = inner.cookie.take();
-                let fields = std::mem::replace(
-                    &mut inner.fields,
-                    T::Fields::from_state(State::new(T::new_default())),
-                );
-                let (data, _) = fields.into_state().into_parts();
-                inner.fields = T::Fields::from_state(State::new(data));
-                inner.meta_dirty = false;
-                inner.regenerate = false;
-                inner.rewrite = false;
-                inner.delete = None;
-                inner.remove_cookie = false;
-                inner.cookie = cookie;
+                inner.discard_writes();
                 Err(error)
             }
         }
@@ -264,13 +248,13 @@ impl<T: Session> Deref for TypedSession<T> {
     type Target = T::Fields;
 
     fn deref(&self) -> &T::Fields {
-        &self.inner().fields
+        self.inner().fields()
     }
 }
 
 impl<T: Session> DerefMut for TypedSession<T> {
     fn deref_mut(&mut self) -> &mut T::Fields {
-        &mut self.inner_mut().fields
+        self.inner_mut().fields_mut()
     }
 }
 
@@ -288,63 +272,15 @@ impl<T: Session> fmt::Debug for TypedSession<T> {
         let inner = self.inner();
         f.debug_struct("TypedSession")
             .field("cookie_name", &T::COOKIE_NAME)
-            .field("is_new", &inner.is_new)
-            .field("dirty", inner.fields.state().dirty())
+            .field("is_new", &inner.is_new())
+            .field("dirty", inner.fields().state().dirty())
             .finish_non_exhaustive()
-    }
-}
-
-/// Why a [`TypedSession`] could not be extracted.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum SessionRejection {
-    /// The route is not wrapped in a [`SessionLayer`](crate::SessionLayer).
-    #[error("missing session layer; add `.layer(SessionLayer::new(store))` around this route")]
-    MissingLayer,
-    /// The store could not load the session. The client's cookie is left as it is.
-    #[error("session store is unavailable")]
-    StoreUnavailable(#[source] StoreError),
-    /// The same session type is already extracted and alive in this request.
-    #[error(
-        "session `{cookie_name}` is already extracted in this request; extract it once per handler, or drop the first before extracting again"
-    )]
-    AlreadyExtracted {
-        /// The session type's cookie name.
-        cookie_name: &'static str,
-    },
-    /// The layer's configuration does not suit this session type's cookie name.
-    #[error("session layer misconfigured")]
-    Misconfigured(#[source] ConfigError),
-}
-
-impl SessionRejection {
-    /// Returns the status code the rejection answers with: 503 for a store outage, 500 for
-    /// programming errors.
-    #[must_use]
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::MissingLayer | Self::AlreadyExtracted { .. } | Self::Misconfigured(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-        }
-    }
-
-    /// Returns the body text the rejection answers with. It names no internals for outages.
-    #[must_use]
-    pub fn body_text(&self) -> String {
-        match self {
-            Self::StoreUnavailable(_) => "session store unavailable".to_owned(),
-            other => other.to_string(),
-        }
     }
 }
 
 #[cfg(feature = "axum")]
 mod axum_impls {
     use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
-    use axum_core::response::{IntoResponse, Response};
-    use http::header::{CACHE_CONTROL, HeaderValue};
     use http::request::Parts;
 
     use super::{SessionRejection, TypedSession};
@@ -366,20 +302,6 @@ mod axum_impls {
             _: &S,
         ) -> Result<Option<Self>, Self::Rejection> {
             Self::peek(parts).await
-        }
-    }
-
-    impl IntoResponse for SessionRejection {
-        fn into_response(self) -> Response {
-            tracing::error!(
-                error = &self as &dyn std::error::Error,
-                "session extraction rejected"
-            );
-            let mut response = (self.status(), self.body_text()).into_response();
-            response
-                .headers_mut()
-                .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            response
         }
     }
 }

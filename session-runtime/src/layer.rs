@@ -6,8 +6,9 @@ use std::sync::Arc;
 use tower_layer::Layer;
 
 use crate::config::{ConfigError, SessionConfig};
-use crate::service::{SessionService, Shared};
+use crate::service::SessionService;
 use crate::session::Session;
+use crate::shared::Shared;
 use crate::store::SessionStore;
 
 /// Adds sessions to a service. One layer serves every session type of an app; each type has its

@@ -81,10 +81,18 @@ pub mod service;
 pub mod session;
 pub mod store;
 
+mod cookie_header;
+mod execute;
 mod lifecycle;
 mod lock;
+mod plan;
 mod private;
+mod record;
+mod rejection;
 mod renewal;
+mod request;
+mod shared;
+mod state;
 
 /// Internals for the `session-bench` benchmarks and the cargo-fuzz targets. Not part of the
 /// public API: nothing here is semver-stable.

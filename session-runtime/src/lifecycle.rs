@@ -1,37 +1,28 @@
-//! The life of one session in one request: load, then plan the writes (synchronous: encodes the
-//! fields), then execute them against the store (asynchronous, type-erased).
+//! The state of one session in one request ([`Inner`]): loaded from the request's cookie, changed
+//! through its handle, then planned into the writes a save needs (synchronous: encodes the
+//! fields); [`execute`](crate::execute) runs the plan against the store.
 
 use std::any::TypeId;
-use std::borrow::Cow;
-use std::fmt::Write as _;
 
 use http::HeaderMap;
-use http::header::COOKIE;
 
-use crate::config::{SameSite, SessionConfig};
+use crate::codec::RecordCodec;
+use crate::config::SessionConfig;
+use crate::cookie_header::{CookieAction, find_cookies};
 use crate::error::Error;
-use crate::extract::SessionRejection;
 use crate::lock::SessionGuard;
-use crate::private::{Fields, State};
-use crate::renewal;
-use crate::service::Shared;
-use crate::session::{FieldDecode, Metadata, Record, RecordRef, Session, SessionId};
-use crate::store::RENEWED_FIELD;
-use crate::store::{Delete, Load, RecordCodec, Save, SaveOp, SaveOutcome, StoreKind};
-
-/// How many fresh ids a create tries before giving up (a collision of 256-bit ids means a broken
-/// random source or a broken store, not bad luck).
-const CREATE_ATTEMPTS: usize = 3;
+use crate::plan::{Executed, Plan, Saved, Write, WriteOp};
+use crate::record::{Metadata, RENEWED_FIELD, Record, SessionId};
+use crate::rejection::SessionRejection;
+use crate::renewal::{self, MAX_FORWARDS};
+use crate::session::{FieldDecode, Session};
+use crate::shared::Shared;
+use crate::state::{Fields, State};
+use crate::store::{Load, StoreKind};
 
 /// How far in the future a session's last save may lie, in milliseconds, before it is refused:
 /// servers whose clocks disagree by more than this would otherwise stretch the idle timeout.
 const MAX_CLOCK_SKEW: u64 = 60_000;
-
-/// How many cookies of one name a request may carry that are tried as the session.
-const MAX_CANDIDATES: usize = 4;
-
-/// How many renewal forwards a load follows (two renewals within one grace period).
-const MAX_FORWARDS: usize = 2;
 
 /// The state of one session type in one request.
 #[expect(
@@ -39,33 +30,26 @@ const MAX_FORWARDS: usize = 2;
     reason = "independent lifecycle flags, each read at save time"
 )]
 pub(crate) struct Inner<T: Session> {
-    pub(crate) fields: T::Fields,
-    pub(crate) meta: Metadata,
+    fields: T::Fields,
+    meta: Metadata,
     /// `set_max_age` changed the metadata.
-    pub(crate) meta_dirty: bool,
+    meta_dirty: bool,
     /// The id of the stored record (server stores), once one exists.
-    pub(crate) id: Option<SessionId>,
+    id: Option<SessionId>,
     /// No stored record backs this session (never saved, expired, or invalidated).
-    pub(crate) is_new: bool,
+    is_new: bool,
     /// A stored record to delete at the next save (set by `invalidate`).
-    pub(crate) delete: Option<SessionId>,
+    delete: Option<SessionId>,
     /// The client holds a cookie that an invalidation must remove.
-    pub(crate) remove_cookie: bool,
+    remove_cookie: bool,
     /// `regenerate` was called on a stored session.
-    pub(crate) regenerate: bool,
+    regenerate: bool,
     /// The store asked for the record to be written back (e.g. re-sealed with the primary key).
-    pub(crate) rewrite: bool,
+    rewrite: bool,
     /// The cookie an explicit `save().await` produced, sent unless a later save replaces it.
-    pub(crate) cookie: Option<CookieAction>,
+    cookie: Option<CookieAction>,
     /// This request's turn on the session (see [`SessionConfig::with_serialized_requests`]).
-    pub(crate) lock: Option<SessionGuard>,
-}
-
-/// What to do with the client's cookie.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum CookieAction {
-    Set { value: String, max_age: u64 },
-    Remove,
+    lock: Option<SessionGuard>,
 }
 
 /// How a load takes the session's request lock.
@@ -106,57 +90,6 @@ impl LockMode {
     }
 }
 
-/// Finds a cookie by name in the request's `Cookie` headers without allocating. The first match
-/// wins (browsers send the most specific path first); quotes around the value are dropped.
-#[allow(
-    dead_code,
-    reason = "the layer uses `find_cookies`; this stays for the unit tests and the benchmarks"
-)]
-pub(crate) fn find_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    cookie_values(headers, name).next()
-}
-
-/// The values of the cookies named `name` in the request's `Cookie` headers, in order, with
-/// surrounding quotes dropped; headers that are not visible ASCII are skipped.
-fn cookie_values<'a>(headers: &'a HeaderMap, name: &str) -> impl Iterator<Item = &'a str> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|header| header.split(';'))
-        .filter_map(move |pair| {
-            let (key, value) = pair.split_once('=')?;
-            (key.trim() == name).then(|| {
-                let value = value.trim();
-                value
-                    .strip_prefix('"')
-                    .and_then(|v| v.strip_suffix('"'))
-                    .unwrap_or(value)
-            })
-        })
-}
-
-/// Finds the distinct values of the cookies named `name`, in order, at most [`MAX_CANDIDATES`]
-/// of them, without allocating.
-pub(crate) fn find_cookies<'a>(
-    headers: &'a HeaderMap,
-    name: &str,
-) -> ([&'a str; MAX_CANDIDATES], usize) {
-    let mut found = [""; MAX_CANDIDATES];
-    let mut count = 0;
-    for value in cookie_values(headers, name) {
-        if found[..count].contains(&value) {
-            continue;
-        }
-        found[count] = value;
-        count += 1;
-        if count == MAX_CANDIDATES {
-            break;
-        }
-    }
-    (found, count)
-}
-
 impl<T: Session> Inner<T> {
     pub(crate) fn fresh(now: u64) -> Self {
         Self {
@@ -174,18 +107,16 @@ impl<T: Session> Inner<T> {
         }
     }
 
+    /// The idle timeout in seconds: the session's own, else the type's, else the layer's.
     pub(crate) fn idle_secs(&self, config: &SessionConfig) -> u64 {
-        self.meta
-            .max_age
-            .or(T::MAX_AGE)
-            .unwrap_or(config.default_max_age)
+        idle_secs::<T>(&self.meta, config)
     }
 
     /// Loads the session named by the request's cookie. Anything wrong with the cookie or the
     /// record gives a fresh session; only a store failure is an error.
     ///
     /// Several cookies of this name (a cookie tossed in by a sibling subdomain with a longer
-    /// path, say) are each tried, up to [`MAX_CANDIDATES`]: exactly one live session among them
+    /// path, say) are each tried, up to [`MAX_CANDIDATES`](crate::cookie_header::MAX_CANDIDATES): exactly one live session among them
     /// is used; two different live sessions are never merged nor picked between, the request
     /// gets a fresh session.
     ///
@@ -388,10 +319,7 @@ impl<T: Session> Inner<T> {
             }
         };
         let meta = record.metadata;
-        let idle = meta
-            .max_age
-            .or(T::MAX_AGE)
-            .unwrap_or(shared.config.default_max_age);
+        let idle = idle_secs::<T>(&meta, &shared.config);
         if meta.created > meta.updated
             || meta.updated > now.saturating_add(MAX_CLOCK_SKEW)
             || meta.expires_at(idle, T::ABSOLUTE_MAX_AGE) <= now
@@ -418,6 +346,62 @@ impl<T: Session> Inner<T> {
         self.lock = lock;
         self.delete = delete;
         self.remove_cookie = had_record || cookie_set;
+    }
+
+    /// The companion type that holds the data, its dirty bits and the accessors.
+    pub(crate) fn fields(&self) -> &T::Fields {
+        &self.fields
+    }
+
+    /// The companion type, for changing the data.
+    pub(crate) fn fields_mut(&mut self) -> &mut T::Fields {
+        &mut self.fields
+    }
+
+    /// The id of the stored record (server stores), once one exists.
+    pub(crate) fn id(&self) -> Option<&SessionId> {
+        self.id.as_ref()
+    }
+
+    /// Whether no stored record backs this session (never saved, expired, or invalidated).
+    pub(crate) fn is_new(&self) -> bool {
+        self.is_new
+    }
+
+    /// When the session was created, Unix milliseconds.
+    pub(crate) fn created(&self) -> u64 {
+        self.meta.created
+    }
+
+    /// Sets the per-session idle timeout, in seconds.
+    pub(crate) fn set_max_age(&mut self, secs: u64) {
+        self.meta.max_age = Some(secs);
+        self.meta_dirty = true;
+    }
+
+    /// Asks for a new id at the next save, if a stored record backs the session.
+    pub(crate) fn regenerate(&mut self) {
+        if !self.is_new {
+            self.regenerate = true;
+        }
+    }
+
+    /// Whether a save has anything to do: changed data, or a delete, a regeneration or a cookie
+    /// removal asked for.
+    pub(crate) fn has_writes(&self) -> bool {
+        self.is_dirty() || self.delete.is_some() || self.regenerate || self.remove_cookie
+    }
+
+    /// Forgets every write asked for since the last successful save, keeping the data as it is
+    /// now and the cookie that save produced: after a failed `save().await`, the layer must not
+    /// retry what the handler was told had failed.
+    pub(crate) fn discard_writes(&mut self) {
+        self.fields.state_mut().dirty_mut().clear();
+        self.meta_dirty = false;
+        self.regenerate = false;
+        self.rewrite = false;
+        self.delete = None;
+        self.remove_cookie = false;
     }
 
     /// Encodes what must be written. Leaves `self` unchanged; [`Inner::applied`] records the
@@ -532,511 +516,10 @@ impl<T: Session> Inner<T> {
     }
 }
 
-/// The writes one session needs at the end of a request (or on `save().await`).
-pub(crate) struct Plan {
-    cookie_name: &'static str,
-    codec: RecordCodec,
-    now: u64,
-    delete: Option<SessionId>,
-    write: Option<Write>,
-    remove_cookie: bool,
-    previous: Option<CookieAction>,
-}
-
-struct Write {
-    op: WriteOp,
-    metadata: Metadata,
-    fields: Vec<(&'static str, Vec<u8>)>,
-    /// For a renewal: the names of the changed fields.
-    dirty: Vec<&'static str>,
-    expires_at: u64,
-    codec: RecordCodec,
-}
-
-impl Write {
-    fn save<'a>(&'a self, cookie_name: &'a str, op: SaveOp<'a>, now: u64) -> Save<'a> {
-        self.save_fields(cookie_name, op, now, &self.fields)
-    }
-
-    /// A save of this write's metadata and expiry with other fields.
-    fn save_fields<'a>(
-        &'a self,
-        cookie_name: &'a str,
-        op: SaveOp<'a>,
-        now: u64,
-        fields: &'a [(&'static str, Vec<u8>)],
-    ) -> Save<'a> {
-        Save {
-            cookie_name,
-            op,
-            record: RecordRef {
-                metadata: &self.metadata,
-                fields,
-            },
-            expires_at: self.expires_at,
-            now,
-            codec: self.codec,
-        }
-    }
-}
-
-enum WriteOp {
-    Create,
-    Update(SessionId),
-    Touch(SessionId),
-    Regenerate(SessionId),
-    /// A periodic renewal: the whole record under a new id, then a forward in the old record.
-    Renew(SessionId),
-    Seal,
-}
-
-impl Plan {
-    /// Whether executing this plan touches the store or the cookie at all.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.delete.is_none() && self.write.is_none() && !self.remove_cookie
-    }
-
-    /// The cookie to send if nothing is executed.
-    pub(crate) fn previous_cookie(&self) -> Option<&CookieAction> {
-        self.previous.as_ref()
-    }
-
-    pub(crate) fn cookie_name(&self) -> &'static str {
-        self.cookie_name
-    }
-}
-
-pub(crate) enum Saved {
-    Stored(Option<SessionId>),
-    Missing,
-    Nothing,
-}
-
-/// The result of executing a plan.
-pub(crate) struct Executed {
-    pub(crate) cookie: Option<CookieAction>,
-    saved: Saved,
-    metadata: Option<Metadata>,
-}
-
-/// Runs a plan against the store.
-pub(crate) async fn execute(plan: Plan, shared: &Shared) -> Result<Executed, Error> {
-    let store = &*shared.store;
-    let name = plan.cookie_name;
-    let format = store.format(name);
-    // Stores that write single fields can hold renewal forwards (see `SessionConfig::with_renewal`).
-    let forwards = shared.config.renewal.is_some() && !format.writes_whole_records();
-    if let Some(id) = &plan.delete {
-        delete(id, name, plan.codec, forwards, shared, plan.now).await?;
-    }
-    let Some(write) = plan.write else {
-        return Ok(Executed {
-            cookie: if plan.remove_cookie {
-                Some(CookieAction::Remove)
-            } else {
-                plan.previous
-            },
-            saved: Saved::Nothing,
-            metadata: None,
-        });
-    };
-    let (outcome, id) = match &write.op {
-        WriteOp::Create | WriteOp::Regenerate(_) | WriteOp::Renew(_) => {
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                let new = format.ids().generate().map_err(Error::Random)?;
-                let op = match &write.op {
-                    WriteOp::Regenerate(old) => SaveOp::Regenerate { old, new: &new },
-                    _ => SaveOp::Create { id: &new },
-                };
-                match store.save(write.save(name, op, plan.now)).await? {
-                    SaveOutcome::IdTaken if attempt < CREATE_ATTEMPTS => {}
-                    SaveOutcome::IdTaken => return Err(Error::IdCollision),
-                    outcome => break (outcome, Some(new)),
-                }
-            }
-        }
-        WriteOp::Update(id) => (
-            store
-                .save(write.save(name, SaveOp::Update { id }, plan.now))
-                .await?,
-            Some(id.clone()),
-        ),
-        WriteOp::Touch(id) => (
-            store
-                .save(write.save(name, SaveOp::Touch { id }, plan.now))
-                .await?,
-            Some(id.clone()),
-        ),
-        WriteOp::Seal => (
-            store.save(write.save(name, SaveOp::Seal, plan.now)).await?,
-            None,
-        ),
-    };
-    let (outcome, id) = if forwards {
-        follow_renewal(&write, name, outcome, id, plan.now, shared).await?
-    } else {
-        (outcome, id)
-    };
-    match outcome {
-        SaveOutcome::Saved(value) => {
-            // Quoted as the store's cookies are (Python's `http.cookies` for aiohttp ones).
-            let value = match format.quoting().quote(&value) {
-                Cow::Borrowed(_) => value,
-                Cow::Owned(quoted) => quoted,
-            };
-            let size = name.len() + value.len();
-            if size > shared.config.max_cookie_size {
-                return Err(Error::CookieTooLarge {
-                    size,
-                    limit: shared.config.max_cookie_size,
-                });
-            }
-            let max_age = write.expires_at.saturating_sub(plan.now).div_ceil(1000);
-            Ok(Executed {
-                cookie: Some(CookieAction::Set { value, max_age }),
-                saved: Saved::Stored(id),
-                metadata: Some(write.metadata),
-            })
-        }
-        SaveOutcome::Missing => {
-            tracing::warn!(
-                cookie = name,
-                "session record expired or was deleted during the request; not recreating it"
-            );
-            Ok(Executed {
-                cookie: None,
-                saved: Saved::Missing,
-                metadata: None,
-            })
-        }
-        SaveOutcome::IdTaken => Err(Error::IdCollision),
-    }
-}
-
-/// The second half of a renewal, once the record is stored under `new`: turns the record under
-/// `old` into a forward to `new` that lasts the grace period. Returns `false` when the old record
-/// is gone (a logout elsewhere during this request) or already forwards (another request renewed
-/// it first; stores refuse to update a forward): the new record is then deleted again, so a
-/// renewal never resurrects a session nor splits it in two.
-async fn leave_forward(
-    write: &Write,
-    cookie_name: &str,
-    old: &SessionId,
-    new: &SessionId,
-    now: u64,
-    shared: &Shared,
-) -> Result<bool, Error> {
-    let store = &*shared.store;
-    let whole = store.format(cookie_name).writes_whole_records();
-    let grace = shared.config.renewal.map_or(0, |renewal| renewal.grace);
-    let until = now.saturating_add(grace).min(write.expires_at);
-    let forward = renewal::encode(write.codec, old, new, until)?;
-    // A store that keeps whole records gets them whole; the forward field makes loads ignore the
-    // data, which stays only until the old record expires.
-    let mut fields = if whole {
-        write.fields.clone()
-    } else {
-        Vec::new()
-    };
-    fields.push((RENEWED_FIELD, forward));
-    let save = Save {
-        cookie_name,
-        op: SaveOp::Update { id: old },
-        record: RecordRef {
-            metadata: &write.metadata,
-            fields: &fields,
-        },
-        expires_at: until,
-        now,
-        codec: write.codec,
-    };
-    if let SaveOutcome::Saved(_) = store.save(save).await? {
-        return Ok(true);
-    }
-    tracing::debug!(
-        cookie = cookie_name,
-        "session renewed or deleted by another request during this renewal"
-    );
-    store
-        .delete(Delete {
-            cookie_name,
-            id: new,
-        })
-        .await?;
-    Ok(false)
-}
-
-/// Deletes the record `id`; with `forwards`, first the records it forwards to, so a logout that
-/// loaded the session just before another request renewed its id also ends the renewed session.
-async fn delete(
-    id: &SessionId,
-    cookie_name: &str,
-    codec: RecordCodec,
-    forwards: bool,
-    shared: &Shared,
-    now: u64,
-) -> Result<(), Error> {
-    let store = &*shared.store;
-    if forwards {
-        let mut next = follow(id, cookie_name, codec, shared, now).await?;
-        for _ in 0..MAX_FORWARDS {
-            let Some(renewed) = next.take() else { break };
-            store
-                .delete(Delete {
-                    cookie_name,
-                    id: &renewed,
-                })
-                .await?;
-            next = follow(&renewed, cookie_name, codec, shared, now).await?;
-        }
-    }
-    store.delete(Delete { cookie_name, id }).await?;
-    Ok(())
-}
-
-/// Completes a write on a store that can hold renewal forwards: a renewal leaves its forward, and
-/// a write that lost a race against another request's renewal is re-applied where that renewal
-/// put the session.
-async fn follow_renewal(
-    write: &Write,
-    name: &str,
-    outcome: SaveOutcome,
-    id: Option<SessionId>,
-    now: u64,
-    shared: &Shared,
-) -> Result<(SaveOutcome, Option<SessionId>), Error> {
-    match (&write.op, &outcome, &id) {
-        (WriteOp::Renew(old), SaveOutcome::Saved(_), Some(new)) => {
-            if leave_forward(write, name, old, new, now, shared).await? {
-                return Ok((outcome, id));
-            }
-            // Another request renewed (or ended) the session first: apply this request's
-            // changes to the session where that renewal put it.
-            let changed: Vec<_> = write
-                .fields
-                .iter()
-                .filter(|(field, _)| write.dirty.contains(field))
-                .cloned()
-                .collect();
-            redirect(write, name, old, Some(&changed), now, shared).await
-        }
-        // The loaded id was renewed away by a request this one did not wait for (another
-        // process, or serialization off): follow the forward instead of losing the write.
-        (WriteOp::Update(old), SaveOutcome::Missing, _) => {
-            redirect(write, name, old, Some(&write.fields), now, shared).await
-        }
-        (WriteOp::Touch(old), SaveOutcome::Missing, _) => {
-            redirect(write, name, old, None, now, shared).await
-        }
-        _ => Ok((outcome, id)),
-    }
-}
-
-/// The id that `id`'s record forwards to, if it is a renewed-away record within its grace period.
-async fn follow(
-    id: &SessionId,
-    cookie_name: &str,
-    codec: RecordCodec,
-    shared: &Shared,
-    now: u64,
-) -> Result<Option<SessionId>, Error> {
-    let load = Load {
-        cookie_name,
-        value: id.as_str(),
-        now,
-        codec,
-        // Only the forward is read.
-        names: &[],
-    };
-    let Some(record) = shared.store.load(load).await? else {
-        return Ok(None);
-    };
-    let ids = shared.store.format(cookie_name).ids();
-    Ok(record
-        .fields
-        .iter()
-        .find(|(name, _)| name == RENEWED_FIELD)
-        .and_then(|(_, bytes)| renewal::decode(codec, id, bytes, ids))
-        .filter(|(until, _)| *until > now)
-        .map(|(_, new)| new))
-}
-
-/// Re-applies a write whose id was renewed away to the id it forwards to: an update with
-/// `fields`, or a touch when `None`. `Missing` when there is no forward (the session is gone).
-async fn redirect(
-    write: &Write,
-    cookie_name: &str,
-    old: &SessionId,
-    fields: Option<&[(&'static str, Vec<u8>)]>,
-    now: u64,
-    shared: &Shared,
-) -> Result<(SaveOutcome, Option<SessionId>), Error> {
-    let Some(new) = follow(old, cookie_name, write.codec, shared, now).await? else {
-        return Ok((SaveOutcome::Missing, None));
-    };
-    let save = match fields {
-        Some(fields) => write.save_fields(cookie_name, SaveOp::Update { id: &new }, now, fields),
-        None => write.save_fields(cookie_name, SaveOp::Touch { id: &new }, now, &[]),
-    };
-    let outcome = shared.store.save(save).await?;
-    Ok((outcome, Some(new)))
-}
-
-/// Renders a `Set-Cookie` value. The removal cookie repeats every attribute of the cookie it
-/// removes, so `__Host-`/`__Secure-` cookies are really removed.
-pub(crate) fn render(name: &str, action: &CookieAction, config: &SessionConfig) -> String {
-    let (value, max_age) = match action {
-        CookieAction::Set { value, max_age } => (value.as_str(), *max_age),
-        CookieAction::Remove => ("", 0),
-    };
-    let mut out = String::with_capacity(rendered_len(name, value, max_age, action, config));
-    let _ = write!(out, "{name}={value}; Path={}", config.path);
-    if let Some(domain) = &config.domain {
-        let _ = write!(out, "; Domain={domain}");
-    }
-    let _ = write!(out, "; Max-Age={max_age}");
-    if matches!(action, CookieAction::Remove) {
-        out.push_str("; Expires=Thu, 01 Jan 1970 00:00:00 GMT");
-    }
-    if config.http_only {
-        out.push_str("; HttpOnly");
-    }
-    if config.secure {
-        out.push_str("; Secure");
-    }
-    out.push_str(match config.same_site {
-        SameSite::Strict => "; SameSite=Strict",
-        SameSite::Lax => "; SameSite=Lax",
-        SameSite::None => "; SameSite=None",
-    });
-    if config.partitioned {
-        out.push_str("; Partitioned");
-    }
-    out
-}
-
-/// The exact length of what [`render`] writes: the header value then takes the `String`'s buffer
-/// as it is (a `String` with spare capacity costs `http` one more allocation).
-fn rendered_len(
-    name: &str,
-    value: &str,
-    max_age: u64,
-    action: &CookieAction,
-    config: &SessionConfig,
-) -> usize {
-    let digits = max_age.checked_ilog10().map_or(1, |log| log as usize + 1);
-    let same_site = match config.same_site {
-        SameSite::Strict => "; SameSite=Strict".len(),
-        SameSite::Lax => "; SameSite=Lax".len(),
-        SameSite::None => "; SameSite=None".len(),
-    };
-    name.len()
-        + 1
-        + value.len()
-        + "; Path=".len()
-        + config.path.len()
-        + config
-            .domain
-            .as_ref()
-            .map_or(0, |domain| "; Domain=".len() + domain.len())
-        + "; Max-Age=".len()
-        + digits
-        + if matches!(action, CookieAction::Remove) {
-            "; Expires=Thu, 01 Jan 1970 00:00:00 GMT".len()
-        } else {
-            0
-        }
-        + if config.http_only {
-            "; HttpOnly".len()
-        } else {
-            0
-        }
-        + if config.secure { "; Secure".len() } else { 0 }
-        + same_site
-        + if config.partitioned {
-            "; Partitioned".len()
-        } else {
-            0
-        }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use http::HeaderValue;
-
-    #[test]
-    fn render_sizes_its_buffer_exactly() {
-        let set = |max_age| CookieAction::Set {
-            value: "v".repeat(43),
-            max_age,
-        };
-        for config in [
-            SessionConfig::default(),
-            SessionConfig::default()
-                .with_domain("example.com")
-                .with_path("/app")
-                .with_same_site(SameSite::Strict)
-                .with_partitioned(true),
-        ] {
-            for action in [
-                set(0),
-                set(9),
-                set(10),
-                set(86_400),
-                set(u64::MAX),
-                CookieAction::Remove,
-            ] {
-                let out = render("session", &action, &config);
-                assert_eq!(out.len(), out.capacity(), "{out}");
-            }
-        }
-    }
-
-    #[test]
-    fn finds_cookies_across_headers() {
-        let mut headers = HeaderMap::new();
-        headers.append(COOKIE, HeaderValue::from_static("a=1; sess=\"x\" ; b=2"));
-        headers.append(COOKIE, HeaderValue::from_static("other=3;sess=y"));
-        assert_eq!(find_cookie(&headers, "sess"), Some("x"));
-        assert_eq!(find_cookie(&headers, "other"), Some("3"));
-        assert_eq!(find_cookie(&headers, "se"), None);
-        headers.insert(COOKIE, HeaderValue::from_bytes(b"sess=\xff").unwrap());
-        assert_eq!(find_cookie(&headers, "sess"), None);
-    }
-
-    #[test]
-    fn finds_every_distinct_candidate_up_to_the_cap() {
-        let mut headers = HeaderMap::new();
-        headers.append(COOKIE, HeaderValue::from_static("s=a; s=b; t=z; s=a"));
-        headers.append(COOKIE, HeaderValue::from_static("s=\"c\"; S=x; s=d; s=e"));
-        let (found, count) = find_cookies(&headers, "s");
-        assert_eq!(&found[..count], ["a", "b", "c", "d"]);
-        let (_, count) = find_cookies(&headers, "none");
-        assert_eq!(count, 0);
-    }
-
-    #[test]
-    fn removal_mirrors_the_attributes() {
-        let config = SessionConfig::default().with_domain("example.com");
-        let set = render(
-            "__Secure-s",
-            &CookieAction::Set {
-                value: "v".into(),
-                max_age: 60,
-            },
-            &config,
-        );
-        assert_eq!(
-            set,
-            "__Secure-s=v; Path=/; Domain=example.com; Max-Age=60; HttpOnly; Secure; SameSite=Lax"
-        );
-        let removal = render("__Secure-s", &CookieAction::Remove, &config);
-        assert_eq!(
-            removal,
-            "__Secure-s=; Path=/; Domain=example.com; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Secure; SameSite=Lax"
-        );
-    }
+/// The idle timeout in seconds of a session of type `T` with metadata `meta`: its own
+/// (`set_max_age`), else the type's `max_age`, else the layer's default.
+fn idle_secs<T: Session>(meta: &Metadata, config: &SessionConfig) -> u64 {
+    meta.max_age
+        .or(T::MAX_AGE)
+        .unwrap_or(config.default_max_age)
 }

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::oneshot;
 
-use crate::session::SessionId;
+use crate::record::SessionId;
 
 /// A lock's key: the session type and the session id, with their hash computed once.
 ///

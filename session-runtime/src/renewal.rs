@@ -11,10 +11,13 @@ use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
 
 use crate::codec::CodecError;
-use crate::session::{IdFormat, SessionId};
-use crate::store::RecordCodec;
+use crate::codec::RecordCodec;
+use crate::record::{IdFormat, SessionId};
 
 const VERSION: &str = "r1";
+
+/// How many renewal forwards a load, or a delete, follows (two renewals within one grace period).
+pub(crate) const MAX_FORWARDS: usize = 2;
 
 /// `len` bytes of pad for `old`: SHA-256(domain ‖ counter ‖ old id), block after block.
 fn pad(old: &SessionId, len: usize) -> Vec<u8> {

@@ -1,8 +1,8 @@
 //! The codec-neutral envelope: `b'S' 1 | created u64 | updated u64 | max_age u64 (MAX = none) |
 //! count u32 | (name_len u16 | name | value_len u32 | value)*`, integers big-endian.
 
-use super::{CodecError, Malformed, record};
-use crate::session::{Bytes, Metadata, Record, RecordRef};
+use super::error::{CodecError, Malformed};
+use crate::record::{Bytes, Metadata, Record, RecordRef};
 
 const MAGIC: [u8; 2] = [b'S', 1];
 
@@ -86,7 +86,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Record, CodecError> {
     if !reader.0.is_empty() {
         return Err(CodecError::decode(Malformed("trailing bytes")));
     }
-    Ok(record(
+    Ok(Record::from_parts(
         Metadata {
             created,
             updated,

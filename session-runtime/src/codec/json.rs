@@ -8,8 +8,8 @@ use serde::de::{DeserializeOwned, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
-use super::{Codec, CodecError, json_envelope, record};
-use crate::session::{Bytes, Metadata, Record, RecordRef};
+use super::{Codec, CodecError, json_envelope};
+use crate::record::{Bytes, Metadata, Record, RecordRef};
 
 /// JSON through `serde_json`: the default codec of `#[derive(Session)]`.
 ///
@@ -92,7 +92,7 @@ fn shared_values<N: Into<String>>(fields: Vec<(N, &[u8])>) -> Vec<(Cow<'static, 
 /// to serde.
 fn decode_direct(bytes: &[u8]) -> Option<Record> {
     let envelope = json_envelope::read(bytes)?;
-    Some(record(
+    Some(Record::from_parts(
         Metadata {
             created: envelope.created,
             updated: envelope.updated,
@@ -105,7 +105,7 @@ fn decode_direct(bytes: &[u8]) -> Option<Record> {
 /// Decodes any envelope `serde_json` accepts.
 fn decode_serde(bytes: &[u8]) -> Result<Record, CodecError> {
     let envelope: Envelope<'_> = serde_json::from_slice(bytes).map_err(CodecError::decode)?;
-    Ok(record(
+    Ok(Record::from_parts(
         Metadata {
             created: envelope.created,
             updated: envelope.updated,

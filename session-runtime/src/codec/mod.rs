@@ -33,16 +33,14 @@
 //! }
 //! ```
 
-use std::borrow::Cow;
-use std::error::Error as StdError;
-
-use bytes::Bytes;
+use std::fmt;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::session::{Metadata, Record, RecordRef};
+use crate::record::{Record, RecordRef};
 
+mod error;
 mod framing;
 #[cfg(feature = "json")]
 #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
@@ -53,6 +51,9 @@ mod json_envelope;
 #[cfg_attr(docsrs, doc(cfg(feature = "msgpack")))]
 mod msgpack;
 
+#[doc(inline)]
+pub use error::CodecError;
+pub(crate) use error::Malformed;
 #[cfg(feature = "json")]
 #[doc(inline)]
 pub use json::JsonCodec;
@@ -104,42 +105,57 @@ pub trait Codec: Send + Sync + 'static {
     }
 }
 
-/// The error of a [`Codec`]: the value could not be encoded or decoded. The codec's own error
-/// is kept as the [`source`](StdError::source).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CodecError {
-    /// A value could not be encoded.
-    #[error("failed to encode a session value")]
-    Encode(#[source] Box<dyn StdError + Send + Sync>),
-    /// Bytes could not be decoded.
-    #[error("failed to decode a session value")]
-    Decode(#[source] Box<dyn StdError + Send + Sync>),
+/// Encodes and decodes whole records with the session type's codec (the *envelope*).
+#[derive(Clone, Copy)]
+pub struct RecordCodec {
+    encode: fn(RecordRef<'_>) -> Result<Vec<u8>, CodecError>,
+    decode: fn(&[u8]) -> Result<Record, CodecError>,
+    encode_text: fn(&str) -> Result<Vec<u8>, CodecError>,
+    decode_text: fn(&[u8]) -> Result<String, CodecError>,
 }
 
-impl CodecError {
-    /// Wraps an encoding error.
-    pub fn encode(error: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
-        Self::Encode(error.into())
+impl RecordCodec {
+    pub(crate) fn of<C: Codec>() -> Self {
+        Self {
+            encode: C::encode_record,
+            decode: C::decode_record,
+            encode_text: |text| C::encode(text),
+            decode_text: |bytes| C::decode(bytes),
+        }
     }
 
-    /// Wraps a decoding error.
-    pub fn decode(error: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
-        Self::Decode(error.into())
+    /// Encodes a string as a field value of this codec (the runtime's own reserved fields).
+    pub(crate) fn encode_text(&self, text: &str) -> Result<Vec<u8>, CodecError> {
+        (self.encode_text)(text)
+    }
+
+    /// Decodes a field value written by [`RecordCodec::encode_text`].
+    pub(crate) fn decode_text(&self, bytes: &[u8]) -> Result<String, CodecError> {
+        (self.decode_text)(bytes)
+    }
+
+    /// Encodes a record as one value.
+    ///
+    /// # Errors
+    ///
+    /// Returns the codec's error.
+    pub fn encode(&self, record: RecordRef<'_>) -> Result<Vec<u8>, CodecError> {
+        (self.encode)(record)
+    }
+
+    /// Decodes a record written by [`RecordCodec::encode`].
+    ///
+    /// # Errors
+    ///
+    /// Returns the codec's error.
+    pub fn decode(&self, bytes: &[u8]) -> Result<Record, CodecError> {
+        (self.decode)(bytes)
     }
 }
 
-/// An envelope that was structurally wrong (used by the built-in envelope decoders).
-#[derive(Debug, thiserror::Error)]
-#[error("malformed session envelope: {0}")]
-pub(crate) struct Malformed(pub(crate) &'static str);
-
-/// Builds a [`Record`] out of decoded envelope parts.
-pub(crate) fn record(metadata: Metadata, fields: Vec<(Cow<'static, str>, Bytes)>) -> Record {
-    Record {
-        metadata,
-        fields,
-        rewrite: false,
+impl fmt::Debug for RecordCodec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecordCodec").finish_non_exhaustive()
     }
 }
 
@@ -148,6 +164,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::record::Metadata;
 
     /// The stored names the property tests pick from (`RecordRef` takes `'static` names).
     const NAMES: [&str; 6] = ["visits", "user_id", "cart", "theme", "a", "x_1"];

@@ -3,8 +3,8 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Codec, CodecError, Malformed, record};
-use crate::session::{Bytes, Metadata, Record, RecordRef};
+use super::{Codec, CodecError, Malformed};
+use crate::record::{Bytes, Metadata, Record, RecordRef};
 
 /// `MessagePack` through `rmp-serde`. Structs are written as maps with field names
 /// ([`rmp_serde::to_vec_named`]), never as positional arrays, so adding or removing a field inside
@@ -90,7 +90,7 @@ impl Codec for MsgpackCodec {
             return Err(CodecError::decode(Malformed("trailing bytes")));
         }
         match (created, updated, fields) {
-            (Some(created), Some(updated), Some(fields)) => Ok(record(
+            (Some(created), Some(updated), Some(fields)) => Ok(Record::from_parts(
                 Metadata {
                     created,
                     updated,

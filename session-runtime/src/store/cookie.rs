@@ -7,12 +7,10 @@ use aes_gcm_siv::{Aes256GcmSiv, Nonce, Tag};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 
-use super::{
-    Delete, Immediate, Load, Save, SaveOp, SaveOutcome, SessionStore, StoreError, StoreKind,
-};
-use crate::session::Record;
+use super::{Delete, Immediate, Load, Save, SaveOp, SaveOutcome, StoreError, StoreKind};
+use crate::record::Record;
 #[cfg(test)]
-use crate::session::RecordRef;
+use crate::record::RecordRef;
 
 /// The format version byte of [`EncryptedCookieStore`] values.
 const VERSION: u8 = 1;
@@ -64,23 +62,7 @@ impl Default for SimpleCookieStore {
     }
 }
 
-impl SessionStore for SimpleCookieStore {
-    fn kind(&self) -> StoreKind {
-        StoreKind::Cookie
-    }
-
-    async fn load(&self, load: Load<'_>) -> Result<Option<Record>, StoreError> {
-        self.load_now(load)
-    }
-
-    async fn save(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError> {
-        self.save_now(save)
-    }
-
-    async fn delete(&self, delete: Delete<'_>) -> Result<(), StoreError> {
-        self.delete_now(delete)
-    }
-}
+immediate_store!(SimpleCookieStore, StoreKind::Cookie);
 
 /// The operations themselves: they never wait, so the layer calls them without a future.
 impl Immediate for SimpleCookieStore {
@@ -427,23 +409,7 @@ impl EncryptedCookieStore {
     }
 }
 
-impl SessionStore for EncryptedCookieStore {
-    fn kind(&self) -> StoreKind {
-        StoreKind::Cookie
-    }
-
-    async fn load(&self, load: Load<'_>) -> Result<Option<Record>, StoreError> {
-        self.load_now(load)
-    }
-
-    async fn save(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError> {
-        self.save_now(save)
-    }
-
-    async fn delete(&self, delete: Delete<'_>) -> Result<(), StoreError> {
-        self.delete_now(delete)
-    }
-}
+immediate_store!(EncryptedCookieStore, StoreKind::Cookie);
 
 /// The operations themselves: they never wait, so the layer calls them without a future.
 impl Immediate for EncryptedCookieStore {
@@ -481,9 +447,9 @@ impl Immediate for EncryptedCookieStore {
 
 /// The record a test seals, shared by the unit tests below.
 #[cfg(test)]
-fn sample() -> (crate::session::Metadata, Vec<(&'static str, Vec<u8>)>) {
+fn sample() -> (crate::record::Metadata, Vec<(&'static str, Vec<u8>)>) {
     (
-        crate::session::Metadata::new(1_000),
+        crate::record::Metadata::new(1_000),
         vec![("visits", b"3".to_vec())],
     )
 }

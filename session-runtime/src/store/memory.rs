@@ -4,10 +4,8 @@ use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::{
-    Delete, Immediate, Load, Save, SaveOp, SaveOutcome, SessionStore, StoreError, StoreKind,
-};
-use crate::session::{Record, SessionId};
+use super::{Delete, Immediate, Load, Save, SaveOp, SaveOutcome, StoreError, StoreKind};
+use crate::record::{Record, SessionId};
 
 /// A record's key: its id, kept inline (no allocation per insert), looked up by the `&str` a
 /// load carries (`SessionId` hashes and compares as its text does).
@@ -110,23 +108,7 @@ impl MemoryStore {
     }
 }
 
-impl SessionStore for MemoryStore {
-    fn kind(&self) -> StoreKind {
-        StoreKind::Server
-    }
-
-    async fn load(&self, load: Load<'_>) -> Result<Option<Record>, StoreError> {
-        self.load_now(load)
-    }
-
-    async fn save(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError> {
-        self.save_now(save)
-    }
-
-    async fn delete(&self, delete: Delete<'_>) -> Result<(), StoreError> {
-        self.delete_now(delete)
-    }
-}
+immediate_store!(MemoryStore, StoreKind::Server);
 
 /// The operations themselves: they never wait, so the layer calls them without a future.
 impl Immediate for MemoryStore {

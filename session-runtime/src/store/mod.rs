@@ -100,47 +100,18 @@
 
 use std::borrow::Cow;
 use std::error::Error as StdError;
-use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
-use crate::codec::{Codec, CodecError};
-use crate::session::{Bytes, IdFormat, Record, RecordRef, SessionId};
-
-#[cfg(feature = "aiohttp-compat")]
-#[cfg_attr(docsrs, doc(cfg(feature = "aiohttp-compat")))]
-pub mod aiohttp;
-
-#[cfg(feature = "cookie-store")]
-#[cfg_attr(docsrs, doc(cfg(feature = "cookie-store")))]
-mod cookie;
-#[cfg(feature = "redis-store")]
-mod deadline;
-#[cfg(feature = "memory-store")]
-#[cfg_attr(docsrs, doc(cfg(feature = "memory-store")))]
-mod memory;
-#[cfg(feature = "redis-store")]
-#[cfg_attr(docsrs, doc(cfg(feature = "redis-store")))]
-mod redis;
-
-#[cfg(feature = "cookie-store")]
+use crate::codec::CodecError;
 #[doc(inline)]
-pub use cookie::{EncryptedCookieStore, Key, KeyError, SimpleCookieStore};
-#[cfg(feature = "memory-store")]
+pub use crate::codec::RecordCodec;
 #[doc(inline)]
-pub use memory::MemoryStore;
-#[cfg(all(feature = "internals", feature = "redis-store"))]
-pub(crate) use redis::read_reply_record as redis_read_reply;
-#[cfg(feature = "redis-store")]
+pub use crate::cookie_header::CookieQuoting;
 #[doc(inline)]
-pub use redis::{RedisStore, RedisStoreBuilder};
+pub use crate::record::RENEWED_FIELD;
+use crate::record::{Bytes, IdFormat, Record, RecordRef, SessionId};
 
-/// The reserved field name by which the runtime turns the record of a renewed-away id into a
-/// forward to the session's new id (see
-/// [`SessionConfig::with_renewal`](crate::config::SessionConfig::with_renewal) and
-/// [`Record::is_renewed`]). Derived fields cannot have it: names starting with `__` are reserved.
-pub const RENEWED_FIELD: &str = "__renewed";
+pub(crate) mod erased;
 
 /// Where a store keeps a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,187 +204,6 @@ impl StoreFormat {
     #[must_use]
     pub const fn writes_whole_records(&self) -> bool {
         self.whole_records
-    }
-}
-
-/// How a store's cookie values are written into `Set-Cookie` and read back from `Cookie`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum CookieQuoting {
-    /// Values are written as they are (this crate's values need no quoting); one pair of
-    /// surrounding double quotes is dropped on read. The default.
-    #[default]
-    Plain,
-    /// Python's `http.cookies`, which aiohttp uses: a value with any character outside
-    /// ``A-Z a-z 0-9 !#$%&'*+-.^_`|~:`` is written in double quotes, with `"` and `\` escaped by
-    /// a backslash and every other character below U+0100 that is not also in `` ()/<=>?@[]{}``
-    /// as a three-digit octal escape (`,` is `\054`, `;` is `\073`). Reading reverses it.
-    Python,
-}
-
-impl CookieQuoting {
-    /// Quotes a cookie value for a `Set-Cookie` header.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use session_runtime::store::CookieQuoting;
-    ///
-    /// assert_eq!(CookieQuoting::Python.quote("abc"), "abc");
-    /// assert_eq!(CookieQuoting::Python.quote(r#"{"a": 1, "b": "x;y"}"#), r#""{\"a\": 1\054 \"b\": \"x\073y\"}""#);
-    /// assert_eq!(CookieQuoting::Plain.quote("a,b"), "a,b");
-    /// ```
-    #[must_use]
-    pub fn quote(self, value: &str) -> Cow<'_, str> {
-        match self {
-            Self::Plain => Cow::Borrowed(value),
-            Self::Python => python_quote(value),
-        }
-    }
-
-    /// Unquotes a cookie value from a `Cookie` header: drops one pair of surrounding double
-    /// quotes, if any, and for [`CookieQuoting::Python`] resolves the backslash escapes.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use session_runtime::store::CookieQuoting;
-    ///
-    /// assert_eq!(CookieQuoting::Python.unquote(r#""{\"a\": 1\054 \"b\": 2}""#), r#"{"a": 1, "b": 2}"#);
-    /// assert_eq!(CookieQuoting::Python.unquote("abc"), "abc");
-    /// assert_eq!(CookieQuoting::Plain.unquote("\"abc\""), "abc");
-    /// ```
-    #[must_use]
-    pub fn unquote(self, raw: &str) -> Cow<'_, str> {
-        match self {
-            Self::Plain => Cow::Borrowed(
-                raw.strip_prefix('"')
-                    .and_then(|v| v.strip_suffix('"'))
-                    .unwrap_or(raw),
-            ),
-            Self::Python => python_unquote(raw),
-        }
-    }
-}
-
-/// `http.cookies._LegalChars`: values made only of these are written bare.
-fn python_legal(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~:".contains(c)
-}
-
-/// `http.cookies._quote`.
-fn python_quote(value: &str) -> Cow<'_, str> {
-    use fmt::Write as _;
-    if !value.is_empty() && value.chars().all(python_legal) {
-        return Cow::Borrowed(value);
-    }
-    let mut out = String::with_capacity(value.len() + 16);
-    out.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if python_legal(c) || " ()/<=>?@[]{}".contains(c) => out.push(c),
-            // Writing into a String cannot fail.
-            c if u32::from(c) < 256 => {
-                let _ = write!(out, "\\{:03o}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    Cow::Owned(out)
-}
-
-/// `http.cookies._unquote`: drops the quotes and resolves `\ooo` (first digit 0-3) and `\c`.
-/// The runtime may already have dropped the quotes, so escapes are resolved either way (a value
-/// Python writes bare never holds a backslash).
-fn python_unquote(raw: &str) -> Cow<'_, str> {
-    let inner = raw
-        .strip_prefix('"')
-        .and_then(|v| v.strip_suffix('"'))
-        .unwrap_or(raw);
-    if !inner.contains('\\') {
-        return Cow::Borrowed(inner);
-    }
-    let mut out = String::with_capacity(inner.len());
-    let mut rest = inner;
-    while let Some(at) = rest.find('\\') {
-        out.push_str(&rest[..at]);
-        let escaped = &rest[at + 1..];
-        let octal = escaped.as_bytes().get(..3).filter(|d| {
-            matches!(d[0], b'0'..=b'3') && d[1..].iter().all(|b| matches!(b, b'0'..=b'7'))
-        });
-        if let Some(digits) = octal {
-            let code = digits
-                .iter()
-                .fold(0u32, |acc, d| acc * 8 + u32::from(d - b'0'));
-            out.extend(char::from_u32(code));
-            rest = &escaped[3..];
-        } else if let Some(c) = escaped.chars().next().filter(|c| *c != '\n') {
-            out.push(c);
-            rest = &escaped[c.len_utf8()..];
-        } else {
-            // A lone trailing backslash (or one before a newline) is kept, as Python keeps it.
-            out.push('\\');
-            rest = escaped;
-        }
-    }
-    out.push_str(rest);
-    Cow::Owned(out)
-}
-
-/// Encodes and decodes whole records with the session type's codec (the *envelope*).
-#[derive(Clone, Copy)]
-pub struct RecordCodec {
-    encode: fn(RecordRef<'_>) -> Result<Vec<u8>, CodecError>,
-    decode: fn(&[u8]) -> Result<Record, CodecError>,
-    encode_text: fn(&str) -> Result<Vec<u8>, CodecError>,
-    decode_text: fn(&[u8]) -> Result<String, CodecError>,
-}
-
-impl RecordCodec {
-    pub(crate) fn of<C: Codec>() -> Self {
-        Self {
-            encode: C::encode_record,
-            decode: C::decode_record,
-            encode_text: |text| C::encode(text),
-            decode_text: |bytes| C::decode(bytes),
-        }
-    }
-
-    /// Encodes a string as a field value of this codec (the runtime's own reserved fields).
-    pub(crate) fn encode_text(&self, text: &str) -> Result<Vec<u8>, CodecError> {
-        (self.encode_text)(text)
-    }
-
-    /// Decodes a field value written by [`RecordCodec::encode_text`].
-    pub(crate) fn decode_text(&self, bytes: &[u8]) -> Result<String, CodecError> {
-        (self.decode_text)(bytes)
-    }
-
-    /// Encodes a record as one value.
-    ///
-    /// # Errors
-    ///
-    /// Returns the codec's error.
-    pub fn encode(&self, record: RecordRef<'_>) -> Result<Vec<u8>, CodecError> {
-        (self.encode)(record)
-    }
-
-    /// Decodes a record written by [`RecordCodec::encode`].
-    ///
-    /// # Errors
-    ///
-    /// Returns the codec's error.
-    pub fn decode(&self, bytes: &[u8]) -> Result<Record, CodecError> {
-        (self.decode)(bytes)
-    }
-}
-
-impl fmt::Debug for RecordCodec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RecordCodec").finish_non_exhaustive()
     }
 }
 
@@ -588,6 +378,79 @@ pub trait SessionStore: Send + Sync + 'static {
     ///
     /// Returns [`StoreError`] when the store cannot be reached.
     fn delete(&self, delete: Delete<'_>) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The stores of this crate that never wait answer with their operations as plain
+    /// functions, which the layer then calls without a future. Other stores cannot implement
+    /// `Immediate` and keep this default.
+    #[doc(hidden)]
+    fn __immediate(&self) -> Option<&dyn Immediate> {
+        None
+    }
+}
+
+mod sealed {
+    use super::{Delete, Load, Record, Save, SaveOutcome, StoreError};
+
+    /// The operations of a store of this crate that never waits, as plain functions. Sealed:
+    /// nothing outside this crate can name it.
+    pub trait Immediate {
+        fn load_now(&self, load: Load<'_>) -> Result<Option<Record>, StoreError>;
+        fn save_now(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError>;
+        fn delete_now(&self, delete: Delete<'_>) -> Result<(), StoreError>;
+    }
+}
+
+pub(crate) use sealed::Immediate;
+
+/// Implements [`SessionStore`] for a store of this crate that never waits: every operation calls
+/// the store's [`Immediate`] function, and the hook hands those functions to the layer.
+#[cfg_attr(
+    not(any(
+        feature = "memory-store",
+        feature = "cookie-store",
+        feature = "aiohttp-compat"
+    )),
+    allow(unused_macros, reason = "no store that never waits is built")
+)]
+macro_rules! immediate_store {
+    ($store:ty, $kind:expr $(, $format:expr)?) => {
+        impl $crate::store::SessionStore for $store {
+            fn kind(&self) -> $crate::store::StoreKind {
+                $kind
+            }
+
+            $(
+            fn format(&self, _: &str) -> $crate::store::StoreFormat {
+                $format
+            }
+            )?
+
+            async fn load(
+                &self,
+                load: $crate::store::Load<'_>,
+            ) -> Result<Option<$crate::record::Record>, $crate::store::StoreError> {
+                $crate::store::Immediate::load_now(self, load)
+            }
+
+            async fn save(
+                &self,
+                save: $crate::store::Save<'_>,
+            ) -> Result<$crate::store::SaveOutcome, $crate::store::StoreError> {
+                $crate::store::Immediate::save_now(self, save)
+            }
+
+            async fn delete(
+                &self,
+                delete: $crate::store::Delete<'_>,
+            ) -> Result<(), $crate::store::StoreError> {
+                $crate::store::Immediate::delete_now(self, delete)
+            }
+
+            fn __immediate(&self) -> Option<&dyn $crate::store::Immediate> {
+                Some(self)
+            }
+        }
+    };
 }
 
 /// The error of a [`SessionStore`]. The backend's own error is kept as the
@@ -621,97 +484,28 @@ impl StoreError {
     }
 }
 
-pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+#[cfg(feature = "aiohttp-compat")]
+#[cfg_attr(docsrs, doc(cfg(feature = "aiohttp-compat")))]
+pub mod aiohttp;
 
-/// The future of a [`DynStore`] operation: already finished for the stores of this crate that
-/// never wait (memory and cookie stores; see [`Immediate`]), boxed for any other store.
-pub(crate) enum StoreFuture<'a, T> {
-    Ready(Option<T>),
-    Boxed(BoxFuture<'a, T>),
-}
+#[cfg(feature = "cookie-store")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cookie-store")))]
+mod cookie;
+#[cfg(feature = "redis-store")]
+mod deadline;
+#[cfg(feature = "memory-store")]
+#[cfg_attr(docsrs, doc(cfg(feature = "memory-store")))]
+mod memory;
+#[cfg(feature = "redis-store")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis-store")))]
+pub(crate) mod redis;
 
-// `Ready`'s value is only ever moved out, never pinned.
-impl<T> Unpin for StoreFuture<'_, T> {}
-
-impl<T> Future for StoreFuture<'_, T> {
-    type Output = T;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        match self.get_mut() {
-            Self::Ready(value) => {
-                Poll::Ready(value.take().expect("store future polled after it finished"))
-            }
-            Self::Boxed(future) => future.as_mut().poll(cx),
-        }
-    }
-}
-
-/// The operations of a store of this crate that never waits, as plain functions. The layer
-/// calls them directly instead of boxing the `async fn`'s future (an allocation, and a copy of
-/// the future, per operation); their `SessionStore` methods call them too.
-pub(crate) trait Immediate {
-    fn load_now(&self, load: Load<'_>) -> Result<Option<Record>, StoreError>;
-    fn save_now(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError>;
-    fn delete_now(&self, delete: Delete<'_>) -> Result<(), StoreError>;
-}
-
-/// Returns `store` as an [`Immediate`] store if it is one of this crate's stores that never
-/// wait. The type tests are on `S`, known at compile time, so they cost nothing at run time.
-fn immediate<S: SessionStore>(store: &S) -> Option<&dyn Immediate> {
-    let any: &dyn std::any::Any = store;
-    #[cfg(feature = "memory-store")]
-    if let Some(store) = any.downcast_ref::<MemoryStore>() {
-        return Some(store);
-    }
-    #[cfg(feature = "cookie-store")]
-    if let Some(store) = any.downcast_ref::<EncryptedCookieStore>() {
-        return Some(store);
-    }
-    #[cfg(feature = "cookie-store")]
-    if let Some(store) = any.downcast_ref::<SimpleCookieStore>() {
-        return Some(store);
-    }
-    let _ = any;
-    None
-}
-
-/// The object-safe face of [`SessionStore`] that the layer keeps.
-pub(crate) trait DynStore: Send + Sync + 'static {
-    fn kind(&self) -> StoreKind;
-    fn format(&self, cookie_name: &str) -> StoreFormat;
-    /// Whether every operation's future is finished when returned (see [`Immediate`]).
-    fn is_immediate(&self) -> bool;
-    fn load<'a>(&'a self, load: Load<'a>) -> StoreFuture<'a, Result<Option<Record>, StoreError>>;
-    fn save<'a>(&'a self, save: Save<'a>) -> StoreFuture<'a, Result<SaveOutcome, StoreError>>;
-    fn delete<'a>(&'a self, delete: Delete<'a>) -> StoreFuture<'a, Result<(), StoreError>>;
-}
-
-impl<S: SessionStore> DynStore for S {
-    fn kind(&self) -> StoreKind {
-        SessionStore::kind(self)
-    }
-    fn format(&self, cookie_name: &str) -> StoreFormat {
-        SessionStore::format(self, cookie_name)
-    }
-    fn is_immediate(&self) -> bool {
-        immediate(self).is_some()
-    }
-    fn load<'a>(&'a self, load: Load<'a>) -> StoreFuture<'a, Result<Option<Record>, StoreError>> {
-        match immediate(self) {
-            Some(store) => StoreFuture::Ready(Some(store.load_now(load))),
-            None => StoreFuture::Boxed(Box::pin(SessionStore::load(self, load))),
-        }
-    }
-    fn save<'a>(&'a self, save: Save<'a>) -> StoreFuture<'a, Result<SaveOutcome, StoreError>> {
-        match immediate(self) {
-            Some(store) => StoreFuture::Ready(Some(store.save_now(save))),
-            None => StoreFuture::Boxed(Box::pin(SessionStore::save(self, save))),
-        }
-    }
-    fn delete<'a>(&'a self, delete: Delete<'a>) -> StoreFuture<'a, Result<(), StoreError>> {
-        match immediate(self) {
-            Some(store) => StoreFuture::Ready(Some(store.delete_now(delete))),
-            None => StoreFuture::Boxed(Box::pin(SessionStore::delete(self, delete))),
-        }
-    }
-}
+#[cfg(feature = "cookie-store")]
+#[doc(inline)]
+pub use cookie::{EncryptedCookieStore, Key, KeyError, SimpleCookieStore};
+#[cfg(feature = "memory-store")]
+#[doc(inline)]
+pub use memory::MemoryStore;
+#[cfg(feature = "redis-store")]
+#[doc(inline)]
+pub use redis::{RedisStore, RedisStoreBuilder};

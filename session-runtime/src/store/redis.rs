@@ -17,8 +17,7 @@ use super::deadline::Deadlines;
 use super::{
     Delete, Load, RENEWED_FIELD, Save, SaveOp, SaveOutcome, SessionStore, StoreError, StoreKind,
 };
-use crate::codec::record;
-use crate::session::{Bytes, Metadata, Record, SessionId};
+use crate::record::{Bytes, Metadata, Record, SessionId};
 
 /// The hash field of the timestamps: `<created>.<updated>`, Unix milliseconds in decimal.
 /// Struct fields cannot start with `__` (the derive refuses them), so it never collides with
@@ -470,9 +469,9 @@ fn read_reply(value: Value, names: &[&'static str]) -> Result<Reply, ParsingErro
     Ok(match meta {
         None if fields.is_empty() && max_age.is_none() => Reply::Empty,
         None => Reply::Record(None),
-        Some(meta) => {
-            Reply::Record(parse_meta(&meta, max_age.as_deref()).map(|meta| record(meta, fields)))
-        }
+        Some(meta) => Reply::Record(
+            parse_meta(&meta, max_age.as_deref()).map(|meta| Record::from_parts(meta, fields)),
+        ),
     })
 }
 

@@ -8,9 +8,9 @@ use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use fernet::Fernet;
 
 use super::{decode_envelope, encode_envelope};
-use crate::session::Record;
+use crate::record::Record;
 use crate::store::{
-    CookieQuoting, Delete, Load, Save, SaveOp, SaveOutcome, SessionStore, StoreError, StoreFormat,
+    CookieQuoting, Delete, Immediate, Load, Save, SaveOp, SaveOutcome, StoreError, StoreFormat,
     StoreKind,
 };
 
@@ -77,25 +77,20 @@ impl Default for AiohttpSimpleCookieStore {
     }
 }
 
-impl SessionStore for AiohttpSimpleCookieStore {
-    fn kind(&self) -> StoreKind {
-        StoreKind::Cookie
-    }
+immediate_store!(AiohttpSimpleCookieStore, StoreKind::Cookie, COOKIE_FORMAT);
 
-    fn format(&self, _: &str) -> StoreFormat {
-        COOKIE_FORMAT
-    }
-
-    async fn load(&self, load: Load<'_>) -> Result<Option<Record>, StoreError> {
+/// The operations themselves: they never wait, so the layer calls them without a future.
+impl Immediate for AiohttpSimpleCookieStore {
+    fn load_now(&self, load: Load<'_>) -> Result<Option<Record>, StoreError> {
         Ok(read_envelope(load.value))
     }
 
-    async fn save(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError> {
+    fn save_now(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError> {
         seal_only(save.op)?;
         Ok(SaveOutcome::Saved(encode_envelope(save.record)?))
     }
 
-    async fn delete(&self, _: Delete<'_>) -> Result<(), StoreError> {
+    fn delete_now(&self, _: Delete<'_>) -> Result<(), StoreError> {
         Err(not_a_server_store())
     }
 }
@@ -217,16 +212,15 @@ impl AiohttpEncryptedCookieStore {
     }
 }
 
-impl SessionStore for AiohttpEncryptedCookieStore {
-    fn kind(&self) -> StoreKind {
-        StoreKind::Cookie
-    }
+immediate_store!(
+    AiohttpEncryptedCookieStore,
+    StoreKind::Cookie,
+    COOKIE_FORMAT
+);
 
-    fn format(&self, _: &str) -> StoreFormat {
-        COOKIE_FORMAT
-    }
-
-    async fn load(&self, load: Load<'_>) -> Result<Option<Record>, StoreError> {
+/// The operations themselves: they never wait, so the layer calls them without a future.
+impl Immediate for AiohttpEncryptedCookieStore {
+    fn load_now(&self, load: Load<'_>) -> Result<Option<Record>, StoreError> {
         let now = load.now / 1000;
         let plaintext = if self.timely(load.value, now) {
             self.fernet.decrypt_at_time(load.value, None, now).ok()
@@ -246,7 +240,7 @@ impl SessionStore for AiohttpEncryptedCookieStore {
         Ok(read_envelope(text))
     }
 
-    async fn save(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError> {
+    fn save_now(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError> {
         seal_only(save.op)?;
         let plaintext = zeroize::Zeroizing::new(encode_envelope(save.record)?);
         Ok(SaveOutcome::Saved(
@@ -255,7 +249,7 @@ impl SessionStore for AiohttpEncryptedCookieStore {
         ))
     }
 
-    async fn delete(&self, _: Delete<'_>) -> Result<(), StoreError> {
+    fn delete_now(&self, _: Delete<'_>) -> Result<(), StoreError> {
         Err(not_a_server_store())
     }
 }

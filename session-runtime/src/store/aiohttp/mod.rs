@@ -98,8 +98,8 @@ pub use cookie::{AiohttpEncryptedCookieStore, AiohttpKeyError, AiohttpSimpleCook
 #[cfg(feature = "redis-store")]
 pub use redis::AiohttpRedisStore;
 
-use crate::codec::{CodecError, Malformed, record};
-use crate::session::{Metadata, Record, RecordRef};
+use crate::codec::{CodecError, Malformed};
+use crate::record::{Metadata, Record, RecordRef};
 
 /// Writes the envelope as Python's `json.dumps` does: `", "` and `": "` separators, `created`
 /// first, non-ASCII characters as `\uXXXX` escapes (`ensure_ascii`). Every field must already be
@@ -191,7 +191,7 @@ pub(crate) fn decode_envelope(text: &str) -> Result<Option<Record>, CodecError> 
             )
         })
         .collect();
-    Ok(Some(record(
+    Ok(Some(Record::from_parts(
         Metadata {
             created: at,
             updated: at,

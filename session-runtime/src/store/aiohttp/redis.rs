@@ -5,7 +5,7 @@ use std::fmt;
 use redis::{AsyncCommands as _, Script};
 
 use super::{decode_envelope, encode_envelope};
-use crate::session::{IdFormat, Record};
+use crate::record::{IdFormat, Record};
 use crate::store::{
     CookieQuoting, Delete, Load, RedisStore, Save, SaveOp, SaveOutcome, SessionStore, StoreError,
     StoreFormat, StoreKind,

@@ -1,0 +1,98 @@
+//! The writes one session needs at the end of a request, as [`Inner::plan`](crate::lifecycle::Inner)
+//! encodes them, and what executing them did.
+
+use crate::codec::RecordCodec;
+use crate::cookie_header::CookieAction;
+use crate::record::{Metadata, RecordRef, SessionId};
+use crate::store::{Save, SaveOp};
+
+/// The writes one session needs at the end of a request (or on `save().await`).
+pub(crate) struct Plan {
+    pub(crate) cookie_name: &'static str,
+    pub(crate) codec: RecordCodec,
+    pub(crate) now: u64,
+    pub(crate) delete: Option<SessionId>,
+    pub(crate) write: Option<Write>,
+    pub(crate) remove_cookie: bool,
+    pub(crate) previous: Option<CookieAction>,
+}
+
+/// The one store write of a plan: what to do, and the record it carries.
+pub(crate) struct Write {
+    pub(crate) op: WriteOp,
+    pub(crate) metadata: Metadata,
+    pub(crate) fields: Vec<(&'static str, Vec<u8>)>,
+    /// For a renewal: the names of the changed fields.
+    pub(crate) dirty: Vec<&'static str>,
+    pub(crate) expires_at: u64,
+    pub(crate) codec: RecordCodec,
+}
+
+impl Write {
+    /// The save of this write, with its own fields.
+    pub(crate) fn save<'a>(&'a self, cookie_name: &'a str, op: SaveOp<'a>, now: u64) -> Save<'a> {
+        self.save_fields(cookie_name, op, now, &self.fields)
+    }
+
+    /// A save of this write's metadata and expiry with other fields.
+    pub(crate) fn save_fields<'a>(
+        &'a self,
+        cookie_name: &'a str,
+        op: SaveOp<'a>,
+        now: u64,
+        fields: &'a [(&'static str, Vec<u8>)],
+    ) -> Save<'a> {
+        Save {
+            cookie_name,
+            op,
+            record: RecordRef {
+                metadata: &self.metadata,
+                fields,
+            },
+            expires_at: self.expires_at,
+            now,
+            codec: self.codec,
+        }
+    }
+}
+
+/// What a [`Write`] does to the store.
+pub(crate) enum WriteOp {
+    Create,
+    Update(SessionId),
+    Touch(SessionId),
+    Regenerate(SessionId),
+    /// A periodic renewal: the whole record under a new id, then a forward in the old record.
+    Renew(SessionId),
+    Seal,
+}
+
+impl Plan {
+    /// Whether executing this plan touches the store or the cookie at all.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.delete.is_none() && self.write.is_none() && !self.remove_cookie
+    }
+
+    /// The cookie to send if nothing is executed.
+    pub(crate) fn previous_cookie(&self) -> Option<&CookieAction> {
+        self.previous.as_ref()
+    }
+
+    pub(crate) fn cookie_name(&self) -> &'static str {
+        self.cookie_name
+    }
+}
+
+/// What an executed write left in the store.
+pub(crate) enum Saved {
+    Stored(Option<SessionId>),
+    Missing,
+    Nothing,
+}
+
+/// The result of executing a plan.
+pub(crate) struct Executed {
+    pub(crate) cookie: Option<CookieAction>,
+    pub(crate) saved: Saved,
+    pub(crate) metadata: Option<Metadata>,
+}
