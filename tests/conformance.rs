@@ -1,8 +1,6 @@
 //! Behaviours of `aiohttp_session` (its test suite and the extra checks in its study, see
 //! `tests/CONFORMANCE.md`) that the shared store suite does not cover, driven over real HTTP.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +18,7 @@ use session_runtime::store::{
 };
 use session_runtime::{Session, SessionLayer, TypedSession};
 
-use common::{
+use session_tests::server::{
     TestClock, TestServer, browser, cookie_value, raw_client, send, set_cookies, test_config,
 };
 

@@ -1,18 +1,15 @@
-//! Self-tests of the Redis test harness in `common/redis.rs`: the shared server, the shared
+//! Self-tests of the Redis test harness in `session_tests::redis`: the shared server, the shared
 //! cluster, command counting and a private server that stops, restarts and pauses.
-
-#[path = "common/redis.rs"]
-mod redis_support;
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands as _;
-use redis_support::{OwnRedis, command_counts, command_diff, format_counts, unique_prefix};
+use session_tests::redis::{OwnRedis, command_counts, command_diff, format_counts, unique_prefix};
 
 #[tokio::test]
 async fn server_answers_ping_and_set_get() {
-    let server = redis_support::server().await;
+    let server = session_tests::redis::server().await;
     let mut connection = server
         .client()
         .get_multiplexed_async_connection()
@@ -36,8 +33,8 @@ async fn server_answers_ping_and_set_get() {
 
 #[tokio::test]
 async fn server_is_shared_by_the_process() {
-    let first = redis_support::server().await;
-    let second = redis_support::server().await;
+    let first = session_tests::redis::server().await;
+    let second = session_tests::redis::server().await;
     assert_eq!(first.url(), second.url());
     assert_eq!(first.origin(), second.origin());
 }
@@ -52,7 +49,7 @@ fn prefixes_are_unique() {
 
 #[tokio::test]
 async fn cluster_accepts_writes_to_keys_in_every_node() {
-    let cluster = redis_support::cluster().await;
+    let cluster = session_tests::redis::cluster().await;
     assert_eq!(cluster.urls().len(), 3);
     let mut connection = cluster.client().get_async_connection().await.unwrap();
     let prefix = unique_prefix("cluster_accepts_writes_to_keys_in_every_node");

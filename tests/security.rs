@@ -7,10 +7,6 @@
 
 #![allow(clippy::print_stdout, reason = "the tests report measured figures")]
 
-mod common;
-#[path = "common/redis.rs"]
-mod redis_support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -22,8 +18,6 @@ use axum::http::header::{CACHE_CONTROL, SET_COOKIE};
 use axum::http::{HeaderValue, Request, StatusCode};
 use axum::response::{AppendHeaders, IntoResponse};
 use axum::routing::{get, post};
-use common::store_suite::{Suite, app_with};
-use common::{TestClock, TestServer, test_config};
 use session_runtime::config::{ConfigError, SameSite, SessionConfig};
 use session_runtime::session::{Record, SessionId};
 use session_runtime::store::{
@@ -31,6 +25,11 @@ use session_runtime::store::{
     SessionStore, SimpleCookieStore, StoreError, StoreKind,
 };
 use session_runtime::{Session, SessionLayer, TypedSession};
+use session_tests::redis::unique_prefix;
+use session_tests::server::{
+    TestClock, TestServer, cookie_value, raw_client, send, set_cookies, test_config,
+};
+use session_tests::suite::{Suite, app_with};
 use tower::ServiceExt as _;
 
 // ---------------------------------------------------------------------------------------------
@@ -117,8 +116,8 @@ impl Backend {
                 Key::from_bytes(1, &KEY).unwrap(),
             ))),
             Kind::Redis => {
-                let server = redis_support::server().await;
-                let prefix = redis_support::unique_prefix("security");
+                let server = session_tests::redis::server().await;
+                let prefix = unique_prefix("security");
                 let store = RedisStore::builder()
                     .key_prefix(&prefix)
                     .connect(server.url())
@@ -1256,7 +1255,7 @@ async fn debug_output_hides_secrets() {
         .with_fallback_key(Key::from_bytes(4, &[0xcd; 32]).unwrap())
         .unwrap();
     let id = SessionId::generate().unwrap();
-    let server = redis_support::server().await;
+    let server = session_tests::redis::server().await;
     let redis = RedisStore::connect(server.url()).await.unwrap();
     let outputs = [
         format!("{store:?}"),
@@ -1347,16 +1346,16 @@ async fn cookie_store_concurrent_writes_are_last_writer_wins() {
         let env = Env::new(kind).await;
         let cookie = env.login(52).await;
         let server = TestServer::start(env.router.clone()).await;
-        let client = common::raw_client();
+        let client = raw_client();
         let mut requests = Vec::new();
         for i in 0..32 {
             let request = client
                 .get(server.url(&format!("/write-note/n{i}")))
                 .header("cookie", &cookie);
             requests.push(tokio::spawn(async move {
-                let (status, headers, body) = common::send(request).await;
+                let (status, headers, body) = send(request).await;
                 assert_eq!(status, 200);
-                (body, common::cookie_value(&headers, "suite").unwrap())
+                (body, cookie_value(&headers, "suite").unwrap())
             }));
         }
         let mut arrived = Vec::new();
@@ -1522,27 +1521,26 @@ async fn mutated_encrypted_cookies_against_the_example() {
     .await
     .unwrap();
     let server = TestServer::start(session_examples::routes().layer(layer)).await;
-    let client = common::raw_client();
-    let (_, headers, _) = common::send(client.post(server.url("/login?user=424242"))).await;
-    let mut value = common::cookie_value(&headers, "counter").unwrap();
+    let client = raw_client();
+    let (_, headers, _) = send(client.post(server.url("/login?user=424242"))).await;
+    let mut value = cookie_value(&headers, "counter").unwrap();
     for _ in 0..7 {
-        let (_, headers, _) = common::send(
+        let (_, headers, _) = send(
             client
                 .get(server.url("/"))
                 .header("cookie", format!("counter={value}")),
         )
         .await;
-        value = common::cookie_value(&headers, "counter").unwrap();
+        value = cookie_value(&headers, "counter").unwrap();
     }
     let original = format!("counter={value}");
-    let (_, _, who) = common::send(
+    let (_, _, who) = send(
         client
             .get(server.url("/whoami"))
             .header("cookie", &original),
     )
     .await;
-    let (_, _, visits) =
-        common::send(client.get(server.url("/read")).header("cookie", &original)).await;
+    let (_, _, visits) = send(client.get(server.url("/read")).header("cookie", &original)).await;
     assert_eq!((who.as_str(), visits.as_str()), ("424242", "7"));
     let seed = TestClock::new();
     let seed = session_runtime::config::Clock::now_millis(&*seed) | 1;
@@ -1552,7 +1550,7 @@ async fn mutated_encrypted_cookies_against_the_example() {
     for i in 0..2_000 {
         let mutated = mutate(&value, &mut rng);
         let path = if i % 2 == 0 { "/whoami" } else { "/read" };
-        let (status, headers, body) = common::send(
+        let (status, headers, body) = send(
             client
                 .get(server.url(path))
                 .header("cookie", format!("counter={mutated}")),
@@ -1564,7 +1562,7 @@ async fn mutated_encrypted_cookies_against_the_example() {
             server_errors += 1;
         }
         let expected = if path == "/whoami" { "anonymous" } else { "0" };
-        if body != expected || !common::set_cookies(&headers).is_empty() {
+        if body != expected || !set_cookies(&headers).is_empty() {
             leaks += 1;
             println!("mutation {mutated:?} on {path} gave {status} {body:?}");
         }

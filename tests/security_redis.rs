@@ -8,10 +8,6 @@
 
 #![allow(clippy::print_stdout, reason = "the tests report measured figures")]
 
-mod common;
-#[path = "common/redis.rs"]
-mod redis_support;
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,14 +15,16 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::Extension;
 use axum::routing;
-use common::store_suite::{Suite, app, app_with};
-use common::{TestClock, TestServer, cookie_value, raw_client, send, set_cookies, test_config};
 use redis::AsyncCommands as _;
-use redis_support::{Monitor, OwnRedis, unique_prefix};
 use session_runtime::config::{Clock as _, SessionConfig};
 use session_runtime::session::SessionId;
 use session_runtime::store::RedisStore;
 use session_runtime::{SessionLayer, TypedSession};
+use session_tests::redis::{Monitor, OwnRedis, unique_prefix};
+use session_tests::server::{
+    TestClock, TestServer, cookie_value, raw_client, send, set_cookies, test_config,
+};
+use session_tests::suite::{Suite, app, app_with};
 use tokio::sync::Notify;
 
 async fn store(url: &str, prefix: &str) -> RedisStore {
@@ -51,7 +49,7 @@ async fn harness_server(
     configure: impl FnOnce(SessionConfig) -> SessionConfig,
     extra: Router,
 ) -> (TestServer, RedisStore, Arc<TestClock>, String, String) {
-    let url = redis_support::server().await.url().to_owned();
+    let url = session_tests::redis::server().await.url().to_owned();
     let prefix = unique_prefix("security");
     let clock = TestClock::new();
     let store = store(&url, &prefix).await;
@@ -455,7 +453,7 @@ async fn evicted_session_is_a_fresh_session() {
 /// matches the model built from the successful writes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn randomised_stress_matches_the_model() {
-    let url = redis_support::server().await.url().to_owned();
+    let url = session_tests::redis::server().await.url().to_owned();
     let clock = TestClock::new();
     let layer = SessionLayer::new(store(&url, &unique_prefix("stress")).await)
         .with_config(test_config(&clock));
@@ -529,7 +527,7 @@ async fn randomised_stress_matches_the_model() {
 /// write (the touch writes only the timestamp). 1,000 rounds, per-session serialization off.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn touch_never_overwrites_a_write() {
-    let url = redis_support::server().await.url().to_owned();
+    let url = session_tests::redis::server().await.url().to_owned();
     let clock = TestClock::new();
     let config = test_config(&clock)
         .with_serialized_requests(false)

@@ -6,28 +6,26 @@
 
 #![allow(clippy::print_stdout, reason = "the tests report measured figures")]
 
-mod common;
-#[path = "common/redis.rs"]
-mod redis_support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Extension, Path};
 use axum::routing::get;
-use common::store_suite::{Harness, app, app_with};
-use common::{TestClock, TestServer, cookie_value, raw_client, send, set_cookies, test_config};
 use redis::AsyncCommands as _;
-use redis_support::{Monitor, OwnRedis, unique_prefix};
 use session_runtime::config::SessionConfig;
 use session_runtime::session::SessionId;
 use session_runtime::store::{RedisStore, StoreKind};
 use session_runtime::{Session, SessionLayer, TypedSession};
+use session_tests::redis::{Monitor, OwnRedis, unique_prefix};
+use session_tests::server::{
+    TestClock, TestServer, browser, cookie_value, raw_client, send, set_cookies, test_config,
+};
+use session_tests::suite::{Harness, Suite, app, app_with};
 use tokio::sync::{Barrier, Notify};
 
 async fn single(prefix: &str, config: SessionConfig) -> SessionLayer {
-    let server = redis_support::server().await;
+    let server = session_tests::redis::server().await;
     let store = RedisStore::builder()
         .key_prefix(prefix)
         .connect(server.url())
@@ -37,7 +35,7 @@ async fn single(prefix: &str, config: SessionConfig) -> SessionLayer {
 }
 
 async fn clustered(prefix: &str, config: SessionConfig) -> SessionLayer {
-    let cluster = redis_support::cluster().await;
+    let cluster = session_tests::redis::cluster().await;
     let store = RedisStore::builder()
         .key_prefix(prefix)
         .connect_cluster(cluster.urls())
@@ -50,14 +48,14 @@ async fn clustered(prefix: &str, config: SessionConfig) -> SessionLayer {
 async fn keys_of(prefix: &str) -> RedisStore {
     RedisStore::builder()
         .key_prefix(prefix)
-        .connect(redis_support::server().await.url())
+        .connect(session_tests::redis::server().await.url())
         .await
         .unwrap()
 }
 
 /// A plain connection to the harness Redis, to look at what the store wrote.
 async fn raw_redis() -> redis::aio::MultiplexedConnection {
-    redis_support::server()
+    session_tests::redis::server()
         .await
         .client()
         .get_multiplexed_async_connection()
@@ -85,12 +83,12 @@ fn harness(on_cluster: bool) -> Harness {
 
 mod single_node {
     use super::*;
-    crate::store_suite!(harness(false));
+    session_tests::store_suite!(harness(false));
 }
 
 mod cluster {
     use super::*;
-    crate::store_suite!(harness(true));
+    session_tests::store_suite!(harness(true));
 }
 
 /// Only the changed field is written: a value another process put in another field survives.
@@ -402,7 +400,7 @@ async fn concurrent_changes_to_different_fields_all_land() {
 }
 
 async fn slow_write(
-    mut s: TypedSession<common::store_suite::Suite>,
+    mut s: TypedSession<Suite>,
     Extension(signals): Extension<Arc<(Notify, Notify)>>,
 ) -> &'static str {
     signals.0.notify_one(); // loaded
@@ -470,7 +468,7 @@ async fn every_key_has_a_ttl() {
     let clock = TestClock::new();
     let server = TestServer::start(app(single(&prefix, test_config(&clock)).await)).await;
     for path in ["/visit", "/remember", "/visit"] {
-        let c = common::browser();
+        let c = browser();
         send(c.get(server.url(path))).await;
         send(c.post(server.url("/login?user=5"))).await;
         send(c.get(server.url("/visit"))).await;
@@ -485,7 +483,7 @@ async fn every_key_has_a_ttl() {
     }
     // The expiry is the idle timeout from the save (`Suite::max_age` = 600 s), set in the same
     // write: a fresh session's key has a PTTL just under 600 s (aiohttp_session test 55).
-    let c = common::browser();
+    let c = browser();
     let (_, headers, _) = send(c.get(server.url("/visit"))).await;
     let id = cookie_value(&headers, "suite").unwrap();
     let store = keys_of(&prefix).await;
@@ -501,9 +499,9 @@ async fn writes_survive_a_script_flush() {
     let prefix = unique_prefix("flush");
     let clock = TestClock::new();
     let server = TestServer::start(app(single(&prefix, test_config(&clock)).await)).await;
-    let c = common::browser();
+    let c = browser();
     assert_eq!(send(c.get(server.url("/visit"))).await.2, "1");
-    let mut redis = redis_support::server()
+    let mut redis = session_tests::redis::server()
         .await
         .client()
         .get_multiplexed_async_connection()
@@ -582,7 +580,7 @@ async fn outage_rejects_with_503_and_recovers() {
 /// cookie end with `a,b` = `200,200`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn example_counts_every_concurrent_request() {
-    let server = redis_support::server().await;
+    let server = session_tests::redis::server().await;
     let clock = TestClock::new();
     let layer = session_examples::layer(
         session_examples::StoreChoice::Redis,
@@ -696,10 +694,7 @@ struct Hold {
     release: Notify,
 }
 
-async fn hold_visit(
-    mut s: TypedSession<common::store_suite::Suite>,
-    Extension(hold): Extension<Arc<Hold>>,
-) -> String {
+async fn hold_visit(mut s: TypedSession<Suite>, Extension(hold): Extension<Arc<Hold>>) -> String {
     *s.visits_mut() += 1;
     hold.loaded.notify_one();
     hold.release.notified().await;
@@ -707,7 +702,7 @@ async fn hold_visit(
 }
 
 async fn hold_logout(
-    mut s: TypedSession<common::store_suite::Suite>,
+    mut s: TypedSession<Suite>,
     Extension(hold): Extension<Arc<Hold>>,
 ) -> &'static str {
     s.invalidate();

@@ -2,13 +2,6 @@
 //! prefixes, `INFO commandstats` counting and a private Redis that can be stopped, restarted and
 //! paused (STYLE.md §7.5).
 //!
-//! Self-contained (only `std`, `redis` and `tokio`), so a test file can include it on its own:
-//!
-//! ```ignore
-//! #[path = "common/redis.rs"]
-//! mod redis_support;
-//! ```
-//!
 //! # Where the single server comes from
 //!
 //! [`server`] decides once per test process, at run time:
@@ -44,16 +37,10 @@
 //! therefore run against a server nobody else uses, that is an [`OwnRedis`] (or a private
 //! [`RedisCluster::start`]), never the shared [`server`], which other tests (and, on 6379, other
 //! processes) use at the same time.
-#![allow(
-    dead_code,
-    unreachable_pub,
-    reason = "each test binary uses a different part of this module"
-)]
-
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsString;
 use std::fmt::Write as _;
-use std::hash::BuildHasher as _;
+use std::hash::BuildHasher;
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -105,16 +92,23 @@ pub struct RedisServer {
 
 impl RedisServer {
     /// The URL, e.g. `redis://127.0.0.1:6379`.
+    #[must_use]
     pub fn url(&self) -> &str {
         &self.url
     }
 
     /// Where the URL came from.
+    #[must_use]
     pub fn origin(&self) -> Origin {
         self.origin
     }
 
     /// A client for this server.
+    ///
+    /// # Panics
+    ///
+    /// Never: the harness only hands out valid URLs.
+    #[must_use]
     pub fn client(&self) -> Client {
         Client::open(self.url.as_str()).expect("the harness only hands out valid Redis URLs")
     }
@@ -192,6 +186,11 @@ fn keep_until_exit(node: Node) {
 /// keeps a reused pid (containers) from meeting keys an earlier run left on a long-lived
 /// Redis. Braces in `test` would become a cluster hash tag, so don't put any there unless that
 /// is the point.
+///
+/// # Panics
+///
+/// Never: the one conversion inside is from the top half of a `u64` to a `u32`.
+#[must_use]
 pub fn unique_prefix(test: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     static NONCE: OnceLock<u32> = OnceLock::new();
@@ -234,16 +233,23 @@ impl RedisCluster {
     }
 
     /// The node URLs, `redis://127.0.0.1:P` each.
+    #[must_use]
     pub fn urls(&self) -> &[String] {
         &self.inner.urls
     }
 
     /// The node ports.
+    #[must_use]
     pub fn ports(&self) -> Vec<u16> {
         self.inner.nodes.iter().map(|node| node.port).collect()
     }
 
     /// A cluster client seeded with every node.
+    ///
+    /// # Panics
+    ///
+    /// Never: the harness only hands out valid URLs.
+    #[must_use]
     pub fn client(&self) -> ::redis::cluster::ClusterClient {
         ::redis::cluster::ClusterClient::new(self.inner.urls.clone())
             .expect("the harness only hands out valid Redis URLs")
@@ -407,6 +413,7 @@ pub async fn command_counts(url: &str) -> HashMap<String, u64> {
 /// # Panics
 ///
 /// If a `cmdstat_` line has no numeric `calls=` field.
+#[must_use]
 pub fn parse_commandstats(stats: &str) -> HashMap<String, u64> {
     stats
         .lines()
@@ -428,15 +435,17 @@ pub fn parse_commandstats(stats: &str) -> HashMap<String, u64> {
 /// Whether a command is noise the harness or a cluster causes by itself: `info` (every
 /// [`command_counts`] call) and `cluster`/`cluster|…` (cluster clients refreshing their slot
 /// map, and the nodes among themselves).
+#[must_use]
 pub fn is_harness_command(name: &str) -> bool {
     name == "info" || name == "cluster" || name.starts_with("cluster|")
 }
 
 /// The commands run between two [`command_counts`] snapshots: name → calls, only the names
 /// whose count went up, without [`is_harness_command`] noise.
-pub fn command_diff(
-    before: &HashMap<String, u64>,
-    after: &HashMap<String, u64>,
+#[must_use]
+pub fn command_diff<S: BuildHasher>(
+    before: &HashMap<String, u64, S>,
+    after: &HashMap<String, u64, S>,
 ) -> HashMap<String, u64> {
     after
         .iter()
@@ -577,21 +586,29 @@ impl OwnRedis {
     }
 
     /// `redis://127.0.0.1:{port}`, valid whether or not the server is running.
+    #[must_use]
     pub fn url(&self) -> String {
         url_for_port(self.port)
     }
 
     /// The port, the same for the whole life of this value.
+    #[must_use]
     pub fn port(&self) -> u16 {
         self.port
     }
 
     /// A client for this server.
+    ///
+    /// # Panics
+    ///
+    /// Never: a loopback URL is valid.
+    #[must_use]
     pub fn client(&self) -> Client {
         Client::open(self.url()).expect("a loopback URL is valid")
     }
 
     /// Whether the server is started (it is not checked for having died by itself).
+    #[must_use]
     pub fn is_running(&self) -> bool {
         self.node.is_some()
     }
@@ -1099,7 +1116,8 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
 }
 
 /// Formats a map of command counts sorted by name, for assertion messages.
-pub fn format_counts(counts: &HashMap<String, u64>) -> String {
+#[must_use]
+pub fn format_counts<S: BuildHasher>(counts: &HashMap<String, u64, S>) -> String {
     let mut names: Vec<_> = counts.iter().collect();
     names.sort();
     let mut text = String::new();

@@ -1,7 +1,12 @@
 //! The conformance suite every store must pass, driven over real HTTP on loopback.
 //!
-//! A store's test file calls `store_suite!(kind, make_layer)`, which expands to one `#[tokio::test]`
-//! per behaviour below (tower-sessions' `route_tests!` pattern).
+//! A store's test file builds a [`Harness`] and calls [`store_suite!`](crate::store_suite),
+//! which expands to one `#[tokio::test]` per case below (tower-sessions' `route_tests!` pattern).
+//! Every case is a public function taking the harness, and panics if the store misbehaves.
+#![allow(
+    clippy::missing_panics_doc,
+    reason = "every case is a list of assertions: panicking is how it fails, as said above"
+)]
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,7 +24,7 @@ use session_runtime::config::SessionConfig;
 use session_runtime::store::StoreKind;
 use session_runtime::{Session, SessionLayer, TypedSession};
 
-use super::{
+use crate::server::{
     TestClock, TestServer, browser, cookie_value, raw_client, send, set_cookies, test_config,
 };
 
@@ -27,8 +32,11 @@ use super::{
 #[derive(Session, Debug)]
 #[session(cookie_name = "suite", max_age = 600, absolute_max_age = 3600)]
 pub struct Suite {
+    /// A counter, bumped by `/visit`.
     pub visits: u64,
+    /// A note, set by `/logout-flash` and `/big`.
     pub note: String,
+    /// The logged-in user, set by `/login`.
     pub user: Option<u64>,
 }
 
@@ -183,10 +191,21 @@ pub fn app_with(layer: SessionLayer, extra: Router) -> Router {
 
 /// What the suite needs from a store's test file.
 pub struct Harness {
+    /// Whether the store keeps records in the cookie or on the server.
     pub kind: StoreKind,
     /// Whether a changed cookie is detected (false only for the plain test store).
     pub tamper_evident: bool,
+    /// Builds a layer over a fresh store with the given configuration.
     pub make: Box<dyn Fn(SessionConfig) -> MakeLayer + Send + Sync>,
+}
+
+impl std::fmt::Debug for Harness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Harness")
+            .field("kind", &self.kind)
+            .field("tamper_evident", &self.tamper_evident)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Building a layer may need I/O (connecting to Redis).
@@ -211,12 +230,17 @@ impl Harness {
     }
 }
 
+/// A suite server: the suite's routes over a layer the harness made.
+#[derive(Debug)]
 pub struct Running {
+    /// The server.
     pub server: TestServer,
+    /// The clock of the layer's configuration.
     pub clock: Arc<TestClock>,
 }
 
 impl Harness {
+    /// Starts the suite's routes over a layer the harness makes with [`test_config`].
     pub async fn start(&self) -> Running {
         let clock = TestClock::new();
         let layer = (self.make)(test_config(&clock)).await;
@@ -233,6 +257,7 @@ async fn get_text(client: &reqwest::Client, run: &Running, path: &str) -> String
     body
 }
 
+/// Visits count up; a read sets no cookie and answers `Vary: Cookie`.
 pub async fn counts_and_reads_without_writing(h: &Harness) {
     let run = h.start().await;
     let c = browser();
@@ -248,6 +273,7 @@ pub async fn counts_and_reads_without_writing(h: &Harness) {
     assert_eq!(headers.get("vary").unwrap(), "Cookie");
 }
 
+/// A handler that never extracts the session, and a new session that is only read, set no cookie.
 pub async fn no_extraction_no_cookie(h: &Harness) {
     let run = h.start().await;
     let c = browser();
@@ -265,6 +291,8 @@ pub async fn no_extraction_no_cookie(h: &Harness) {
     );
 }
 
+/// The default cookie attributes: `Path=/`, `Max-Age`, `HttpOnly`, `Secure`, `SameSite=Lax`, no
+/// `Domain`, and `Cache-Control: no-store`.
 pub async fn cookie_attributes(h: &Harness) {
     let clock = TestClock::new();
     let layer = (h.make)(SessionConfig::default().with_clock(clock)).await;
@@ -286,6 +314,7 @@ pub async fn cookie_attributes(h: &Harness) {
     assert_eq!(headers.get("cache-control").unwrap(), "no-store");
 }
 
+/// Malformed cookie values give a fresh session, never an error.
 pub async fn garbage_cookies_give_a_fresh_session(h: &Harness) {
     let run = h.start().await;
     let c = raw_client();
@@ -308,6 +337,8 @@ pub async fn garbage_cookies_give_a_fresh_session(h: &Harness) {
     }
 }
 
+/// A changed byte anywhere in the cookie is never a 5xx, and a fresh session on tamper-evident
+/// stores.
 pub async fn tampered_cookie_gives_a_fresh_session(h: &Harness) {
     let run = h.start().await;
     let c = raw_client();
@@ -338,6 +369,7 @@ pub async fn tampered_cookie_gives_a_fresh_session(h: &Harness) {
     }
 }
 
+/// The idle timeout: a save resets it; idle past `max_age`, the session is fresh.
 pub async fn idle_timeout(h: &Harness) {
     let run = h.start().await;
     let c = browser();
@@ -358,6 +390,7 @@ pub async fn idle_timeout(h: &Harness) {
     );
 }
 
+/// The absolute timeout ends a session however active it is.
 pub async fn absolute_timeout(h: &Harness) {
     let run = h.start().await;
     let c = browser();
@@ -375,6 +408,7 @@ pub async fn absolute_timeout(h: &Harness) {
     );
 }
 
+/// A per-session `max_age` is stored and applied on load, capped by the absolute timeout.
 pub async fn remember_me_is_persisted(h: &Harness) {
     let run = h.start().await;
     let c = browser();
@@ -390,6 +424,7 @@ pub async fn remember_me_is_persisted(h: &Harness) {
     );
 }
 
+/// Rolling expiry: a read past the touch interval refreshes the expiry without a write.
 pub async fn rolling_touch_extends_without_rewriting(h: &Harness) {
     let clock = TestClock::new();
     let layer = (h.make)(test_config(&clock).with_rolling(Some(Duration::from_secs(300)))).await;
@@ -411,6 +446,7 @@ pub async fn rolling_touch_extends_without_rewriting(h: &Harness) {
     );
 }
 
+/// `regenerate` issues a new cookie, keeps the data, and retires a server-side id.
 pub async fn regenerate_changes_the_cookie_and_keeps_data(h: &Harness) {
     let run = h.start().await;
     let c = raw_client();
@@ -548,7 +584,9 @@ pub async fn renewal_moves_the_id_with_a_grace_period(h: &Harness) {
 #[derive(Session, Debug)]
 #[session(cookie_name = "account", max_age = 600)]
 pub struct Account {
+    /// The logged-in user.
     pub user: Option<u64>,
+    /// The user's epoch when this session logged in.
     pub epoch: u64,
 }
 
@@ -634,6 +672,7 @@ pub async fn revoke_all_of_a_users_sessions_by_epoch(h: &Harness) {
     assert_eq!(body, "1", "a new login works");
 }
 
+/// `invalidate` sends a removal cookie and, on server stores, deletes the record.
 pub async fn invalidate_removes_record_and_cookie(h: &Harness) {
     let run = h.start().await;
     let c = raw_client();
@@ -664,6 +703,7 @@ pub async fn invalidate_removes_record_and_cookie(h: &Harness) {
     assert_eq!(get_text(&b, &run, "/peek").await, "none");
 }
 
+/// Data written after `invalidate` goes to a new session.
 pub async fn invalidate_then_write_starts_a_new_session(h: &Harness) {
     let b = browser();
     let run = h.start().await;
@@ -679,6 +719,7 @@ pub async fn invalidate_then_write_starts_a_new_session(h: &Harness) {
     assert_eq!(get_text(&b, &run, "/whoami").await, "anonymous");
 }
 
+/// An optional extraction (`Option<TypedSession<_>>`) of a missing session creates nothing.
 pub async fn peek_creates_nothing(h: &Harness) {
     let run = h.start().await;
     let c = browser();
@@ -689,6 +730,7 @@ pub async fn peek_creates_nothing(h: &Harness) {
     assert_eq!(get_text(&c, &run, "/peek").await, "1");
 }
 
+/// Changes are saved on error statuses, redirects and streaming bodies.
 pub async fn saved_for_every_response_kind(h: &Harness) {
     let run = h.start().await;
     let c = browser();
@@ -710,6 +752,8 @@ pub async fn saved_for_every_response_kind(h: &Harness) {
     );
 }
 
+/// A cookie over 4096 bytes fails loudly and keeps the previous cookie; server stores take the
+/// large value.
 pub async fn oversized_cookie_is_refused(h: &Harness) {
     let run = h.start().await;
     let c = browser();
@@ -740,6 +784,7 @@ pub async fn oversized_cookie_is_refused(h: &Harness) {
     }
 }
 
+/// `save()` inside the handler writes at once; the layer then has nothing left to write.
 pub async fn explicit_save(h: &Harness) {
     let run = h.start().await;
     let c = browser();
@@ -751,6 +796,7 @@ pub async fn explicit_save(h: &Harness) {
     assert_eq!(get_text(&c, &run, "/read").await, "2");
 }
 
+/// `is_new`, whether an id is issued, and `created`, which never changes.
 pub async fn metadata(h: &Harness) {
     let run = h.start().await;
     let c = browser();
@@ -768,6 +814,7 @@ pub async fn metadata(h: &Harness) {
     );
 }
 
+/// Extracting the same session type twice in one handler is a 500 that says so.
 pub async fn same_type_twice_is_rejected(h: &Harness) {
     let run = h.start().await;
     let (status, _, body) = send(browser().get(run.server.url("/twice"))).await;
@@ -775,6 +822,7 @@ pub async fn same_type_twice_is_rejected(h: &Harness) {
     assert!(body.contains("already extracted"), "{body}");
 }
 
+/// A change made by a middleware before the handler is seen by the handler and saved.
 pub async fn middleware_changes_reach_the_handler(h: &Harness) {
     let run = h.start().await;
     let c = browser();
@@ -783,6 +831,7 @@ pub async fn middleware_changes_reach_the_handler(h: &Harness) {
     assert_eq!(get_text(&c, &run, "/read").await, "101");
 }
 
+/// A cookie with an id the store never issued is not adopted: the response carries another value.
 pub async fn unknown_id_is_never_adopted(h: &Harness) {
     let run = h.start().await;
     let planted = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
@@ -815,7 +864,7 @@ macro_rules! store_suite {
         $(
             #[tokio::test]
             async fn $case() {
-                common::store_suite::$case(&$harness).await;
+                $crate::suite::$case(&$harness).await;
             }
         )*
     };
