@@ -11,13 +11,10 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serde::Deserialize;
 use session_runtime::config::{Clock, SameSite, SessionConfig};
-use session_runtime::session::Record;
-use session_runtime::store::{
-    Delete, EncryptedCookieStore, Key, KeyError, Load, MemoryStore, Save, SaveOutcome,
-    SessionStore, SimpleCookieStore, StoreError, StoreKind,
-};
+use session_runtime::store::{EncryptedCookieStore, Key, KeyError, MemoryStore, SimpleCookieStore};
 use session_runtime::{Session, SessionLayer, TypedSession};
 
+use session_tests::fixture::{Fixture, SharedMemory};
 use session_tests::server::{
     TestClock, TestServer, browser, cookie_value, raw_client, send, set_cookies, test_config,
 };
@@ -137,38 +134,6 @@ fn conf_app(layer: SessionLayer) -> Router {
     conf_routes().layer(layer)
 }
 
-/// A `MemoryStore` that several layers (and the test) share, so the test can count records.
-#[derive(Debug, Clone)]
-struct SharedMemory(Arc<MemoryStore>);
-
-impl SharedMemory {
-    fn new(store: MemoryStore) -> Self {
-        Self(Arc::new(store))
-    }
-
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-}
-
-impl SessionStore for SharedMemory {
-    fn kind(&self) -> StoreKind {
-        SessionStore::kind(&*self.0)
-    }
-
-    async fn load(&self, load: Load<'_>) -> Result<Option<Record>, StoreError> {
-        SessionStore::load(&*self.0, load).await
-    }
-
-    async fn save(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError> {
-        SessionStore::save(&*self.0, save).await
-    }
-
-    async fn delete(&self, delete: Delete<'_>) -> Result<(), StoreError> {
-        SessionStore::delete(&*self.0, delete).await
-    }
-}
-
 fn key(id: u8, byte: u8) -> Key {
     Key::from_bytes(id, &[byte; 32]).unwrap()
 }
@@ -258,20 +223,27 @@ async fn missing_layer_answers_500_naming_session_layer() {
 // Items 45–48: path and domain
 // ---------------------------------------------------------------------------------------------
 
-fn scoped_app(config: SessionConfig) -> Router {
+fn scoped_app(layer: SessionLayer) -> Router {
     Router::new()
         .nest("/anotherpath", conf_routes())
         .route("/read", get(read))
-        .layer(SessionLayer::new(MemoryStore::new()).with_config(config))
+        .layer(layer)
+}
+
+/// `scoped_app` over a `MemoryStore` whose cookies have the path and domain `configure` sets.
+async fn scoped(configure: impl FnOnce(SessionConfig) -> SessionConfig) -> TestServer {
+    Fixture::start_with(
+        MemoryStore::new(),
+        |clock| configure(test_config(clock)),
+        scoped_app,
+    )
+    .await
+    .server
 }
 
 #[tokio::test]
 async fn cookie_path_and_domain_are_configurable() {
-    let clock = TestClock::new();
-    let config = test_config(&clock)
-        .with_path("/anotherpath")
-        .with_domain("127.0.0.1");
-    let server = TestServer::start(scoped_app(config)).await;
+    let server = scoped(|c| c.with_path("/anotherpath").with_domain("127.0.0.1")).await;
     let (_, headers, body) = get_with(&server.url("/anotherpath/visit"), None).await;
     assert_eq!(body, "1");
     let cookies = set_cookies(&headers);
@@ -296,11 +268,7 @@ async fn cookie_path_and_domain_are_configurable() {
 
 #[tokio::test]
 async fn removal_cookie_keeps_path_and_domain() {
-    let clock = TestClock::new();
-    let config = test_config(&clock)
-        .with_path("/anotherpath")
-        .with_domain("127.0.0.1");
-    let server = TestServer::start(scoped_app(config)).await;
+    let server = scoped(|c| c.with_path("/anotherpath").with_domain("127.0.0.1")).await;
     let (_, headers, _) = get_with(&server.url("/anotherpath/visit"), None).await;
     let cookie = format!("conf={}", cookie_value(&headers, "conf").unwrap());
     let (status, headers, _) = post_with(&server.url("/anotherpath/logout"), Some(&cookie)).await;
@@ -315,8 +283,7 @@ async fn removal_cookie_keeps_path_and_domain() {
 
 #[tokio::test]
 async fn cookie_outside_its_path_is_not_sent() {
-    let clock = TestClock::new();
-    let server = TestServer::start(scoped_app(test_config(&clock).with_path("/anotherpath"))).await;
+    let server = scoped(|c| c.with_path("/anotherpath")).await;
     let b = browser();
     send(b.get(server.url("/anotherpath/visit"))).await;
     let (_, _, body) = send(b.get(server.url("/anotherpath/visit"))).await;
@@ -334,8 +301,7 @@ async fn cookie_outside_its_path_is_not_sent() {
 
 #[tokio::test]
 async fn cookie_for_another_domain_is_not_kept() {
-    let clock = TestClock::new();
-    let server = TestServer::start(scoped_app(test_config(&clock).with_domain("localhost"))).await;
+    let server = scoped(|c| c.with_domain("localhost")).await;
     let b = browser();
     let (_, headers, body) = send(b.get(server.url("/anotherpath/visit"))).await;
     assert_eq!(body, "1");
@@ -351,12 +317,10 @@ async fn cookie_for_another_domain_is_not_kept() {
 
 #[tokio::test]
 async fn secure_defaults() {
-    let clock = TestClock::new();
-    let config = SessionConfig::default().with_clock(clock);
-    let server = TestServer::start(conf_app(
-        SessionLayer::new(MemoryStore::new()).with_config(config),
-    ))
-    .await;
+    let default_config =
+        |clock: &Arc<TestClock>| SessionConfig::default().with_clock(clock.clone());
+    let Fixture { server, .. } =
+        Fixture::start_with(MemoryStore::new(), default_config, conf_app).await;
     let (_, headers, _) = get_with(&server.url("/visit"), None).await;
     let value = cookie_value(&headers, "conf").unwrap();
     assert_eq!(
@@ -424,12 +388,12 @@ fn host_app(layer: SessionLayer) -> Router {
 
 #[tokio::test]
 async fn host_prefixed_cookie_is_removed_with_secure() {
-    let clock = TestClock::new();
-    let config = SessionConfig::default()
-        .with_clock(clock)
-        .with_same_site(SameSite::Strict);
-    let layer = SessionLayer::new(encrypted(1, 7)).with_config(config);
-    let server = TestServer::start(host_app(layer)).await;
+    let config = |clock: &Arc<TestClock>| {
+        SessionConfig::default()
+            .with_clock(clock.clone())
+            .with_same_site(SameSite::Strict)
+    };
+    let Fixture { server, .. } = Fixture::start_with(encrypted(1, 7), config, host_app).await;
     let (_, headers, _) = post_with(&server.url("/login"), None).await;
     let value = cookie_value(&headers, "__Host-sess").unwrap();
     assert_eq!(
@@ -727,13 +691,14 @@ async fn badkeys_break_and_save(mut s: TypedSession<BadKeys>) -> (StatusCode, St
 
 #[tokio::test]
 async fn value_that_fails_to_encode_is_a_500_and_keeps_the_previous_cookie() {
-    let clock = TestClock::new();
-    let app = Router::new()
-        .route("/visit", get(badkeys_visit))
-        .route("/break", get(badkeys_break))
-        .route("/break-save", get(badkeys_break_and_save))
-        .layer(SessionLayer::new(encrypted(1, 4)).with_config(test_config(&clock)));
-    let server = TestServer::start(app).await;
+    let app = |layer| {
+        Router::new()
+            .route("/visit", get(badkeys_visit))
+            .route("/break", get(badkeys_break))
+            .route("/break-save", get(badkeys_break_and_save))
+            .layer(layer)
+    };
+    let Fixture { server, .. } = Fixture::start(encrypted(1, 4), app).await;
     let b = browser();
     send(b.get(server.url("/visit"))).await;
     let (status, headers, body) = send(b.get(server.url("/break"))).await;
@@ -823,12 +788,12 @@ async fn key_rotation_over_http() {
 
 #[tokio::test]
 async fn memory_store_is_bounded() {
-    let clock = TestClock::new();
     let store = SharedMemory::new(MemoryStore::new().with_capacity(5));
-    let server = TestServer::start(conf_app(
-        SessionLayer::new(store.clone()).with_config(test_config(&clock)),
-    ))
-    .await;
+    let Fixture {
+        clock,
+        store,
+        server,
+    } = Fixture::keeping(store, test_config, conf_app).await;
     let mut cookies = Vec::new();
     for _ in 0..20 {
         let (_, headers, body) = get_with(&server.url("/visit"), None).await;
@@ -855,12 +820,7 @@ async fn memory_store_is_bounded() {
 
 #[tokio::test]
 async fn memory_store_deletes_records_on_regenerate_and_invalidate() {
-    let clock = TestClock::new();
-    let store = SharedMemory::new(MemoryStore::new());
-    let server = TestServer::start(conf_app(
-        SessionLayer::new(store.clone()).with_config(test_config(&clock)),
-    ))
-    .await;
+    let Fixture { store, server, .. } = Fixture::memory(conf_app).await;
     let (_, headers, _) = get_with(&server.url("/visit"), None).await;
     let first = format!("conf={}", cookie_value(&headers, "conf").unwrap());
     assert_eq!(store.len(), 1, "the first save creates the record");
@@ -887,12 +847,7 @@ async fn memory_store_deletes_records_on_regenerate_and_invalidate() {
 
 #[tokio::test]
 async fn replayed_id_after_logout_gets_a_fresh_id() {
-    let clock = TestClock::new();
-    let store = SharedMemory::new(MemoryStore::new());
-    let server = TestServer::start(conf_app(
-        SessionLayer::new(store.clone()).with_config(test_config(&clock)),
-    ))
-    .await;
+    let Fixture { store, server, .. } = Fixture::memory(conf_app).await;
     let (_, headers, _) = post_with(&server.url("/login?user=5"), None).await;
     let old = format!("conf={}", cookie_value(&headers, "conf").unwrap());
     post_with(&server.url("/logout"), Some(&old)).await;
@@ -910,12 +865,7 @@ async fn replayed_id_after_logout_gets_a_fresh_id() {
 
 #[tokio::test]
 async fn invalidate_on_a_new_session_writes_nothing() {
-    let clock = TestClock::new();
-    let store = SharedMemory::new(MemoryStore::new());
-    let server = TestServer::start(conf_app(
-        SessionLayer::new(store.clone()).with_config(test_config(&clock)),
-    ))
-    .await;
+    let Fixture { store, server, .. } = Fixture::memory(conf_app).await;
     let (status, headers, _) = post_with(&server.url("/logout"), None).await;
     assert_eq!(status, 204);
     assert!(
@@ -928,12 +878,11 @@ async fn invalidate_on_a_new_session_writes_nothing() {
 
 #[tokio::test]
 async fn expired_session_gets_a_new_id() {
-    let clock = TestClock::new();
-    let store = SharedMemory::new(MemoryStore::new());
-    let server = TestServer::start(conf_app(
-        SessionLayer::new(store.clone()).with_config(test_config(&clock)),
-    ))
-    .await;
+    let Fixture {
+        clock,
+        store,
+        server,
+    } = Fixture::memory(conf_app).await;
     let (_, headers, _) = get_with(&server.url("/visit"), None).await;
     let old = format!("conf={}", cookie_value(&headers, "conf").unwrap());
     clock.advance(Duration::from_secs(601));
@@ -962,13 +911,17 @@ async fn plain_read(s: TypedSession<Plain>) -> String {
 
 #[tokio::test]
 async fn default_idle_timeout_is_one_day() {
-    let clock = TestClock::new();
-    let store = SharedMemory::new(MemoryStore::new());
-    let app = Router::new()
-        .route("/visit", get(plain_visit))
-        .route("/read", get(plain_read))
-        .layer(SessionLayer::new(store.clone()).with_config(test_config(&clock)));
-    let server = TestServer::start(app).await;
+    let app = |layer| {
+        Router::new()
+            .route("/visit", get(plain_visit))
+            .route("/read", get(plain_read))
+            .layer(layer)
+    };
+    let Fixture {
+        clock,
+        store,
+        server,
+    } = Fixture::memory(app).await;
     let (_, headers, _) = get_with(&server.url("/visit"), None).await;
     assert!(
         set_cookies(&headers)[0].contains("; Max-Age=86400;"),
@@ -989,11 +942,7 @@ async fn default_idle_timeout_is_one_day() {
 
 #[tokio::test]
 async fn per_session_max_age_applies_on_load() {
-    let clock = TestClock::new();
-    let server = TestServer::start(conf_app(
-        SessionLayer::new(MemoryStore::new()).with_config(test_config(&clock)),
-    ))
-    .await;
+    let Fixture { clock, server, .. } = Fixture::start(MemoryStore::new(), conf_app).await;
     // Shorter than the type's 600 s.
     let (_, headers, body) = get_with(&server.url("/remember?secs=10"), None).await;
     assert_eq!(body, "10");
@@ -1013,11 +962,7 @@ async fn per_session_max_age_applies_on_load() {
 
 #[tokio::test]
 async fn zero_max_age_is_never_an_error_from_the_store() {
-    let clock = TestClock::new();
-    let server = TestServer::start(conf_app(
-        SessionLayer::new(MemoryStore::new()).with_config(test_config(&clock)),
-    ))
-    .await;
+    let Fixture { clock, server, .. } = Fixture::start(MemoryStore::new(), conf_app).await;
     let (status, headers, body) = get_with(&server.url("/remember?secs=0"), None).await;
     assert_eq!((status, body.as_str()), (200, "1"), "clamped to one second");
     assert!(set_cookies(&headers)[0].contains("; Max-Age=1;"));
@@ -1037,11 +982,7 @@ async fn zero_max_age_is_never_an_error_from_the_store() {
 
 #[tokio::test]
 async fn nested_mutation_is_saved_without_a_changed_call() {
-    let clock = TestClock::new();
-    let server = TestServer::start(conf_app(
-        SessionLayer::new(encrypted(1, 6)).with_config(test_config(&clock)),
-    ))
-    .await;
+    let Fixture { server, .. } = Fixture::start(encrypted(1, 6), conf_app).await;
     let b = browser();
     assert_eq!(send(b.get(server.url("/tag"))).await.2, "t0");
     assert_eq!(send(b.get(server.url("/tag"))).await.2, "t0,t1");
@@ -1055,11 +996,7 @@ async fn nested_mutation_is_saved_without_a_changed_call() {
 
 #[tokio::test]
 async fn debug_output_hides_id_and_data() {
-    let clock = TestClock::new();
-    let server = TestServer::start(conf_app(
-        SessionLayer::new(MemoryStore::new()).with_config(test_config(&clock)),
-    ))
-    .await;
+    let Fixture { server, .. } = Fixture::start(MemoryStore::new(), conf_app).await;
     let (_, headers, _) = get_with(&server.url("/visit"), None).await;
     let id = cookie_value(&headers, "conf").unwrap();
     let (_, _, body) = get_with(&server.url("/debug"), Some(&format!("conf={id}"))).await;
@@ -1073,11 +1010,7 @@ async fn debug_output_hides_id_and_data() {
 
 #[tokio::test]
 async fn invalidate_then_write_is_a_new_session_with_its_own_creation_time() {
-    let clock = TestClock::new();
-    let server = TestServer::start(conf_app(
-        SessionLayer::new(MemoryStore::new()).with_config(test_config(&clock)),
-    ))
-    .await;
+    let Fixture { clock, server, .. } = Fixture::start(MemoryStore::new(), conf_app).await;
     let b = browser();
     let start = now_millis(&clock);
     send(b.post(server.url("/login?user=1"))).await;
@@ -1099,17 +1032,9 @@ async fn invalidate_then_write_is_a_new_session_with_its_own_creation_time() {
 // Items 4, 5, 69, X13, X14: the plain cookie store's envelope, written and read by hand
 // ---------------------------------------------------------------------------------------------
 
-async fn simple_server(clock: &Arc<TestClock>) -> TestServer {
-    TestServer::start(conf_app(
-        SessionLayer::new(SimpleCookieStore::new()).with_config(test_config(clock)),
-    ))
-    .await
-}
-
 #[tokio::test]
 async fn simple_cookie_envelope_holds_every_field() {
-    let clock = TestClock::new();
-    let server = simple_server(&clock).await;
+    let Fixture { clock, server, .. } = Fixture::start(SimpleCookieStore::new(), conf_app).await;
     let start = now_millis(&clock);
     let (_, headers, _) = get_with(&server.url("/visit"), None).await;
     let cookie = format!("conf={}", cookie_value(&headers, "conf").unwrap());
@@ -1129,8 +1054,7 @@ async fn simple_cookie_envelope_holds_every_field() {
 
 #[tokio::test]
 async fn hand_written_simple_cookie_loads() {
-    let clock = TestClock::new();
-    let server = simple_server(&clock).await;
+    let Fixture { clock, server, .. } = Fixture::start(SimpleCookieStore::new(), conf_app).await;
     let now = now_millis(&clock);
     let envelope = format!(
         r#"{{"created":{now},"updated":{now},"session":{{"visits":5,"note":"hi","removed_field":1}}}}"#
@@ -1152,8 +1076,7 @@ async fn hand_written_simple_cookie_loads() {
 
 #[tokio::test]
 async fn simple_cookie_without_metadata_or_not_an_object_is_a_fresh_session() {
-    let clock = TestClock::new();
-    let server = simple_server(&clock).await;
+    let Fixture { clock, server, .. } = Fixture::start(SimpleCookieStore::new(), conf_app).await;
     let now = now_millis(&clock);
     let later = now + 1000;
     for payload in [
@@ -1181,11 +1104,7 @@ async fn simple_cookie_without_metadata_or_not_an_object_is_a_fresh_session() {
 
 #[tokio::test]
 async fn server_ids_are_256_bit_base64url() {
-    let clock = TestClock::new();
-    let server = TestServer::start(conf_app(
-        SessionLayer::new(MemoryStore::new()).with_config(test_config(&clock)),
-    ))
-    .await;
+    let Fixture { server, .. } = Fixture::start(MemoryStore::new(), conf_app).await;
     let mut ids = std::collections::HashSet::new();
     for _ in 0..20 {
         let (_, headers, _) = get_with(&server.url("/visit"), None).await;
@@ -1221,11 +1140,7 @@ async fn cookie_values_are_unpadded_and_quoted_values_are_read() {
 
 #[tokio::test]
 async fn panicking_handler_saves_nothing() {
-    let clock = TestClock::new();
-    let server = TestServer::start(conf_app(
-        SessionLayer::new(MemoryStore::new()).with_config(test_config(&clock)),
-    ))
-    .await;
+    let Fixture { server, .. } = Fixture::start(MemoryStore::new(), conf_app).await;
     let (_, headers, _) = get_with(&server.url("/visit"), None).await;
     let cookie = format!("conf={}", cookie_value(&headers, "conf").unwrap());
     let failed = raw_client()
@@ -1249,28 +1164,27 @@ async fn concurrent_requests_changing_different_fields_keep_both() {
             .await
             .expect("both requests hold the session at once");
     };
-    let clock = TestClock::new();
-    let app = Router::new()
-        .route(
-            "/set-note",
-            get(move |mut s: TypedSession<Conf>| async move {
-                both_loaded(b1).await;
-                s.set_note("a".to_owned());
-            }),
-        )
-        .route(
-            "/set-user",
-            get(move |mut s: TypedSession<Conf>| async move {
-                both_loaded(b2).await;
-                s.set_user(Some(9));
-            }),
-        )
-        .merge(conf_routes())
-        .layer(
-            SessionLayer::new(MemoryStore::new())
-                .with_config(test_config(&clock).with_serialized_requests(false)),
-        );
-    let server = TestServer::start(app).await;
+    let app = |layer| {
+        Router::new()
+            .route(
+                "/set-note",
+                get(move |mut s: TypedSession<Conf>| async move {
+                    both_loaded(b1).await;
+                    s.set_note("a".to_owned());
+                }),
+            )
+            .route(
+                "/set-user",
+                get(move |mut s: TypedSession<Conf>| async move {
+                    both_loaded(b2).await;
+                    s.set_user(Some(9));
+                }),
+            )
+            .merge(conf_routes())
+            .layer(layer)
+    };
+    let unserialized = |clock: &Arc<TestClock>| test_config(clock).with_serialized_requests(false);
+    let Fixture { server, .. } = Fixture::start_with(MemoryStore::new(), unserialized, app).await;
     let (_, headers, _) = get_with(&server.url("/visit"), None).await;
     let cookie = format!("conf={}", cookie_value(&headers, "conf").unwrap());
     let (note_url, user_url) = (server.url("/set-note"), server.url("/set-user"));
@@ -1293,12 +1207,13 @@ async fn concurrent_increments_of_one_field_all_count() {
         *s.visits_mut() += 1;
         s.visits().to_string()
     }
-    let clock = TestClock::new();
-    let app = Router::new()
-        .route("/slow-visit", get(slow_visit))
-        .merge(conf_routes())
-        .layer(SessionLayer::new(MemoryStore::new()).with_config(test_config(&clock)));
-    let server = TestServer::start(app).await;
+    let app = |layer| {
+        Router::new()
+            .route("/slow-visit", get(slow_visit))
+            .merge(conf_routes())
+            .layer(layer)
+    };
+    let Fixture { server, .. } = Fixture::start(MemoryStore::new(), app).await;
     let (_, headers, _) = get_with(&server.url("/visit"), None).await;
     let cookie = format!("conf={}", cookie_value(&headers, "conf").unwrap());
     let url = server.url("/slow-visit");

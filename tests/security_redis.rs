@@ -16,10 +16,11 @@ use axum::Router;
 use axum::extract::Extension;
 use axum::routing;
 use redis::AsyncCommands as _;
+use session_runtime::TypedSession;
 use session_runtime::config::{Clock as _, SessionConfig};
 use session_runtime::session::SessionId;
 use session_runtime::store::RedisStore;
-use session_runtime::{SessionLayer, TypedSession};
+use session_tests::fixture::Fixture;
 use session_tests::redis::{Monitor, OwnRedis, unique_prefix};
 use session_tests::server::{
     TestClock, TestServer, cookie_value, raw_client, send, set_cookies, test_config,
@@ -51,11 +52,13 @@ async fn harness_server(
 ) -> (TestServer, RedisStore, Arc<TestClock>, String, String) {
     let url = session_tests::redis::server().await.url().to_owned();
     let prefix = unique_prefix("security");
-    let clock = TestClock::new();
-    let store = store(&url, &prefix).await;
-    let layer = SessionLayer::new(store.clone()).with_config(configure(test_config(&clock)));
-    let server = TestServer::start(app_with(layer, extra)).await;
-    (server, store, clock, prefix, url)
+    let fixture = Fixture::keeping(
+        store(&url, &prefix).await,
+        |clock| configure(test_config(clock)),
+        |layer| app_with(layer, extra),
+    )
+    .await;
+    (fixture.server, fixture.store, fixture.clock, prefix, url)
 }
 
 async fn login(server: &TestServer, user: u64) -> String {
@@ -234,14 +237,12 @@ async fn blocked_write(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_mid_request() {
     let mut own = OwnRedis::start().await;
-    let clock = TestClock::new();
     let signals = Arc::new((Notify::new(), Notify::new()));
-    let layer =
-        SessionLayer::new(store(&own.url(), "killed:").await).with_config(test_config(&clock));
     let extra = Router::new()
         .route("/blocked-write", routing::get(blocked_write))
         .layer(Extension(Arc::clone(&signals)));
-    let server = TestServer::start(app_with(layer, extra)).await;
+    let store = store(&own.url(), "killed:").await;
+    let Fixture { server, .. } = Fixture::start(store, |layer| app_with(layer, extra)).await;
     let session = login(&server, 38).await;
     let request = tokio::spawn(send(
         raw_client()
@@ -322,10 +323,7 @@ async fn key_hygiene() {
 #[tokio::test]
 async fn no_malformed_id_reaches_redis() {
     let own = OwnRedis::start().await;
-    let clock = TestClock::new();
-    let layer =
-        SessionLayer::new(store(&own.url(), "inject:").await).with_config(test_config(&clock));
-    let server = TestServer::start(app(layer)).await;
+    let Fixture { server, .. } = Fixture::start(store(&own.url(), "inject:").await, app).await;
     let mut monitor = Monitor::start(&own.url()).await;
     monitor.round_trips().await;
     let base = "A".repeat(42);
@@ -365,9 +363,7 @@ async fn no_malformed_id_reaches_redis() {
 #[tokio::test]
 async fn out_of_memory_fails_writes_and_keeps_reads_and_logout() {
     let own = OwnRedis::start().await;
-    let clock = TestClock::new();
-    let layer = SessionLayer::new(store(&own.url(), "oom:").await).with_config(test_config(&clock));
-    let server = TestServer::start(app(layer)).await;
+    let Fixture { server, .. } = Fixture::start(store(&own.url(), "oom:").await, app).await;
     let session = login(&server, 42).await;
     let mut redis = connection(&own.url()).await;
     let _: () = redis::cmd("CONFIG")
@@ -413,10 +409,8 @@ async fn out_of_memory_fails_writes_and_keeps_reads_and_logout() {
 #[tokio::test]
 async fn evicted_session_is_a_fresh_session() {
     let own = OwnRedis::start().await;
-    let clock = TestClock::new();
     let store = store(&own.url(), "evict:").await;
-    let layer = SessionLayer::new(store.clone()).with_config(test_config(&clock));
-    let server = TestServer::start(app(layer)).await;
+    let Fixture { store, server, .. } = Fixture::keeping(store, test_config, app).await;
     let session = login(&server, 43).await;
     let mut redis = connection(&own.url()).await;
     let _: () = redis::cmd("CONFIG")
@@ -454,10 +448,9 @@ async fn evicted_session_is_a_fresh_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn randomised_stress_matches_the_model() {
     let url = session_tests::redis::server().await.url().to_owned();
-    let clock = TestClock::new();
-    let layer = SessionLayer::new(store(&url, &unique_prefix("stress")).await)
-        .with_config(test_config(&clock));
-    let server = Arc::new(TestServer::start(session_examples::routes().layer(layer)).await);
+    let store = store(&url, &unique_prefix("stress")).await;
+    let fixture = Fixture::start(store, |layer| session_examples::routes().layer(layer)).await;
+    let server = Arc::new(fixture.server);
     let (_, headers, _) = send(raw_client().get(server.url("/"))).await;
     let cookie = format!("counter={}", cookie_value(&headers, "counter").unwrap());
     let client = raw_client();
@@ -528,12 +521,16 @@ async fn randomised_stress_matches_the_model() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn touch_never_overwrites_a_write() {
     let url = session_tests::redis::server().await.url().to_owned();
-    let clock = TestClock::new();
-    let config = test_config(&clock)
-        .with_serialized_requests(false)
-        .with_rolling(Some(Duration::from_secs(1)));
-    let layer = SessionLayer::new(store(&url, &unique_prefix("touch")).await).with_config(config);
-    let server = TestServer::start(session_examples::routes().layer(layer)).await;
+    let config = |clock: &Arc<TestClock>| {
+        test_config(clock)
+            .with_serialized_requests(false)
+            .with_rolling(Some(Duration::from_secs(1)))
+    };
+    let store = store(&url, &unique_prefix("touch")).await;
+    let Fixture { clock, server, .. } = Fixture::start_with(store, config, |layer| {
+        session_examples::routes().layer(layer)
+    })
+    .await;
     let client = raw_client();
     let (_, headers, _) = send(client.get(server.url("/b"))).await;
     let cookie = format!("counter={}", cookie_value(&headers, "counter").unwrap());

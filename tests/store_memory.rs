@@ -4,6 +4,7 @@ use session_examples::Counter;
 use session_runtime::SessionLayer;
 use session_runtime::TypedSession;
 use session_runtime::store::{MemoryStore, StoreKind};
+use session_tests::fixture::Fixture;
 use session_tests::server::{
     TestClock, TestServer, browser, cookie_value, raw_client, send, test_config,
 };
@@ -57,14 +58,14 @@ async fn serialization_is_what_prevents_lost_updates() {
         session.a().to_string()
     }
     for (serialize, expected) in [(true, "2"), (false, "1")] {
-        let clock = TestClock::new();
-        let layer = SessionLayer::new(MemoryStore::new())
-            .with_config(test_config(&clock).with_serialized_requests(serialize));
-        let app = axum::Router::new()
-            .route("/slow", axum::routing::get(slow_bump))
-            .merge(session_examples::routes())
-            .layer(layer);
-        let server = TestServer::start(app).await;
+        let config = |clock: &_| test_config(clock).with_serialized_requests(serialize);
+        let app = |layer| {
+            axum::Router::new()
+                .route("/slow", axum::routing::get(slow_bump))
+                .merge(session_examples::routes())
+                .layer(layer)
+        };
+        let Fixture { server, .. } = Fixture::start_with(MemoryStore::new(), config, app).await;
         let client = raw_client();
         let (_, headers, _) = send(client.get(server.url("/"))).await;
         let cookie = format!("counter={}", cookie_value(&headers, "counter").unwrap());
@@ -179,14 +180,15 @@ async fn opposite_extraction_orders_do_not_deadlock() {
         "ba".to_owned()
     }
 
-    let clock = TestClock::new();
-    let app = Router::new()
-        .route("/create", get(create))
-        .route("/ab", get(first_then_second))
-        .route("/ba", get(second_then_first))
-        .layer(Extension(Arc::new(Barrier::new(2))))
-        .layer(SessionLayer::new(MemoryStore::new()).with_config(test_config(&clock)));
-    let server = TestServer::start(app).await;
+    let app = |layer| {
+        Router::new()
+            .route("/create", get(create))
+            .route("/ab", get(first_then_second))
+            .route("/ba", get(second_then_first))
+            .layer(Extension(Arc::new(Barrier::new(2))))
+            .layer(layer)
+    };
+    let Fixture { server, .. } = Fixture::start(MemoryStore::new(), app).await;
     let client = browser();
     send(client.get(server.url("/create"))).await;
     let ab = tokio::spawn(send(client.get(server.url("/ab"))));

@@ -17,6 +17,7 @@ use session_runtime::config::SessionConfig;
 use session_runtime::session::SessionId;
 use session_runtime::store::{RedisStore, StoreKind};
 use session_runtime::{Session, SessionLayer, TypedSession};
+use session_tests::fixture::Fixture;
 use session_tests::redis::{Monitor, OwnRedis, unique_prefix};
 use session_tests::server::{
     TestClock, TestServer, browser, cookie_value, raw_client, send, set_cookies, test_config,
@@ -63,6 +64,11 @@ async fn raw_redis() -> redis::aio::MultiplexedConnection {
         .unwrap()
 }
 
+/// [`test_config`] with renewal every 300 s and a grace period of 30 s.
+fn renewing(clock: &Arc<TestClock>) -> SessionConfig {
+    test_config(clock).with_renewal(Some((Duration::from_secs(300), Duration::from_secs(30))))
+}
+
 /// The suite's harness on one node or on the cluster; every suite run gets its own key prefix.
 fn harness(on_cluster: bool) -> Harness {
     Harness {
@@ -95,14 +101,11 @@ mod cluster {
 #[tokio::test]
 async fn only_changed_fields_are_written() {
     let prefix = unique_prefix("fields");
-    let clock = TestClock::new();
-    let server = TestServer::start(app(single(&prefix, test_config(&clock)).await)).await;
+    let Fixture { store, server, .. } = Fixture::redis(&prefix, test_config, app).await;
     let c = raw_client();
     let (_, headers, _) = send(c.get(server.url("/visit"))).await;
     let id = cookie_value(&headers, "suite").unwrap();
-    let key = keys_of(&prefix)
-        .await
-        .key_of(&SessionId::parse(&id).unwrap());
+    let key = store.key_of(&SessionId::parse(&id).unwrap());
     let mut redis = raw_redis().await;
     let _: () = redis
         .hset(&key, "note", "\"from elsewhere\"")
@@ -128,11 +131,8 @@ async fn only_changed_fields_are_written() {
 #[tokio::test]
 async fn round_trips_per_request() {
     let own = OwnRedis::start().await;
-    let clock = TestClock::new();
     let store = RedisStore::connect(&own.url()).await.unwrap();
-    let config =
-        test_config(&clock).with_renewal(Some((Duration::from_secs(300), Duration::from_secs(30))));
-    let server = TestServer::start(app(SessionLayer::new(store).with_config(config))).await;
+    let Fixture { clock, server, .. } = Fixture::start_with(store, renewing, app).await;
     let c = raw_client();
     let (_, headers, _) = send(c.get(server.url("/visit"))).await; // loads the script once
     let cookie = format!("suite={}", cookie_value(&headers, "suite").unwrap());
@@ -465,8 +465,7 @@ async fn logout_race_never_resurrects() {
 #[tokio::test]
 async fn every_key_has_a_ttl() {
     let prefix = unique_prefix("ttl");
-    let clock = TestClock::new();
-    let server = TestServer::start(app(single(&prefix, test_config(&clock)).await)).await;
+    let Fixture { store, server, .. } = Fixture::redis(&prefix, test_config, app).await;
     for path in ["/visit", "/remember", "/visit"] {
         let c = browser();
         send(c.get(server.url(path))).await;
@@ -486,7 +485,6 @@ async fn every_key_has_a_ttl() {
     let c = browser();
     let (_, headers, _) = send(c.get(server.url("/visit"))).await;
     let id = cookie_value(&headers, "suite").unwrap();
-    let store = keys_of(&prefix).await;
     let key = store.key_of(&SessionId::parse(&id).unwrap());
     let ttl: i64 = redis.pttl(key).await.unwrap();
     assert!((590_000..=600_000).contains(&ttl), "PTTL {ttl}");
@@ -496,9 +494,7 @@ async fn every_key_has_a_ttl() {
 /// FLUSH`), the store loads it and the same write lands.
 #[tokio::test]
 async fn writes_survive_a_script_flush() {
-    let prefix = unique_prefix("flush");
-    let clock = TestClock::new();
-    let server = TestServer::start(app(single(&prefix, test_config(&clock)).await)).await;
+    let Fixture { server, .. } = Fixture::redis(&unique_prefix("flush"), test_config, app).await;
     let c = browser();
     assert_eq!(send(c.get(server.url("/visit"))).await.2, "1");
     let mut redis = session_tests::redis::server()
@@ -522,17 +518,13 @@ async fn writes_survive_a_script_flush() {
 #[tokio::test]
 async fn outage_rejects_with_503_and_recovers() {
     let mut own = OwnRedis::start().await;
-    let clock = TestClock::new();
     let store = RedisStore::builder()
         .response_timeout(Duration::from_millis(300))
         .connect_timeout(Duration::from_millis(300))
         .connect(&own.url())
         .await
         .unwrap();
-    let server = TestServer::start(app(
-        SessionLayer::new(store).with_config(test_config(&clock))
-    ))
-    .await;
+    let Fixture { server, .. } = Fixture::start(store, app).await;
     let c = raw_client();
     let (_, headers, _) = send(c.get(server.url("/visit"))).await;
     let cookie = format!("suite={}", cookie_value(&headers, "suite").unwrap());
@@ -612,11 +604,11 @@ async fn example_counts_every_concurrent_request() {
 /// new id (no Redis reader learns the new id) and expires with the grace period.
 #[tokio::test]
 async fn renewal_forward_is_masked_and_short_lived() {
-    let prefix = unique_prefix("renewal");
-    let clock = TestClock::new();
-    let config =
-        test_config(&clock).with_renewal(Some((Duration::from_secs(300), Duration::from_secs(30))));
-    let server = TestServer::start(app(single(&prefix, config).await)).await;
+    let Fixture {
+        clock,
+        store,
+        server,
+    } = Fixture::redis(&unique_prefix("renewal"), renewing, app).await;
     let c = raw_client();
     let (_, headers, _) = send(c.get(server.url("/visit"))).await;
     let old = cookie_value(&headers, "suite").unwrap();
@@ -629,7 +621,6 @@ async fn renewal_forward_is_masked_and_short_lived() {
     assert_eq!(body, "1");
     let new = cookie_value(&headers, "suite").unwrap();
     assert_ne!(new, old);
-    let store = keys_of(&prefix).await;
     let old_key = store.key_of(&SessionId::parse(&old).unwrap());
     let new_key = store.key_of(&SessionId::parse(&new).unwrap());
     let mut redis = raw_redis().await;
@@ -827,12 +818,14 @@ async fn theme(s: TypedSession<Renamed>) -> String {
 #[tokio::test]
 async fn loads_aliases_and_the_current_name_wins() {
     use session_runtime::config::Clock as _;
-    let prefix = unique_prefix("alias");
-    let clock = TestClock::new();
-    let layer = single(&prefix, test_config(&clock)).await;
-    let server = TestServer::start(Router::new().route("/theme", get(theme)).layer(layer)).await;
+    let app = |layer| Router::new().route("/theme", get(theme)).layer(layer);
+    let Fixture {
+        clock,
+        store,
+        server,
+    } = Fixture::redis(&unique_prefix("alias"), test_config, app).await;
     let id = SessionId::generate().unwrap();
-    let key = keys_of(&prefix).await.key_of(&id);
+    let key = store.key_of(&id);
     let mut redis = raw_redis().await;
     let now = clock.now_millis();
     let _: () = redis

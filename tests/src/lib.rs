@@ -2,6 +2,7 @@
 //! binary.
 //!
 //! - [`server`]: a clock tests can move, a real axum server on loopback and HTTP clients.
+//! - [`fixture`]: a clock, a store and a started server together, the preamble of most tests.
 //! - [`suite`]: the conformance suite every store runs, through [`store_suite!`].
 //! - [`redis`]: the Redis the tests use (a single server, a cluster, a private server) and
 //!   command counting.
@@ -9,6 +10,7 @@
 //! The library also compiles the Rust blocks of the README and of
 //! `docs/migrating-from-aiohttp-session.md` as doctests, so they cannot drift from the API.
 
+pub mod fixture;
 pub mod redis;
 pub mod server;
 pub mod suite;

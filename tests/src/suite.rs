@@ -24,6 +24,7 @@ use session_runtime::config::SessionConfig;
 use session_runtime::store::StoreKind;
 use session_runtime::{Session, SessionLayer, TypedSession};
 
+use crate::fixture::Fixture;
 use crate::server::{
     TestClock, TestServer, browser, cookie_value, raw_client, send, set_cookies, test_config,
 };
@@ -230,28 +231,30 @@ impl Harness {
     }
 }
 
-/// A suite server: the suite's routes over a layer the harness made.
-#[derive(Debug)]
-pub struct Running {
-    /// The server.
-    pub server: TestServer,
-    /// The clock of the layer's configuration.
-    pub clock: Arc<TestClock>,
-}
-
 impl Harness {
     /// Starts the suite's routes over a layer the harness makes with [`test_config`].
-    pub async fn start(&self) -> Running {
+    pub async fn start(&self) -> Fixture {
+        self.start_with(test_config, app).await
+    }
+
+    /// Starts `app` over a layer the harness makes with the configuration `config` makes of
+    /// the fixture's clock.
+    pub async fn start_with(
+        &self,
+        config: impl FnOnce(&Arc<TestClock>) -> SessionConfig,
+        app: impl FnOnce(SessionLayer) -> Router,
+    ) -> Fixture {
         let clock = TestClock::new();
-        let layer = (self.make)(test_config(&clock)).await;
-        Running {
+        let layer = (self.make)(config(&clock)).await;
+        Fixture {
             server: TestServer::start(app(layer)).await,
             clock,
+            store: (),
         }
     }
 }
 
-async fn get_text(client: &reqwest::Client, run: &Running, path: &str) -> String {
+async fn get_text(client: &reqwest::Client, run: &Fixture, path: &str) -> String {
     let (status, _, body) = send(client.get(run.server.url(path))).await;
     assert_eq!(status, 200, "GET {path}: {body}");
     body
@@ -294,9 +297,9 @@ pub async fn no_extraction_no_cookie(h: &Harness) {
 /// The default cookie attributes: `Path=/`, `Max-Age`, `HttpOnly`, `Secure`, `SameSite=Lax`, no
 /// `Domain`, and `Cache-Control: no-store`.
 pub async fn cookie_attributes(h: &Harness) {
-    let clock = TestClock::new();
-    let layer = (h.make)(SessionConfig::default().with_clock(clock)).await;
-    let server = TestServer::start(app(layer)).await;
+    let default_config =
+        |clock: &Arc<TestClock>| SessionConfig::default().with_clock(clock.clone());
+    let Fixture { server, .. } = h.start_with(default_config, app).await;
     let (_, headers, _) = send(raw_client().get(server.url("/visit"))).await;
     let cookies = set_cookies(&headers);
     assert_eq!(cookies.len(), 1, "{cookies:?}");
@@ -426,9 +429,8 @@ pub async fn remember_me_is_persisted(h: &Harness) {
 
 /// Rolling expiry: a read past the touch interval refreshes the expiry without a write.
 pub async fn rolling_touch_extends_without_rewriting(h: &Harness) {
-    let clock = TestClock::new();
-    let layer = (h.make)(test_config(&clock).with_rolling(Some(Duration::from_secs(300)))).await;
-    let server = TestServer::start(app(layer)).await;
+    let rolling = |clock: &_| test_config(clock).with_rolling(Some(Duration::from_secs(300)));
+    let Fixture { clock, server, .. } = h.start_with(rolling, app).await;
     let c = browser();
     send(c.get(server.url("/visit"))).await;
     clock.advance(Duration::from_secs(100));
@@ -487,10 +489,10 @@ pub async fn regenerate_changes_the_cookie_and_keeps_data(h: &Harness) {
 /// session, and moves its client to the new id, for the grace period and is refused after it.
 /// Cookie stores have no id to renew: nothing changes for them.
 pub async fn renewal_moves_the_id_with_a_grace_period(h: &Harness) {
-    let clock = TestClock::new();
-    let config =
-        test_config(&clock).with_renewal(Some((Duration::from_secs(300), Duration::from_secs(30))));
-    let server = TestServer::start(app((h.make)(config).await)).await;
+    let renewing = |clock: &_| {
+        test_config(clock).with_renewal(Some((Duration::from_secs(300), Duration::from_secs(30))))
+    };
+    let Fixture { clock, server, .. } = h.start_with(renewing, app).await;
     let c = raw_client();
     let get = |path: &str, value: &str| {
         send(
@@ -636,14 +638,14 @@ async fn account_revoke_all(
 /// every session of that user fail the check on its next request, on every store, cookie stores
 /// included; other users and new logins are unaffected.
 pub async fn revoke_all_of_a_users_sessions_by_epoch(h: &Harness) {
-    let clock = TestClock::new();
     let epochs = Epochs::default();
     let extra = Router::new()
         .route("/account/login", post(account_login))
         .route("/account/whoami", get(account_whoami))
         .route("/account/revoke-all", post(account_revoke_all))
         .layer(Extension(epochs));
-    let server = TestServer::start(app_with((h.make)(test_config(&clock)).await, extra)).await;
+    let app = |layer| app_with(layer, extra);
+    let Fixture { server, .. } = h.start_with(test_config, app).await;
     let devices: Vec<_> = (0..3).map(|_| browser()).collect();
     let other = browser();
     for device in &devices {
