@@ -61,6 +61,21 @@ async fn harness_server(
     (fixture.server, fixture.store, fixture.clock, prefix, url)
 }
 
+/// `CONFIG SET maxmemory-policy <policy>`, then `CONFIG SET maxmemory 1`: from now on Redis is
+/// over its memory limit, so with `noeviction` it refuses writes and with `allkeys-lru` it
+/// evicts keys.
+async fn limit_memory(redis: &mut redis::aio::MultiplexedConnection, policy: &str) {
+    for (parameter, value) in [("maxmemory-policy", policy), ("maxmemory", "1")] {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(parameter)
+            .arg(value)
+            .query_async(redis)
+            .await
+            .unwrap();
+    }
+}
+
 async fn login(server: &TestServer, user: u64) -> String {
     let (status, headers, _) =
         send(raw_client().post(server.url(&format!("/login?user={user}")))).await;
@@ -366,20 +381,7 @@ async fn out_of_memory_fails_writes_and_keeps_reads_and_logout() {
     let Fixture { server, .. } = Fixture::start(store(&own.url(), "oom:").await, app).await;
     let session = login(&server, 42).await;
     let mut redis = connection(&own.url()).await;
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory-policy")
-        .arg("noeviction")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory")
-        .arg("1")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    limit_memory(&mut redis, "noeviction").await;
     let (status, headers, _) = send(raw_client().post(server.url("/login?user=43"))).await;
     assert_eq!(status, 500, "a write refused with OOM is a failed save");
     assert!(set_cookies(&headers).is_empty());
@@ -413,20 +415,7 @@ async fn evicted_session_is_a_fresh_session() {
     let Fixture { store, server, .. } = Fixture::keeping(store, test_config, app).await;
     let session = login(&server, 43).await;
     let mut redis = connection(&own.url()).await;
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory-policy")
-        .arg("allkeys-lru")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory")
-        .arg("1")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    limit_memory(&mut redis, "allkeys-lru").await;
     // Any write makes Redis evict until it is under the limit: everything goes.
     let _: Result<(), redis::RedisError> = redis.set("filler", "x").await;
     assert!(
