@@ -181,3 +181,60 @@ async fn own_redis_pause_holds_commands() {
         started.elapsed()
     );
 }
+
+/// `OwnRedis::start_blocking` with a core, as the load benchmark starts its Redis: the server
+/// runs pinned to that core, and again after a restart.
+#[tokio::test]
+async fn own_redis_pinned_to_a_core_stays_pinned() {
+    let core = first_allowed_cpu("self");
+    let mut redis = tokio::task::spawn_blocking(move || OwnRedis::start_blocking(Some(core)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(server_cpus(&redis).await, core.to_string());
+    redis.restart().await;
+    assert_eq!(
+        server_cpus(&redis).await,
+        core.to_string(),
+        "after a restart"
+    );
+}
+
+/// The `Cpus_allowed_list` of `/proc/<pid>/status`.
+fn allowed_cpus(pid: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+/// The first CPU process `pid` may run on.
+fn first_allowed_cpu(pid: &str) -> usize {
+    let list = allowed_cpus(pid);
+    let first = list.split([',', '-']).next().unwrap();
+    first.parse().unwrap()
+}
+
+/// The CPUs the server's process may run on, found through the pid it reports.
+async fn server_cpus(redis: &OwnRedis) -> String {
+    let mut connection = redis
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let pid = info
+        .lines()
+        .find_map(|line| line.strip_prefix("process_id:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    allowed_cpus(&pid)
+}

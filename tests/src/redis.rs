@@ -161,7 +161,7 @@ fn find_or_start_server() -> Result<RedisServer, String> {
              REDIS_URL=redis://127.0.0.1:6379."
         )
     })?;
-    let node = start_on_free_port(&bin, Mode::Single)?;
+    let node = start_on_free_port(&bin, Mode::Single, None)?;
     let url = node.url();
     keep_until_exit(node);
     Ok(RedisServer {
@@ -313,7 +313,12 @@ fn try_start_cluster(server_bin: &Path, cli_bin: &Path) -> Result<ClusterNodes, 
     let mut nodes = Vec::new();
     for _ in 0..3 {
         // On an error the nodes started so far are dropped, which stops them.
-        nodes.push(Node::start(server_bin, pick_port(true), Mode::ClusterNode)?);
+        nodes.push(Node::start(
+            server_bin,
+            pick_port(true),
+            Mode::ClusterNode,
+            None,
+        )?);
     }
     let mut create = Command::new(cli_bin);
     create.args(["--cluster", "create"]);
@@ -561,6 +566,7 @@ impl Monitor {
 pub struct OwnRedis {
     bin: PathBuf,
     port: u16,
+    core: Option<usize>,
     node: Option<Node>,
 }
 
@@ -571,18 +577,33 @@ impl OwnRedis {
     ///
     /// If `redis-server` is missing or does not start.
     pub async fn start() -> Self {
-        blocking(|| {
-            let bin = redis_server_bin()
-                .map_err(|error| format!("OwnRedis::start needs redis-server: {error}"))?;
-            let node = start_on_free_port(&bin, Mode::Single)?;
-            Ok::<_, String>(Self {
-                bin,
-                port: node.port,
-                node: Some(node),
-            })
+        blocking(|| Self::start_blocking(None))
+            .await
+            .unwrap_or_else(|message| panic!("{message}"))
+    }
+
+    /// Starts a new private `redis-server` from synchronous code (no async runtime needed) and
+    /// waits until it answers. With `core`, the server runs pinned to that CPU, through
+    /// `taskset -c <core>` (which replaces itself with `redis-server`, so the pid is the
+    /// server's), after a [`restart`](Self::restart) too; the load benchmark uses this to keep
+    /// Redis off the core its server under test runs on.
+    ///
+    /// # Errors
+    ///
+    /// If `redis-server`, or with `core` `taskset`, can't be run, or the server does not start.
+    pub fn start_blocking(core: Option<usize>) -> Result<Self, String> {
+        let bin =
+            redis_server_bin().map_err(|error| format!("OwnRedis needs redis-server: {error}"))?;
+        if core.is_some() {
+            check_taskset()?;
+        }
+        let node = start_on_free_port(&bin, Mode::Single, core)?;
+        Ok(Self {
+            bin,
+            port: node.port,
+            core,
+            node: Some(node),
         })
-        .await
-        .unwrap_or_else(|message| panic!("{message}"))
     }
 
     /// `redis://127.0.0.1:{port}`, valid whether or not the server is running.
@@ -630,11 +651,11 @@ impl OwnRedis {
     pub async fn restart(&mut self) {
         self.stop().await;
         let bin = self.bin.clone();
-        let port = self.port;
+        let (port, core) = (self.port, self.core);
         let node = blocking(move || {
             let mut errors = Vec::new();
             for _ in 0..5 {
-                match Node::start(&bin, port, Mode::Single) {
+                match Node::start(&bin, port, Mode::Single, core) {
                     Ok(node) => return Ok(node),
                     Err(error) => errors.push(error),
                 }
@@ -735,9 +756,10 @@ impl Node {
         url_for_port(self.port)
     }
 
-    /// Starts `redis-server` on `port` and waits until it answers, as itself (its pid), so a
-    /// server of someone else's on the same port is never mistaken for ours.
-    fn start(bin: &Path, port: u16, mode: Mode) -> Result<Self, String> {
+    /// Starts `redis-server` on `port`, pinned to CPU `core` if given, and waits until it
+    /// answers, as itself (its pid), so a server of someone else's on the same port is never
+    /// mistaken for ours.
+    fn start(bin: &Path, port: u16, mode: Mode, core: Option<usize>) -> Result<Self, String> {
         static DIRS: AtomicU64 = AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!(
             "session-tests-redis-{}-{}-{port}",
@@ -747,7 +769,12 @@ impl Node {
         std::fs::create_dir_all(&dir)
             .map_err(|error| format!("can't create {}: {error}", dir.display()))?;
         let port_arg = port.to_string();
-        let mut args: Vec<OsString> = vec![bin.into()];
+        let mut args: Vec<OsString> = match core {
+            // `taskset` execs the server: the pid the watchdog reports stays the server's.
+            Some(core) => vec!["taskset".into(), "-c".into(), core.to_string().into()],
+            None => Vec::new(),
+        };
+        args.push(bin.into());
         args.extend(
             [
                 "--port",
@@ -883,10 +910,10 @@ impl Drop for Node {
 
 /// Starts a node on a fresh free port, trying a few ports in case another process takes one
 /// between our check and `redis-server`'s bind.
-fn start_on_free_port(bin: &Path, mode: Mode) -> Result<Node, String> {
+fn start_on_free_port(bin: &Path, mode: Mode, core: Option<usize>) -> Result<Node, String> {
     let mut errors = Vec::new();
     for _ in 0..5 {
-        match Node::start(bin, pick_port(mode == Mode::ClusterNode), mode) {
+        match Node::start(bin, pick_port(mode == Mode::ClusterNode), mode, core) {
             Ok(node) => return Ok(node),
             Err(error) => errors.push(error),
         }
@@ -948,8 +975,33 @@ fn run_with_timeout(
     }
 }
 
-fn redis_server_bin() -> Result<PathBuf, String> {
+/// The `redis-server` the harness runs: `REDIS_SERVER_BIN`, else `redis-server` on `PATH`,
+/// checked by running it with `--version`.
+///
+/// # Errors
+///
+/// If it can't be run; the message says how to get it.
+pub fn redis_server_bin() -> Result<PathBuf, String> {
     find_binary("REDIS_SERVER_BIN", "redis-server")
+}
+
+/// Checks that `taskset` (util-linux), which pins a server to a core, can be run.
+fn check_taskset() -> Result<(), String> {
+    match Command::new("taskset")
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+    {
+        Ok(output) if output.status.success() => Ok(()),
+        Ok(output) => Err(format!(
+            "`taskset --version` failed ({}); pinning redis-server to a core needs it",
+            output.status
+        )),
+        Err(error) => Err(format!(
+            "`taskset` can't be run ({error}); pinning redis-server to a core needs it \
+             (util-linux)"
+        )),
+    }
 }
 
 fn redis_cli_bin() -> Result<PathBuf, String> {
