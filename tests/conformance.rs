@@ -1,5 +1,6 @@
-//! Behaviours of `aiohttp_session` (its test suite and the extra checks in its study, see
-//! `tests/CONFORMANCE.md`) that the shared store suite does not cover, driven over real HTTP.
+//! Behaviours of `aiohttp_session` (those its test suite checks and the extra behaviours X1–X25,
+//! both mapped in `tests/CONFORMANCE.md`) that the shared store suite does not cover, driven
+//! over real HTTP.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -312,7 +313,7 @@ async fn cookie_for_another_domain_is_not_kept() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// §6.6, §6.7: secure defaults, browser rules, and the `__Host-` removal cookie (X21)
+// Secure defaults, browser rules, and the `__Host-` removal cookie (X21)
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test]
@@ -417,7 +418,7 @@ async fn host_prefixed_cookie_is_removed_with_secure() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// §6.13 (#1158): several session types on one layer
+// Several session types on one layer (aiohttp_session has one per app)
 // ---------------------------------------------------------------------------------------------
 
 #[derive(Session)]
@@ -783,7 +784,7 @@ async fn key_rotation_over_http() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// §6.4: server-side records are deleted, bounded and always expire
+// Server-side records are deleted, bounded and always expire
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! Plan items 44 and 48 (`shared/security.md` §7 G and H): everything the library logs, at
+//! `tests/SECURITY.md` items 44 and 48 (sections G and H): everything the library logs, at
 //! trace level, over a run of logins, visits, rotations, logouts, garbage, tampered, oversized
 //! and failing saves on every store, holds no cookie value, session id or key material; the
 //! plain cookie store warns once per construction. One test per binary: it installs the

@@ -1,8 +1,8 @@
-//! The security test plan (`shared/security.md` §7) items that only a Redis store has: the TTL
+//! The items of the security test plan (`tests/SECURITY.md`) that only a Redis store has: the TTL
 //! as a backstop, old ids after `regenerate`, races, a Redis killed mid-request, key hygiene, no
 //! injection, out of memory, eviction, a randomised stress run and touch-versus-write races.
 //! Runs on the harness Redis, or on a private `redis-server` where the test stops, fills or
-//! reconfigures it. `tests/SECURITY.md` maps every plan item to its test.
+//! reconfigures it. `tests/SECURITY.md` maps every item to its test.
 //!
 //! Figures the plan asks to report are printed; run with `--nocapture` to see them.
 
@@ -97,7 +97,7 @@ fn id(value: &str) -> SessionId {
     SessionId::parse(value).unwrap()
 }
 
-/// Plan items 15 and 16 (Redis part): the application checks the deadlines itself. A key
+/// SECURITY.md items 15 and 16 (Redis part): the application checks the deadlines itself. A key
 /// whose TTL is removed (`PERSIST`) is still refused after the idle timeout, and the TTL set on
 /// every write never reaches past the absolute deadline.
 #[tokio::test]
@@ -143,8 +143,8 @@ async fn ttl_is_a_backstop_not_the_control() {
     assert_eq!(get(&server, "/whoami", &session).await.2, "anonymous");
 }
 
-/// Plan item 29 (Redis part): after a login on a planted anonymous session A, the key of A is
-/// gone, A is anonymous, and the data moved to the new id B.
+/// SECURITY.md item 29 (Redis part): after a login on a planted anonymous session A, the key of A
+/// is gone, A is anonymous, and the data moved to the new id B.
 #[tokio::test]
 async fn regenerate_deletes_the_old_key() {
     let (server, store, _, _, url) = harness_server(|c| c, Router::new()).await;
@@ -189,7 +189,7 @@ async fn slow_write(
     "written"
 }
 
-/// Plan item 36: a request still holding the old id while another regenerates it must not
+/// SECURITY.md item 36: a request still holding the old id while another regenerates it must not
 /// recreate the old key when it saves; its change is dropped with a log. 200 rounds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn regenerate_race_never_recreates_the_old_key() {
@@ -246,7 +246,7 @@ async fn blocked_write(
     "changed"
 }
 
-/// Plan item 38: Redis is killed (`SIGKILL`) between a request's load and its save: the
+/// SECURITY.md item 38: Redis is killed (`SIGKILL`) between a request's load and its save: the
 /// response is a 500 without `Set-Cookie`, and once Redis is back (empty: no persistence) the
 /// old cookie is a fresh session, not an error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,7 +286,7 @@ async fn redis_killed_mid_request() {
     assert!(cookies.is_empty());
 }
 
-/// Plan item 40: after a run of logins, visits, regenerations and logouts, every key starts
+/// SECURITY.md item 40: after a run of logins, visits, regenerations and logouts, every key starts
 /// with the prefix and has a TTL, and no key or value holds any cookie value or id issued.
 #[tokio::test]
 async fn key_hygiene() {
@@ -333,8 +333,8 @@ async fn key_hygiene() {
     }
 }
 
-/// Plan item 41: malformed ids never reach Redis: `MONITOR` on a private server sees no command
-/// for them (CR/LF cannot even reach the server: HTTP refuses them in a header).
+/// SECURITY.md item 41: malformed ids never reach Redis: `MONITOR` on a private server sees no
+/// command for them (CR/LF cannot even reach the server: HTTP refuses them in a header).
 #[tokio::test]
 async fn no_malformed_id_reaches_redis() {
     let own = OwnRedis::start().await;
@@ -373,8 +373,8 @@ async fn no_malformed_id_reaches_redis() {
     );
 }
 
-/// Plan item 42: Redis out of memory (`maxmemory` reached, `noeviction`): a new login answers
-/// 500 without `Set-Cookie`; existing sessions still load; logout (`DEL`) still works.
+/// SECURITY.md item 42: Redis out of memory (`maxmemory` reached, `noeviction`): a new login
+/// answers 500 without `Set-Cookie`; existing sessions still load; logout (`DEL`) still works.
 #[tokio::test]
 async fn out_of_memory_fails_writes_and_keeps_reads_and_logout() {
     let own = OwnRedis::start().await;
@@ -406,7 +406,7 @@ async fn out_of_memory_fails_writes_and_keeps_reads_and_logout() {
     assert!(keys.is_empty(), "{keys:?}");
 }
 
-/// Plan item 43: a session Redis evicted (`allkeys-lru`, tiny memory) is a fresh session,
+/// SECURITY.md item 43: a session Redis evicted (`allkeys-lru`, tiny memory) is a fresh session,
 /// never a 500.
 #[tokio::test]
 async fn evicted_session_is_a_fresh_session() {
@@ -430,7 +430,7 @@ async fn evicted_session_is_a_fresh_session() {
     assert!(cookies.is_empty());
 }
 
-/// Plan item 51: 2,000 requests at concurrency 16 on one session, mixing reads, two counters
+/// SECURITY.md item 51: 2,000 requests at concurrency 16 on one session, mixing reads, two counters
 /// and note writes, on the example's routes. Every request succeeds, each counter's values are
 /// exactly 1..=n (no lost or repeated increment, strictly increasing), and the final state
 /// matches the model built from the successful writes.
@@ -505,7 +505,7 @@ async fn randomised_stress_matches_the_model() {
     println!("stress: 2,000 requests at concurrency 16: a={na}, b={nb}, visits={nv}, 0 lost");
 }
 
-/// Plan item 54: a read whose rolling-expiry touch races with a write never overwrites the
+/// SECURITY.md item 54: a read whose rolling-expiry touch races with a write never overwrites the
 /// write (the touch writes only the timestamp). 1,000 rounds, per-session serialization off.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn touch_never_overwrites_a_write() {

@@ -2,7 +2,7 @@
 //! tests: the shared store suite, field-level writes, round trips per request, concurrency, the
 //! logout race, TTLs, outages and timeouts.
 //!
-//! The figures an issue asks for (round trips, counts) are printed; run with `--nocapture`.
+//! The figures (round trips, counts) are printed; run with `--nocapture`.
 
 #![allow(clippy::print_stdout, reason = "the tests report measured figures")]
 
@@ -600,7 +600,7 @@ async fn example_counts_every_concurrent_request() {
     assert_eq!(last, "200,201");
 }
 
-/// Security plan item 20 on Redis: a renewed-away id's hash holds only a masked forward to the
+/// SECURITY.md item 20 on Redis: a renewed-away id's hash holds only a masked forward to the
 /// new id (no Redis reader learns the new id) and expires with the grace period.
 #[tokio::test]
 async fn renewal_forward_is_masked_and_short_lived() {

@@ -118,7 +118,8 @@ static GLOBAL: counting::Counting = counting::Counting;
 /// not round trips).
 const SCRIPT_INTERNAL: [&str; 4] = ["exists", "hexists", "hset", "pexpireat"];
 
-/// The targets of issue #5: server CPU per request as a ratio to bare.
+/// The targets for server CPU per request, as a ratio to bare (the table marks each met or
+/// missed; `bench/RESULTS.md` has the latest run).
 fn target(name: &str) -> Option<f64> {
     Some(match name {
         "ours memory write" => 1.15,

@@ -1,6 +1,6 @@
 //! Redis for integration tests: a single server, a 3-master Redis Cluster, per-test key
 //! prefixes, `INFO commandstats` counting and a private Redis that can be stopped, restarted and
-//! paused (STYLE.md §7.5).
+//! paused.
 //!
 //! # Where the single server comes from
 //!

@@ -484,7 +484,7 @@ pub async fn regenerate_changes_the_cookie_and_keeps_data(h: &Harness) {
     }
 }
 
-/// Security plan item 20: with `with_renewal(300 s, 30 s)`, the first request after each period
+/// SECURITY.md item 20: with `with_renewal(300 s, 30 s)`, the first request after each period
 /// moves a server-side session to a new id (read-only requests too); the old id leads to the
 /// session, and moves its client to the new id, for the grace period and is refused after it.
 /// Cookie stores have no id to renew: nothing changes for them.
@@ -633,7 +633,7 @@ async fn account_revoke_all(
     StatusCode::NO_CONTENT
 }
 
-/// Security plan item 33, "log out everywhere", as the documented app pattern (the library has
+/// SECURITY.md item 33, "log out everywhere", as the documented app pattern (the library has
 /// no notion of a user): the session keeps the user's epoch from login; bumping the epoch makes
 /// every session of that user fail the check on its next request, on every store, cookie stores
 /// included; other users and new logins are unaffected.
