@@ -8,17 +8,12 @@
 //! `target/aiohttp-venv`). Without it these tests fail and say how to create it: they are never
 //! skipped.
 
-mod common;
-#[path = "common/redis.rs"]
-mod redis_support;
-
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::TestServer;
 use redis::AsyncCommands as _;
 use reqwest::cookie::{CookieStore as _, Jar};
 use reqwest::header::{COOKIE, SET_COOKIE};
@@ -26,6 +21,7 @@ use serde_json::{Value, json};
 use session_examples::migrate::{Format, layer, routes};
 use session_runtime::config::SessionConfig;
 use session_runtime::store::CookieQuoting;
+use session_tests::server::{TestClock, TestServer, test_config};
 
 /// The Fernet key both servers use: `urlsafe_b64encode(b"Thirty  two  length  bytes  key.")`,
 /// the key of aiohttp_session's docs.
@@ -134,10 +130,10 @@ enum Side {
 impl Pair {
     async fn start(format: Format, max_age: u64) -> Self {
         let (redis_url, redis) = if format == Format::Redis {
-            let server = redis_support::server().await;
+            let server = session_tests::redis::server().await;
             (server.url().to_owned(), Some(server.client()))
         } else {
-            (redis_support::DEFAULT_URL.to_owned(), None)
+            (session_tests::redis::DEFAULT_URL.to_owned(), None)
         };
         let python = PythonApp::start(format, max_age, &redis_url);
         let config = SessionConfig::default().with_secure(false);
@@ -556,9 +552,9 @@ async fn redis_expiry() {
 /// the clock is moved by hand.
 #[tokio::test]
 async fn rolling_touch_rewrites_the_whole_record() {
-    let redis = redis_support::server().await;
-    let clock = common::TestClock::new();
-    let config = common::test_config(&clock).with_rolling(Some(Duration::from_secs(60)));
+    let redis = session_tests::redis::server().await;
+    let clock = TestClock::new();
+    let config = test_config(&clock).with_rolling(Some(Duration::from_secs(60)));
     let layer = layer(
         Format::Redis,
         FERNET_KEY,

@@ -10,18 +10,16 @@
 
 #![allow(clippy::print_stdout, reason = "the test reports what the browser saw")]
 
-mod common;
-
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::TestServer;
 use serde_json::{Value, json};
 use session_examples::{CookieName, StoreChoice};
 use session_runtime::config::SessionConfig;
+use session_tests::server::TestServer;
 
 fn binary(variable: &str, candidates: &[&str]) -> PathBuf {
     if let Some(path) = std::env::var_os(variable) {

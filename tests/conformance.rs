@@ -1,7 +1,6 @@
-//! Behaviours of `aiohttp_session` (its test suite and the extra checks in its study, see
-//! `tests/CONFORMANCE.md`) that the shared store suite does not cover, driven over real HTTP.
-
-mod common;
+//! Behaviours of `aiohttp_session` (those its test suite checks and the extra behaviours X1–X25,
+//! both mapped in `tests/CONFORMANCE.md`) that the shared store suite does not cover, driven
+//! over real HTTP.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,14 +12,11 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serde::Deserialize;
 use session_runtime::config::{Clock, SameSite, SessionConfig};
-use session_runtime::session::Record;
-use session_runtime::store::{
-    Delete, EncryptedCookieStore, Key, KeyError, Load, MemoryStore, Save, SaveOutcome,
-    SessionStore, SimpleCookieStore, StoreError, StoreKind,
-};
+use session_runtime::store::{EncryptedCookieStore, Key, KeyError, MemoryStore, SimpleCookieStore};
 use session_runtime::{Session, SessionLayer, TypedSession};
 
-use common::{
+use session_tests::fixture::{Fixture, SharedMemory};
+use session_tests::server::{
     TestClock, TestServer, browser, cookie_value, raw_client, send, set_cookies, test_config,
 };
 
@@ -139,38 +135,6 @@ fn conf_app(layer: SessionLayer) -> Router {
     conf_routes().layer(layer)
 }
 
-/// A `MemoryStore` that several layers (and the test) share, so the test can count records.
-#[derive(Debug, Clone)]
-struct SharedMemory(Arc<MemoryStore>);
-
-impl SharedMemory {
-    fn new(store: MemoryStore) -> Self {
-        Self(Arc::new(store))
-    }
-
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-}
-
-impl SessionStore for SharedMemory {
-    fn kind(&self) -> StoreKind {
-        SessionStore::kind(&*self.0)
-    }
-
-    async fn load(&self, load: Load<'_>) -> Result<Option<Record>, StoreError> {
-        SessionStore::load(&*self.0, load).await
-    }
-
-    async fn save(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError> {
-        SessionStore::save(&*self.0, save).await
-    }
-
-    async fn delete(&self, delete: Delete<'_>) -> Result<(), StoreError> {
-        SessionStore::delete(&*self.0, delete).await
-    }
-}
-
 fn key(id: u8, byte: u8) -> Key {
     Key::from_bytes(id, &[byte; 32]).unwrap()
 }
@@ -260,20 +224,27 @@ async fn missing_layer_answers_500_naming_session_layer() {
 // Items 45–48: path and domain
 // ---------------------------------------------------------------------------------------------
 
-fn scoped_app(config: SessionConfig) -> Router {
+fn scoped_app(layer: SessionLayer) -> Router {
     Router::new()
         .nest("/anotherpath", conf_routes())
         .route("/read", get(read))
-        .layer(SessionLayer::new(MemoryStore::new()).with_config(config))
+        .layer(layer)
+}
+
+/// `scoped_app` over a `MemoryStore` whose cookies have the path and domain `configure` sets.
+async fn scoped(configure: impl FnOnce(SessionConfig) -> SessionConfig) -> TestServer {
+    Fixture::start_with(
+        MemoryStore::new(),
+        |clock| configure(test_config(clock)),
+        scoped_app,
+    )
+    .await
+    .server
 }
 
 #[tokio::test]
 async fn cookie_path_and_domain_are_configurable() {
-    let clock = TestClock::new();
-    let config = test_config(&clock)
-        .with_path("/anotherpath")
-        .with_domain("127.0.0.1");
-    let server = TestServer::start(scoped_app(config)).await;
+    let server = scoped(|c| c.with_path("/anotherpath").with_domain("127.0.0.1")).await;
     let (_, headers, body) = get_with(&server.url("/anotherpath/visit"), None).await;
     assert_eq!(body, "1");
     let cookies = set_cookies(&headers);
@@ -298,11 +269,7 @@ async fn cookie_path_and_domain_are_configurable() {
 
 #[tokio::test]
 async fn removal_cookie_keeps_path_and_domain() {
-    let clock = TestClock::new();
-    let config = test_config(&clock)
-        .with_path("/anotherpath")
-        .with_domain("127.0.0.1");
-    let server = TestServer::start(scoped_app(config)).await;
+    let server = scoped(|c| c.with_path("/anotherpath").with_domain("127.0.0.1")).await;
     let (_, headers, _) = get_with(&server.url("/anotherpath/visit"), None).await;
     let cookie = format!("conf={}", cookie_value(&headers, "conf").unwrap());
     let (status, headers, _) = post_with(&server.url("/anotherpath/logout"), Some(&cookie)).await;
@@ -317,8 +284,7 @@ async fn removal_cookie_keeps_path_and_domain() {
 
 #[tokio::test]
 async fn cookie_outside_its_path_is_not_sent() {
-    let clock = TestClock::new();
-    let server = TestServer::start(scoped_app(test_config(&clock).with_path("/anotherpath"))).await;
+    let server = scoped(|c| c.with_path("/anotherpath")).await;
     let b = browser();
     send(b.get(server.url("/anotherpath/visit"))).await;
     let (_, _, body) = send(b.get(server.url("/anotherpath/visit"))).await;
@@ -336,8 +302,7 @@ async fn cookie_outside_its_path_is_not_sent() {
 
 #[tokio::test]
 async fn cookie_for_another_domain_is_not_kept() {
-    let clock = TestClock::new();
-    let server = TestServer::start(scoped_app(test_config(&clock).with_domain("localhost"))).await;
+    let server = scoped(|c| c.with_domain("localhost")).await;
     let b = browser();
     let (_, headers, body) = send(b.get(server.url("/anotherpath/visit"))).await;
     assert_eq!(body, "1");
@@ -348,17 +313,15 @@ async fn cookie_for_another_domain_is_not_kept() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// §6.6, §6.7: secure defaults, browser rules, and the `__Host-` removal cookie (X21)
+// Secure defaults, browser rules, and the `__Host-` removal cookie (X21)
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test]
 async fn secure_defaults() {
-    let clock = TestClock::new();
-    let config = SessionConfig::default().with_clock(clock);
-    let server = TestServer::start(conf_app(
-        SessionLayer::new(MemoryStore::new()).with_config(config),
-    ))
-    .await;
+    let default_config =
+        |clock: &Arc<TestClock>| SessionConfig::default().with_clock(clock.clone());
+    let Fixture { server, .. } =
+        Fixture::start_with(MemoryStore::new(), default_config, conf_app).await;
     let (_, headers, _) = get_with(&server.url("/visit"), None).await;
     let value = cookie_value(&headers, "conf").unwrap();
     assert_eq!(
@@ -426,12 +389,12 @@ fn host_app(layer: SessionLayer) -> Router {
 
 #[tokio::test]
 async fn host_prefixed_cookie_is_removed_with_secure() {
-    let clock = TestClock::new();
-    let config = SessionConfig::default()
-        .with_clock(clock)
-        .with_same_site(SameSite::Strict);
-    let layer = SessionLayer::new(encrypted(1, 7)).with_config(config);
-    let server = TestServer::start(host_app(layer)).await;
+    let config = |clock: &Arc<TestClock>| {
+        SessionConfig::default()
+            .with_clock(clock.clone())
+            .with_same_site(SameSite::Strict)
+    };
+    let Fixture { server, .. } = Fixture::start_with(encrypted(1, 7), config, host_app).await;
     let (_, headers, _) = post_with(&server.url("/login"), None).await;
     let value = cookie_value(&headers, "__Host-sess").unwrap();
     assert_eq!(
@@ -455,7 +418,7 @@ async fn host_prefixed_cookie_is_removed_with_secure() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// §6.13 (#1158): several session types on one layer
+// Several session types on one layer (aiohttp_session has one per app)
 // ---------------------------------------------------------------------------------------------
 
 #[derive(Session)]
@@ -729,13 +692,14 @@ async fn badkeys_break_and_save(mut s: TypedSession<BadKeys>) -> (StatusCode, St
 
 #[tokio::test]
 async fn value_that_fails_to_encode_is_a_500_and_keeps_the_previous_cookie() {
-    let clock = TestClock::new();
-    let app = Router::new()
-        .route("/visit", get(badkeys_visit))
-        .route("/break", get(badkeys_break))
-        .route("/break-save", get(badkeys_break_and_save))
-        .layer(SessionLayer::new(encrypted(1, 4)).with_config(test_config(&clock)));
-    let server = TestServer::start(app).await;
+    let app = |layer| {
+        Router::new()
+            .route("/visit", get(badkeys_visit))
+            .route("/break", get(badkeys_break))
+            .route("/break-save", get(badkeys_break_and_save))
+            .layer(layer)
+    };
+    let Fixture { server, .. } = Fixture::start(encrypted(1, 4), app).await;
     let b = browser();
     send(b.get(server.url("/visit"))).await;
     let (status, headers, body) = send(b.get(server.url("/break"))).await;
@@ -820,17 +784,17 @@ async fn key_rotation_over_http() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// §6.4: server-side records are deleted, bounded and always expire
+// Server-side records are deleted, bounded and always expire
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test]
 async fn memory_store_is_bounded() {
-    let clock = TestClock::new();
     let store = SharedMemory::new(MemoryStore::new().with_capacity(5));
-    let server = TestServer::start(conf_app(
-        SessionLayer::new(store.clone()).with_config(test_config(&clock)),
-    ))
-    .await;
+    let Fixture {
+        clock,
+        store,
+        server,
+    } = Fixture::keeping(store, test_config, conf_app).await;
     let mut cookies = Vec::new();
     for _ in 0..20 {
         let (_, headers, body) = get_with(&server.url("/visit"), None).await;
@@ -857,12 +821,7 @@ async fn memory_store_is_bounded() {
 
 #[tokio::test]
 async fn memory_store_deletes_records_on_regenerate_and_invalidate() {
-    let clock = TestClock::new();
-    let store = SharedMemory::new(MemoryStore::new());
-    let server = TestServer::start(conf_app(
-        SessionLayer::new(store.clone()).with_config(test_config(&clock)),
-    ))
-    .await;
+    let Fixture { store, server, .. } = Fixture::memory(conf_app).await;
     let (_, headers, _) = get_with(&server.url("/visit"), None).await;
     let first = format!("conf={}", cookie_value(&headers, "conf").unwrap());
     assert_eq!(store.len(), 1, "the first save creates the record");
@@ -889,12 +848,7 @@ async fn memory_store_deletes_records_on_regenerate_and_invalidate() {
 
 #[tokio::test]
 async fn replayed_id_after_logout_gets_a_fresh_id() {
-    let clock = TestClock::new();
-    let store = SharedMemory::new(MemoryStore::new());
-    let server = TestServer::start(conf_app(
-        SessionLayer::new(store.clone()).with_config(test_config(&clock)),
-    ))
-    .await;
+    let Fixture { store, server, .. } = Fixture::memory(conf_app).await;
     let (_, headers, _) = post_with(&server.url("/login?user=5"), None).await;
     let old = format!("conf={}", cookie_value(&headers, "conf").unwrap());
     post_with(&server.url("/logout"), Some(&old)).await;
@@ -912,12 +866,7 @@ async fn replayed_id_after_logout_gets_a_fresh_id() {
 
 #[tokio::test]
 async fn invalidate_on_a_new_session_writes_nothing() {
-    let clock = TestClock::new();
-    let store = SharedMemory::new(MemoryStore::new());
-    let server = TestServer::start(conf_app(
-        SessionLayer::new(store.clone()).with_config(test_config(&clock)),
-    ))
-    .await;
+    let Fixture { store, server, .. } = Fixture::memory(conf_app).await;
     let (status, headers, _) = post_with(&server.url("/logout"), None).await;
     assert_eq!(status, 204);
     assert!(
@@ -930,12 +879,11 @@ async fn invalidate_on_a_new_session_writes_nothing() {
 
 #[tokio::test]
 async fn expired_session_gets_a_new_id() {
-    let clock = TestClock::new();
-    let store = SharedMemory::new(MemoryStore::new());
-    let server = TestServer::start(conf_app(
-        SessionLayer::new(store.clone()).with_config(test_config(&clock)),
-    ))
-    .await;
+    let Fixture {
+        clock,
+        store,
+        server,
+    } = Fixture::memory(conf_app).await;
     let (_, headers, _) = get_with(&server.url("/visit"), None).await;
     let old = format!("conf={}", cookie_value(&headers, "conf").unwrap());
     clock.advance(Duration::from_secs(601));
@@ -964,13 +912,17 @@ async fn plain_read(s: TypedSession<Plain>) -> String {
 
 #[tokio::test]
 async fn default_idle_timeout_is_one_day() {
-    let clock = TestClock::new();
-    let store = SharedMemory::new(MemoryStore::new());
-    let app = Router::new()
-        .route("/visit", get(plain_visit))
-        .route("/read", get(plain_read))
-        .layer(SessionLayer::new(store.clone()).with_config(test_config(&clock)));
-    let server = TestServer::start(app).await;
+    let app = |layer| {
+        Router::new()
+            .route("/visit", get(plain_visit))
+            .route("/read", get(plain_read))
+            .layer(layer)
+    };
+    let Fixture {
+        clock,
+        store,
+        server,
+    } = Fixture::memory(app).await;
     let (_, headers, _) = get_with(&server.url("/visit"), None).await;
     assert!(
         set_cookies(&headers)[0].contains("; Max-Age=86400;"),
@@ -991,11 +943,7 @@ async fn default_idle_timeout_is_one_day() {
 
 #[tokio::test]
 async fn per_session_max_age_applies_on_load() {
-    let clock = TestClock::new();
-    let server = TestServer::start(conf_app(
-        SessionLayer::new(MemoryStore::new()).with_config(test_config(&clock)),
-    ))
-    .await;
+    let Fixture { clock, server, .. } = Fixture::start(MemoryStore::new(), conf_app).await;
     // Shorter than the type's 600 s.
     let (_, headers, body) = get_with(&server.url("/remember?secs=10"), None).await;
     assert_eq!(body, "10");
@@ -1015,11 +963,7 @@ async fn per_session_max_age_applies_on_load() {
 
 #[tokio::test]
 async fn zero_max_age_is_never_an_error_from_the_store() {
-    let clock = TestClock::new();
-    let server = TestServer::start(conf_app(
-        SessionLayer::new(MemoryStore::new()).with_config(test_config(&clock)),
-    ))
-    .await;
+    let Fixture { clock, server, .. } = Fixture::start(MemoryStore::new(), conf_app).await;
     let (status, headers, body) = get_with(&server.url("/remember?secs=0"), None).await;
     assert_eq!((status, body.as_str()), (200, "1"), "clamped to one second");
     assert!(set_cookies(&headers)[0].contains("; Max-Age=1;"));
@@ -1039,11 +983,7 @@ async fn zero_max_age_is_never_an_error_from_the_store() {
 
 #[tokio::test]
 async fn nested_mutation_is_saved_without_a_changed_call() {
-    let clock = TestClock::new();
-    let server = TestServer::start(conf_app(
-        SessionLayer::new(encrypted(1, 6)).with_config(test_config(&clock)),
-    ))
-    .await;
+    let Fixture { server, .. } = Fixture::start(encrypted(1, 6), conf_app).await;
     let b = browser();
     assert_eq!(send(b.get(server.url("/tag"))).await.2, "t0");
     assert_eq!(send(b.get(server.url("/tag"))).await.2, "t0,t1");
@@ -1057,11 +997,7 @@ async fn nested_mutation_is_saved_without_a_changed_call() {
 
 #[tokio::test]
 async fn debug_output_hides_id_and_data() {
-    let clock = TestClock::new();
-    let server = TestServer::start(conf_app(
-        SessionLayer::new(MemoryStore::new()).with_config(test_config(&clock)),
-    ))
-    .await;
+    let Fixture { server, .. } = Fixture::start(MemoryStore::new(), conf_app).await;
     let (_, headers, _) = get_with(&server.url("/visit"), None).await;
     let id = cookie_value(&headers, "conf").unwrap();
     let (_, _, body) = get_with(&server.url("/debug"), Some(&format!("conf={id}"))).await;
@@ -1075,11 +1011,7 @@ async fn debug_output_hides_id_and_data() {
 
 #[tokio::test]
 async fn invalidate_then_write_is_a_new_session_with_its_own_creation_time() {
-    let clock = TestClock::new();
-    let server = TestServer::start(conf_app(
-        SessionLayer::new(MemoryStore::new()).with_config(test_config(&clock)),
-    ))
-    .await;
+    let Fixture { clock, server, .. } = Fixture::start(MemoryStore::new(), conf_app).await;
     let b = browser();
     let start = now_millis(&clock);
     send(b.post(server.url("/login?user=1"))).await;
@@ -1101,17 +1033,9 @@ async fn invalidate_then_write_is_a_new_session_with_its_own_creation_time() {
 // Items 4, 5, 69, X13, X14: the plain cookie store's envelope, written and read by hand
 // ---------------------------------------------------------------------------------------------
 
-async fn simple_server(clock: &Arc<TestClock>) -> TestServer {
-    TestServer::start(conf_app(
-        SessionLayer::new(SimpleCookieStore::new()).with_config(test_config(clock)),
-    ))
-    .await
-}
-
 #[tokio::test]
 async fn simple_cookie_envelope_holds_every_field() {
-    let clock = TestClock::new();
-    let server = simple_server(&clock).await;
+    let Fixture { clock, server, .. } = Fixture::start(SimpleCookieStore::new(), conf_app).await;
     let start = now_millis(&clock);
     let (_, headers, _) = get_with(&server.url("/visit"), None).await;
     let cookie = format!("conf={}", cookie_value(&headers, "conf").unwrap());
@@ -1131,8 +1055,7 @@ async fn simple_cookie_envelope_holds_every_field() {
 
 #[tokio::test]
 async fn hand_written_simple_cookie_loads() {
-    let clock = TestClock::new();
-    let server = simple_server(&clock).await;
+    let Fixture { clock, server, .. } = Fixture::start(SimpleCookieStore::new(), conf_app).await;
     let now = now_millis(&clock);
     let envelope = format!(
         r#"{{"created":{now},"updated":{now},"session":{{"visits":5,"note":"hi","removed_field":1}}}}"#
@@ -1154,8 +1077,7 @@ async fn hand_written_simple_cookie_loads() {
 
 #[tokio::test]
 async fn simple_cookie_without_metadata_or_not_an_object_is_a_fresh_session() {
-    let clock = TestClock::new();
-    let server = simple_server(&clock).await;
+    let Fixture { clock, server, .. } = Fixture::start(SimpleCookieStore::new(), conf_app).await;
     let now = now_millis(&clock);
     let later = now + 1000;
     for payload in [
@@ -1183,11 +1105,7 @@ async fn simple_cookie_without_metadata_or_not_an_object_is_a_fresh_session() {
 
 #[tokio::test]
 async fn server_ids_are_256_bit_base64url() {
-    let clock = TestClock::new();
-    let server = TestServer::start(conf_app(
-        SessionLayer::new(MemoryStore::new()).with_config(test_config(&clock)),
-    ))
-    .await;
+    let Fixture { server, .. } = Fixture::start(MemoryStore::new(), conf_app).await;
     let mut ids = std::collections::HashSet::new();
     for _ in 0..20 {
         let (_, headers, _) = get_with(&server.url("/visit"), None).await;
@@ -1223,11 +1141,7 @@ async fn cookie_values_are_unpadded_and_quoted_values_are_read() {
 
 #[tokio::test]
 async fn panicking_handler_saves_nothing() {
-    let clock = TestClock::new();
-    let server = TestServer::start(conf_app(
-        SessionLayer::new(MemoryStore::new()).with_config(test_config(&clock)),
-    ))
-    .await;
+    let Fixture { server, .. } = Fixture::start(MemoryStore::new(), conf_app).await;
     let (_, headers, _) = get_with(&server.url("/visit"), None).await;
     let cookie = format!("conf={}", cookie_value(&headers, "conf").unwrap());
     let failed = raw_client()
@@ -1251,28 +1165,27 @@ async fn concurrent_requests_changing_different_fields_keep_both() {
             .await
             .expect("both requests hold the session at once");
     };
-    let clock = TestClock::new();
-    let app = Router::new()
-        .route(
-            "/set-note",
-            get(move |mut s: TypedSession<Conf>| async move {
-                both_loaded(b1).await;
-                s.set_note("a".to_owned());
-            }),
-        )
-        .route(
-            "/set-user",
-            get(move |mut s: TypedSession<Conf>| async move {
-                both_loaded(b2).await;
-                s.set_user(Some(9));
-            }),
-        )
-        .merge(conf_routes())
-        .layer(
-            SessionLayer::new(MemoryStore::new())
-                .with_config(test_config(&clock).with_serialized_requests(false)),
-        );
-    let server = TestServer::start(app).await;
+    let app = |layer| {
+        Router::new()
+            .route(
+                "/set-note",
+                get(move |mut s: TypedSession<Conf>| async move {
+                    both_loaded(b1).await;
+                    s.set_note("a".to_owned());
+                }),
+            )
+            .route(
+                "/set-user",
+                get(move |mut s: TypedSession<Conf>| async move {
+                    both_loaded(b2).await;
+                    s.set_user(Some(9));
+                }),
+            )
+            .merge(conf_routes())
+            .layer(layer)
+    };
+    let unserialized = |clock: &Arc<TestClock>| test_config(clock).with_serialized_requests(false);
+    let Fixture { server, .. } = Fixture::start_with(MemoryStore::new(), unserialized, app).await;
     let (_, headers, _) = get_with(&server.url("/visit"), None).await;
     let cookie = format!("conf={}", cookie_value(&headers, "conf").unwrap());
     let (note_url, user_url) = (server.url("/set-note"), server.url("/set-user"));
@@ -1295,12 +1208,13 @@ async fn concurrent_increments_of_one_field_all_count() {
         *s.visits_mut() += 1;
         s.visits().to_string()
     }
-    let clock = TestClock::new();
-    let app = Router::new()
-        .route("/slow-visit", get(slow_visit))
-        .merge(conf_routes())
-        .layer(SessionLayer::new(MemoryStore::new()).with_config(test_config(&clock)));
-    let server = TestServer::start(app).await;
+    let app = |layer| {
+        Router::new()
+            .route("/slow-visit", get(slow_visit))
+            .merge(conf_routes())
+            .layer(layer)
+    };
+    let Fixture { server, .. } = Fixture::start(MemoryStore::new(), app).await;
     let (_, headers, _) = get_with(&server.url("/visit"), None).await;
     let cookie = format!("conf={}", cookie_value(&headers, "conf").unwrap());
     let url = server.url("/slow-visit");

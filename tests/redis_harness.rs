@@ -1,18 +1,15 @@
-//! Self-tests of the Redis test harness in `common/redis.rs`: the shared server, the shared
+//! Self-tests of the Redis test harness in `session_tests::redis`: the shared server, the shared
 //! cluster, command counting and a private server that stops, restarts and pauses.
-
-#[path = "common/redis.rs"]
-mod redis_support;
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands as _;
-use redis_support::{OwnRedis, command_counts, command_diff, format_counts, unique_prefix};
+use session_tests::redis::{OwnRedis, command_counts, command_diff, format_counts, unique_prefix};
 
 #[tokio::test]
 async fn server_answers_ping_and_set_get() {
-    let server = redis_support::server().await;
+    let server = session_tests::redis::server().await;
     let mut connection = server
         .client()
         .get_multiplexed_async_connection()
@@ -36,8 +33,8 @@ async fn server_answers_ping_and_set_get() {
 
 #[tokio::test]
 async fn server_is_shared_by_the_process() {
-    let first = redis_support::server().await;
-    let second = redis_support::server().await;
+    let first = session_tests::redis::server().await;
+    let second = session_tests::redis::server().await;
     assert_eq!(first.url(), second.url());
     assert_eq!(first.origin(), second.origin());
 }
@@ -52,7 +49,7 @@ fn prefixes_are_unique() {
 
 #[tokio::test]
 async fn cluster_accepts_writes_to_keys_in_every_node() {
-    let cluster = redis_support::cluster().await;
+    let cluster = session_tests::redis::cluster().await;
     assert_eq!(cluster.urls().len(), 3);
     let mut connection = cluster.client().get_async_connection().await.unwrap();
     let prefix = unique_prefix("cluster_accepts_writes_to_keys_in_every_node");
@@ -183,4 +180,61 @@ async fn own_redis_pause_holds_commands() {
         "GET came back after {:?}, during the pause",
         started.elapsed()
     );
+}
+
+/// `OwnRedis::start_blocking` with a core, as the load benchmark starts its Redis: the server
+/// runs pinned to that core, and again after a restart.
+#[tokio::test]
+async fn own_redis_pinned_to_a_core_stays_pinned() {
+    let core = first_allowed_cpu("self");
+    let mut redis = tokio::task::spawn_blocking(move || OwnRedis::start_blocking(Some(core)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(server_cpus(&redis).await, core.to_string());
+    redis.restart().await;
+    assert_eq!(
+        server_cpus(&redis).await,
+        core.to_string(),
+        "after a restart"
+    );
+}
+
+/// The `Cpus_allowed_list` of `/proc/<pid>/status`.
+fn allowed_cpus(pid: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+/// The first CPU process `pid` may run on.
+fn first_allowed_cpu(pid: &str) -> usize {
+    let list = allowed_cpus(pid);
+    let first = list.split([',', '-']).next().unwrap();
+    first.parse().unwrap()
+}
+
+/// The CPUs the server's process may run on, found through the pid it reports.
+async fn server_cpus(redis: &OwnRedis) -> String {
+    let mut connection = redis
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let pid = info
+        .lines()
+        .find_map(|line| line.strip_prefix("process_id:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    allowed_cpus(&pid)
 }

@@ -1,15 +1,11 @@
-//! The security test plan (`shared/security.md` §7, sections A–E, G and H) on every store we
+//! The security test plan of `tests/SECURITY.md` (sections A–E, G and H) on every store we
 //! ship: `MemoryStore`, `SimpleCookieStore`, `EncryptedCookieStore` and `RedisStore`. Requests go
 //! through the real tower stack (`Router` + `SessionLayer`, `ServiceExt::oneshot`), time comes
-//! from a `TestClock`. `tests/SECURITY.md` maps every plan item to its test.
+//! from a `TestClock`. `tests/SECURITY.md` maps every item to its test.
 //!
 //! Figures the plan asks to report are printed; run with `--nocapture` to see them.
 
 #![allow(clippy::print_stdout, reason = "the tests report measured figures")]
-
-mod common;
-#[path = "common/redis.rs"]
-mod redis_support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,8 +18,6 @@ use axum::http::header::{CACHE_CONTROL, SET_COOKIE};
 use axum::http::{HeaderValue, Request, StatusCode};
 use axum::response::{AppendHeaders, IntoResponse};
 use axum::routing::{get, post};
-use common::store_suite::{Suite, app_with};
-use common::{TestClock, TestServer, test_config};
 use session_runtime::config::{ConfigError, SameSite, SessionConfig};
 use session_runtime::session::{Record, SessionId};
 use session_runtime::store::{
@@ -31,6 +25,11 @@ use session_runtime::store::{
     SessionStore, SimpleCookieStore, StoreError, StoreKind,
 };
 use session_runtime::{Session, SessionLayer, TypedSession};
+use session_tests::redis::unique_prefix;
+use session_tests::server::{
+    TestClock, TestServer, cookie_value, raw_client, send, set_cookies, test_config,
+};
+use session_tests::suite::{Suite, app_with};
 use tower::ServiceExt as _;
 
 // ---------------------------------------------------------------------------------------------
@@ -117,8 +116,8 @@ impl Backend {
                 Key::from_bytes(1, &KEY).unwrap(),
             ))),
             Kind::Redis => {
-                let server = redis_support::server().await;
-                let prefix = redis_support::unique_prefix("security");
+                let server = session_tests::redis::server().await;
+                let prefix = unique_prefix("security");
                 let store = RedisStore::builder()
                     .key_prefix(&prefix)
                     .connect(server.url())
@@ -356,8 +355,8 @@ async fn whoami_post(s: TypedSession<Suite>, _body: String) -> String {
         .map_or_else(|| "anonymous".to_owned(), |u| u.to_string())
 }
 
-/// Plan item 53: the handler shares its session with 8 spawned tasks that write concurrently;
-/// it gets the session back once they are done, and every write is saved.
+/// SECURITY.md item 53: the handler shares its session with 8 spawned tasks that write
+/// concurrently; it gets the session back once they are done, and every write is saved.
 async fn spawned_writers(s: TypedSession<Suite>) -> String {
     let shared = Arc::new(tokio::sync::Mutex::new(s));
     let tasks: Vec<_> = (0..8u8)
@@ -440,7 +439,7 @@ fn value_of(cookie: &str) -> &str {
 // A. Input handling and encoding
 // ---------------------------------------------------------------------------------------------
 
-/// Plan item 1: 1,000 anonymous requests that read the session write nothing anywhere.
+/// SECURITY.md item 1: 1,000 anonymous requests that read the session write nothing anywhere.
 #[tokio::test]
 async fn anonymous_reads_write_nothing() {
     for kind in ALL {
@@ -461,7 +460,7 @@ async fn anonymous_reads_write_nothing() {
     }
 }
 
-/// The malformed values of plan item 2 that apply to every store.
+/// The malformed values of SECURITY.md item 2 that apply to every store.
 fn malformed_corpus() -> Vec<Vec<u8>> {
     let mut corpus: Vec<Vec<u8>> = [
         "",
@@ -507,7 +506,7 @@ fn malformed_corpus() -> Vec<Vec<u8>> {
     corpus
 }
 
-/// Plan items 2 and 46: every malformed value gets exactly the response of a request without
+/// SECURITY.md items 2 and 46: every malformed value gets exactly the response of a request without
 /// a cookie (status, every header, body), and never a 5xx.
 #[tokio::test]
 async fn malformed_values_get_the_no_cookie_response() {
@@ -528,7 +527,7 @@ async fn malformed_values_get_the_no_cookie_response() {
     }
 }
 
-/// Plan item 3: a valid value with anything appended, or spelled differently, is rejected.
+/// SECURITY.md item 3: a valid value with anything appended, or spelled differently, is rejected.
 #[tokio::test]
 async fn only_the_canonical_spelling_opens() {
     for kind in ALL {
@@ -574,8 +573,8 @@ async fn only_the_canonical_spelling_opens() {
     }
 }
 
-/// Plan item 4: values of 4 KB + 1, 8 KB, 64 KB and 1 MB are refused before any decoding: the
-/// store (which decodes) is not even called, and it takes no time.
+/// SECURITY.md item 4: values of 4 KB + 1, 8 KB, 64 KB and 1 MB are refused before any decoding:
+/// the store (which decodes) is not even called, and it takes no time.
 #[tokio::test]
 async fn oversized_values_never_reach_the_decoder() {
     for kind in ALL {
@@ -602,7 +601,7 @@ async fn oversized_values_never_reach_the_decoder() {
     }
 }
 
-/// Plan item 5: several cookies of the session's name. One live session among them is used;
+/// SECURITY.md item 5: several cookies of the session's name. One live session among them is used;
 /// two different live sessions are never merged or picked between; garbage is skipped; at most
 /// four candidates are tried.
 #[tokio::test]
@@ -639,7 +638,7 @@ async fn duplicate_cookies_never_mix_sessions() {
     }
 }
 
-/// Plan item 6: the session comes from the cookie only, never from the query, another header
+/// SECURITY.md item 6: the session comes from the cookie only, never from the query, another header
 /// or a form field.
 #[tokio::test]
 async fn other_channels_are_ignored() {
@@ -674,7 +673,7 @@ async fn other_channels_are_ignored() {
     }
 }
 
-/// Plan item 7: the session cookie in the second of two `Cookie` headers, between other
+/// SECURITY.md item 7: the session cookie in the second of two `Cookie` headers, between other
 /// cookies, is found; a 100 KB header of one-byte cookies is parsed in linear time.
 #[tokio::test]
 async fn split_cookie_headers_and_linear_parsing() {
@@ -698,7 +697,7 @@ async fn split_cookie_headers_and_linear_parsing() {
     }
 }
 
-/// A session under a `__Host-` name (plan items 8, 21, 34).
+/// A session under a `__Host-` name (SECURITY.md items 8, 21, 34).
 #[derive(Session)]
 #[session(cookie_name = "__Host-id", max_age = 600)]
 struct HostId {
@@ -729,7 +728,7 @@ fn host_app(layer: SessionLayer) -> Router {
         .layer(layer.validate_for::<HostId>().unwrap())
 }
 
-/// Plan items 8, 21 and 34: a `__Host-id` cookie has the expected shape; its value under any
+/// SECURITY.md items 8, 21 and 34: a `__Host-id` cookie has the expected shape; its value under any
 /// other spelling of the name (a tossed, prefix-less or differently cased cookie) is not used.
 #[tokio::test]
 async fn host_cookie_shape_and_exact_name() {
@@ -778,7 +777,7 @@ async fn host_cookie_shape_and_exact_name() {
     }
 }
 
-/// Plan item 9 (memory and Redis): 10,000 well-formed ids the server never issued each get a
+/// SECURITY.md item 9 (memory and Redis): 10,000 well-formed ids the server never issued each get a
 /// fresh session, and reading them creates nothing.
 #[tokio::test]
 async fn unknown_well_formed_ids_create_nothing() {
@@ -812,7 +811,7 @@ async fn other_whoami(s: TypedSession<Other>) -> String {
         .map_or_else(|| "anonymous".to_owned(), |u| u.to_string())
 }
 
-/// Plan item 11: the value is bound to its cookie name, version and key id.
+/// SECURITY.md item 11: the value is bound to its cookie name, version and key id.
 #[tokio::test]
 async fn sealed_value_is_bound_to_name_version_and_key_id() {
     let clock = TestClock::new();
@@ -857,7 +856,7 @@ async fn sealed_value_is_bound_to_name_version_and_key_id() {
     }
 }
 
-/// Plan items 12 and 46: every single-bit flip of a ~200-byte cookie, every truncation from
+/// SECURITY.md items 12 and 46: every single-bit flip of a ~200-byte cookie, every truncation from
 /// either end and a nonce spliced from another cookie are rejected with exactly the response
 /// of a request without a cookie.
 #[tokio::test]
@@ -912,7 +911,7 @@ async fn exhaustive_tampering_is_rejected_uniformly() {
     );
 }
 
-/// Plan item 13 (keys): short, all-zero and missing keys are errors at construction.
+/// SECURITY.md item 13 (keys): short, all-zero and missing keys are errors at construction.
 #[test]
 fn weak_or_missing_keys_are_refused() {
     assert!(Key::from_bytes(1, &[9; 31]).is_err());
@@ -927,8 +926,8 @@ fn weak_or_missing_keys_are_refused() {
 // C. Expiry
 // ---------------------------------------------------------------------------------------------
 
-/// Plan item 17: a captured cookie replayed after its `Max-Age` (by a client that ignores it)
-/// is refused by the server, with the no-cookie response.
+/// SECURITY.md item 17: a captured cookie replayed after its `Max-Age` (by a client that ignores
+/// it) is refused by the server, with the no-cookie response.
 #[tokio::test]
 async fn replay_after_max_age_is_refused() {
     for kind in ALL {
@@ -948,8 +947,8 @@ async fn replay_after_max_age_is_refused() {
     }
 }
 
-/// Plan item 18: a session last saved by a server whose clock runs 5 minutes ahead is refused;
-/// 30 seconds ahead is within the 60-second allowance.
+/// SECURITY.md item 18: a session last saved by a server whose clock runs 5 minutes ahead is
+/// refused; 30 seconds ahead is within the 60-second allowance.
 #[tokio::test]
 async fn sessions_saved_in_the_future_are_refused() {
     for kind in ALL {
@@ -975,8 +974,8 @@ async fn sessions_saved_in_the_future_are_refused() {
 // D. Cookie attributes, size, headers
 // ---------------------------------------------------------------------------------------------
 
-/// Plan item 22: every configuration a browser would drop, or that would break the header, is
-/// refused when the layer is built.
+/// SECURITY.md item 22: every configuration a browser would drop, or that would break the header,
+/// is refused when the layer is built.
 #[test]
 fn layer_refuses_configs_browsers_would_drop() {
     let layer = || SessionLayer::new(MemoryStore::new());
@@ -1040,8 +1039,8 @@ struct SecureOnly {
     user: Option<u64>,
 }
 
-/// Plan item 23: the largest session that fits gives a cookie of exactly 4096 bytes (name and
-/// value); one byte more fails the save with 500 and no `Set-Cookie`, and the previous cookie
+/// SECURITY.md item 23: the largest session that fits gives a cookie of exactly 4096 bytes (name
+/// and value); one byte more fails the save with 500 and no `Set-Cookie`, and the previous cookie
 /// keeps working. Cookie stores only: a server store's cookie is an id of 43 characters.
 #[tokio::test]
 async fn cookie_size_boundary() {
@@ -1067,7 +1066,7 @@ async fn cookie_size_boundary() {
     }
 }
 
-/// Plan item 24: the handler's own cookies and the session cookie are separate `Set-Cookie`
+/// SECURITY.md item 24: the handler's own cookies and the session cookie are separate `Set-Cookie`
 /// lines, and the session cookie is sent once however often the session changed.
 #[tokio::test]
 async fn handler_cookies_coexist_with_the_session_cookie() {
@@ -1089,9 +1088,9 @@ async fn handler_cookies_coexist_with_the_session_cookie() {
     }
 }
 
-/// Plan item 25: `Cache-Control: no-store` on every response that sets the session cookie (it
-/// replaces a handler's own `Cache-Control`: a shared cache must never keep a `Set-Cookie`), and
-/// `Vary: Cookie` whenever the session was extracted, even if not read.
+/// SECURITY.md item 25: `Cache-Control: no-store` on every response that sets the session cookie
+/// (it replaces a handler's own `Cache-Control`: a shared cache must never keep a `Set-Cookie`),
+/// and `Vary: Cookie` whenever the session was extracted, even if not read.
 #[tokio::test]
 async fn caching_headers() {
     for kind in ALL {
@@ -1114,8 +1113,8 @@ async fn caching_headers() {
 // E. Fixation, logout, replay
 // ---------------------------------------------------------------------------------------------
 
-/// Plan item 27: 100,000 ids are distinct, 43 characters, decode to 32 bytes, and their bytes
-/// pass a chi-squared uniformity check (a sanity check, p = 0.001).
+/// SECURITY.md item 27: 100,000 ids are distinct, 43 characters, decode to 32 bytes, and their
+/// bytes pass a chi-squared uniformity check (a sanity check, p = 0.001).
 #[test]
 fn session_ids_are_unique_and_uniform() {
     const IDS: usize = 100_000;
@@ -1172,7 +1171,7 @@ impl SessionStore for Colliding {
     }
 }
 
-/// Plan item 28: a create that finds its id taken retries with a new id; a store that keeps
+/// SECURITY.md item 28: a create that finds its id taken retries with a new id; a store that keeps
 /// saying so fails the save (500, no cookie) after three tries instead of overwriting.
 #[tokio::test]
 async fn create_collisions_retry_then_fail() {
@@ -1191,7 +1190,7 @@ async fn create_collisions_retry_then_fail() {
     }
 }
 
-/// Plan item 32: a cookie store cannot revoke a copied cookie: the pre-logout cookie still
+/// SECURITY.md item 32: a cookie store cannot revoke a copied cookie: the pre-logout cookie still
 /// works after logout (documented in SECURITY.md), but only until its idle timeout.
 #[tokio::test]
 async fn cookie_store_replay_after_logout_lasts_until_expiry() {
@@ -1220,8 +1219,8 @@ async fn cookie_store_replay_after_logout_lasts_until_expiry() {
     }
 }
 
-/// Plan item 30 on every server store: a planted, well-formed id that was never issued is not
-/// adopted, at login or otherwise, and nothing is ever stored under it.
+/// SECURITY.md item 30 on every server store: a planted, well-formed id that was never issued is
+/// not adopted, at login or otherwise, and nothing is ever stored under it.
 #[tokio::test]
 async fn planted_ids_are_never_adopted() {
     for kind in [Kind::Memory, Kind::Redis] {
@@ -1245,7 +1244,7 @@ async fn planted_ids_are_never_adopted() {
 // G. Secrets
 // ---------------------------------------------------------------------------------------------
 
-/// Plan item 45: `Debug` of keys, stores, layer, config and errors shows no key bytes, id or
+/// SECURITY.md item 45: `Debug` of keys, stores, layer, config and errors shows no key bytes, id or
 /// cookie value. (`TypedSession`'s `Debug`: `conformance::debug_output_hides_id_and_data`;
 /// `zeroize` on the key: `session_runtime::store::cookie::tests::key_material_is_wiped_on_drop`.)
 #[tokio::test]
@@ -1256,7 +1255,7 @@ async fn debug_output_hides_secrets() {
         .with_fallback_key(Key::from_bytes(4, &[0xcd; 32]).unwrap())
         .unwrap();
     let id = SessionId::generate().unwrap();
-    let server = redis_support::server().await;
+    let server = session_tests::redis::server().await;
     let redis = RedisStore::connect(server.url()).await.unwrap();
     let outputs = [
         format!("{store:?}"),
@@ -1288,7 +1287,7 @@ async fn debug_output_hides_secrets() {
 // H. The plain cookie store's guardrails
 // ---------------------------------------------------------------------------------------------
 
-/// Plan item 47: the plain store is not in the default features: `cookie-store` is opt-in.
+/// SECURITY.md item 47: the plain store is not in the default features: `cookie-store` is opt-in.
 #[test]
 fn plain_store_is_not_a_default_feature() {
     let manifest = include_str!("../session-runtime/Cargo.toml");
@@ -1304,7 +1303,7 @@ fn plain_store_is_not_a_default_feature() {
     assert!(feature.contains("dep:aes-gcm-siv"), "{feature}");
 }
 
-/// Plan item 48: the plain and encrypted formats do not cross: each store gives a fresh
+/// SECURITY.md item 48: the plain and encrypted formats do not cross: each store gives a fresh
 /// session for the other's values.
 #[tokio::test]
 async fn plain_and_encrypted_formats_do_not_cross() {
@@ -1337,26 +1336,26 @@ async fn plain_and_encrypted_formats_do_not_cross() {
 // I. Concurrency
 // ---------------------------------------------------------------------------------------------
 
-/// Plan item 52: 32 parallel requests change one cookie-store session; the client applies the
-/// `Set-Cookie`s in arrival order. Every returned cookie is valid, the final state is exactly
-/// the last applied response's, and the lost updates (inherent to cookie stores, documented)
-/// are counted.
+/// SECURITY.md item 52: 32 parallel requests change one cookie-store session; the client applies
+/// the `Set-Cookie`s in arrival order. Every returned cookie is valid, the final state is exactly
+/// the last applied response's, and the lost updates (inherent to cookie stores, documented) are
+/// counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cookie_store_concurrent_writes_are_last_writer_wins() {
     for kind in [Kind::Simple, Kind::Encrypted] {
         let env = Env::new(kind).await;
         let cookie = env.login(52).await;
         let server = TestServer::start(env.router.clone()).await;
-        let client = common::raw_client();
+        let client = raw_client();
         let mut requests = Vec::new();
         for i in 0..32 {
             let request = client
                 .get(server.url(&format!("/write-note/n{i}")))
                 .header("cookie", &cookie);
             requests.push(tokio::spawn(async move {
-                let (status, headers, body) = common::send(request).await;
+                let (status, headers, body) = send(request).await;
                 assert_eq!(status, 200);
-                (body, common::cookie_value(&headers, "suite").unwrap())
+                (body, cookie_value(&headers, "suite").unwrap())
             }));
         }
         let mut arrived = Vec::new();
@@ -1377,7 +1376,7 @@ async fn cookie_store_concurrent_writes_are_last_writer_wins() {
     }
 }
 
-/// Plan item 53: a handler shares its session with 8 spawned tasks on the multi-threaded
+/// SECURITY.md item 53: a handler shares its session with 8 spawned tasks on the multi-threaded
 /// runtime; no deadlock, and all 8 writes are saved.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn session_shared_with_spawned_tasks() {
@@ -1508,8 +1507,8 @@ fn mutate(value: &str, rng: &mut Rng) -> String {
     }
 }
 
-/// The figure the issue asks for: 2,000 randomly mutated copies of a valid encrypted cookie
-/// sent to the example server (its routes and its `--store encrypted` layer, over HTTP) give
+/// The headline figure of `tests/SECURITY.md`: 2,000 randomly mutated copies of a valid encrypted
+/// cookie sent to the example server (its routes and its `--store encrypted` layer, over HTTP) give
 /// no 5xx and never the original session's data.
 #[tokio::test]
 async fn mutated_encrypted_cookies_against_the_example() {
@@ -1522,27 +1521,26 @@ async fn mutated_encrypted_cookies_against_the_example() {
     .await
     .unwrap();
     let server = TestServer::start(session_examples::routes().layer(layer)).await;
-    let client = common::raw_client();
-    let (_, headers, _) = common::send(client.post(server.url("/login?user=424242"))).await;
-    let mut value = common::cookie_value(&headers, "counter").unwrap();
+    let client = raw_client();
+    let (_, headers, _) = send(client.post(server.url("/login?user=424242"))).await;
+    let mut value = cookie_value(&headers, "counter").unwrap();
     for _ in 0..7 {
-        let (_, headers, _) = common::send(
+        let (_, headers, _) = send(
             client
                 .get(server.url("/"))
                 .header("cookie", format!("counter={value}")),
         )
         .await;
-        value = common::cookie_value(&headers, "counter").unwrap();
+        value = cookie_value(&headers, "counter").unwrap();
     }
     let original = format!("counter={value}");
-    let (_, _, who) = common::send(
+    let (_, _, who) = send(
         client
             .get(server.url("/whoami"))
             .header("cookie", &original),
     )
     .await;
-    let (_, _, visits) =
-        common::send(client.get(server.url("/read")).header("cookie", &original)).await;
+    let (_, _, visits) = send(client.get(server.url("/read")).header("cookie", &original)).await;
     assert_eq!((who.as_str(), visits.as_str()), ("424242", "7"));
     let seed = TestClock::new();
     let seed = session_runtime::config::Clock::now_millis(&*seed) | 1;
@@ -1552,7 +1550,7 @@ async fn mutated_encrypted_cookies_against_the_example() {
     for i in 0..2_000 {
         let mutated = mutate(&value, &mut rng);
         let path = if i % 2 == 0 { "/whoami" } else { "/read" };
-        let (status, headers, body) = common::send(
+        let (status, headers, body) = send(
             client
                 .get(server.url(path))
                 .header("cookie", format!("counter={mutated}")),
@@ -1564,7 +1562,7 @@ async fn mutated_encrypted_cookies_against_the_example() {
             server_errors += 1;
         }
         let expected = if path == "/whoami" { "anonymous" } else { "0" };
-        if body != expected || !common::set_cookies(&headers).is_empty() {
+        if body != expected || !set_cookies(&headers).is_empty() {
             leaks += 1;
             println!("mutation {mutated:?} on {path} gave {status} {body:?}");
         }

@@ -1,14 +1,10 @@
-//! Plan items 44 and 48 (`shared/security.md` §7 G and H): everything the library logs, at
+//! `tests/SECURITY.md` items 44 and 48 (sections G and H): everything the library logs, at
 //! trace level, over a run of logins, visits, rotations, logouts, garbage, tampered, oversized
 //! and failing saves on every store, holds no cookie value, session id or key material; the
 //! plain cookie store warns once per construction. One test per binary: it installs the
 //! process-wide subscriber.
 
 #![allow(clippy::print_stdout, reason = "the test reports what it captured")]
-
-mod common;
-#[path = "common/redis.rs"]
-mod redis_support;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -17,12 +13,13 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderValue, Request};
-use common::store_suite::app;
-use common::{TestClock, test_config};
 use session_runtime::SessionLayer;
 use session_runtime::store::{
     EncryptedCookieStore, Key, MemoryStore, RedisStore, SimpleCookieStore,
 };
+use session_tests::redis::unique_prefix;
+use session_tests::server::{TestClock, test_config};
+use session_tests::suite::app;
 use tower::ServiceExt as _;
 
 /// Everything written by the subscriber.
@@ -159,9 +156,9 @@ async fn logs_hold_no_secret() {
         before + 1,
         "one warning per plain store"
     );
-    let url = redis_support::server().await.url().to_owned();
+    let url = session_tests::redis::server().await.url().to_owned();
     let redis = RedisStore::builder()
-        .key_prefix(redis_support::unique_prefix("logs"))
+        .key_prefix(unique_prefix("logs"))
         .connect(&url)
         .await
         .unwrap();

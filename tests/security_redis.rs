@@ -1,16 +1,12 @@
-//! The security test plan (`shared/security.md` §7) items that only a Redis store has: the TTL
+//! The items of the security test plan (`tests/SECURITY.md`) that only a Redis store has: the TTL
 //! as a backstop, old ids after `regenerate`, races, a Redis killed mid-request, key hygiene, no
 //! injection, out of memory, eviction, a randomised stress run and touch-versus-write races.
 //! Runs on the harness Redis, or on a private `redis-server` where the test stops, fills or
-//! reconfigures it. `tests/SECURITY.md` maps every plan item to its test.
+//! reconfigures it. `tests/SECURITY.md` maps every item to its test.
 //!
 //! Figures the plan asks to report are printed; run with `--nocapture` to see them.
 
 #![allow(clippy::print_stdout, reason = "the tests report measured figures")]
-
-mod common;
-#[path = "common/redis.rs"]
-mod redis_support;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -19,14 +15,17 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::Extension;
 use axum::routing;
-use common::store_suite::{Suite, app, app_with};
-use common::{TestClock, TestServer, cookie_value, raw_client, send, set_cookies, test_config};
 use redis::AsyncCommands as _;
-use redis_support::{Monitor, OwnRedis, unique_prefix};
+use session_runtime::TypedSession;
 use session_runtime::config::{Clock as _, SessionConfig};
 use session_runtime::session::SessionId;
 use session_runtime::store::RedisStore;
-use session_runtime::{SessionLayer, TypedSession};
+use session_tests::fixture::Fixture;
+use session_tests::redis::{Monitor, OwnRedis, unique_prefix};
+use session_tests::server::{
+    TestClock, TestServer, cookie_value, raw_client, send, set_cookies, test_config,
+};
+use session_tests::suite::{Suite, app, app_with};
 use tokio::sync::Notify;
 
 async fn store(url: &str, prefix: &str) -> RedisStore {
@@ -51,13 +50,30 @@ async fn harness_server(
     configure: impl FnOnce(SessionConfig) -> SessionConfig,
     extra: Router,
 ) -> (TestServer, RedisStore, Arc<TestClock>, String, String) {
-    let url = redis_support::server().await.url().to_owned();
+    let url = session_tests::redis::server().await.url().to_owned();
     let prefix = unique_prefix("security");
-    let clock = TestClock::new();
-    let store = store(&url, &prefix).await;
-    let layer = SessionLayer::new(store.clone()).with_config(configure(test_config(&clock)));
-    let server = TestServer::start(app_with(layer, extra)).await;
-    (server, store, clock, prefix, url)
+    let fixture = Fixture::keeping(
+        store(&url, &prefix).await,
+        |clock| configure(test_config(clock)),
+        |layer| app_with(layer, extra),
+    )
+    .await;
+    (fixture.server, fixture.store, fixture.clock, prefix, url)
+}
+
+/// `CONFIG SET maxmemory-policy <policy>`, then `CONFIG SET maxmemory 1`: from now on Redis is
+/// over its memory limit, so with `noeviction` it refuses writes and with `allkeys-lru` it
+/// evicts keys.
+async fn limit_memory(redis: &mut redis::aio::MultiplexedConnection, policy: &str) {
+    for (parameter, value) in [("maxmemory-policy", policy), ("maxmemory", "1")] {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(parameter)
+            .arg(value)
+            .query_async(redis)
+            .await
+            .unwrap();
+    }
 }
 
 async fn login(server: &TestServer, user: u64) -> String {
@@ -81,7 +97,7 @@ fn id(value: &str) -> SessionId {
     SessionId::parse(value).unwrap()
 }
 
-/// Plan items 15 and 16 (Redis part): the application checks the deadlines itself. A key
+/// SECURITY.md items 15 and 16 (Redis part): the application checks the deadlines itself. A key
 /// whose TTL is removed (`PERSIST`) is still refused after the idle timeout, and the TTL set on
 /// every write never reaches past the absolute deadline.
 #[tokio::test]
@@ -127,8 +143,8 @@ async fn ttl_is_a_backstop_not_the_control() {
     assert_eq!(get(&server, "/whoami", &session).await.2, "anonymous");
 }
 
-/// Plan item 29 (Redis part): after a login on a planted anonymous session A, the key of A is
-/// gone, A is anonymous, and the data moved to the new id B.
+/// SECURITY.md item 29 (Redis part): after a login on a planted anonymous session A, the key of A
+/// is gone, A is anonymous, and the data moved to the new id B.
 #[tokio::test]
 async fn regenerate_deletes_the_old_key() {
     let (server, store, _, _, url) = harness_server(|c| c, Router::new()).await;
@@ -173,7 +189,7 @@ async fn slow_write(
     "written"
 }
 
-/// Plan item 36: a request still holding the old id while another regenerates it must not
+/// SECURITY.md item 36: a request still holding the old id while another regenerates it must not
 /// recreate the old key when it saves; its change is dropped with a log. 200 rounds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn regenerate_race_never_recreates_the_old_key() {
@@ -230,20 +246,18 @@ async fn blocked_write(
     "changed"
 }
 
-/// Plan item 38: Redis is killed (`SIGKILL`) between a request's load and its save: the
+/// SECURITY.md item 38: Redis is killed (`SIGKILL`) between a request's load and its save: the
 /// response is a 500 without `Set-Cookie`, and once Redis is back (empty: no persistence) the
 /// old cookie is a fresh session, not an error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_mid_request() {
     let mut own = OwnRedis::start().await;
-    let clock = TestClock::new();
     let signals = Arc::new((Notify::new(), Notify::new()));
-    let layer =
-        SessionLayer::new(store(&own.url(), "killed:").await).with_config(test_config(&clock));
     let extra = Router::new()
         .route("/blocked-write", routing::get(blocked_write))
         .layer(Extension(Arc::clone(&signals)));
-    let server = TestServer::start(app_with(layer, extra)).await;
+    let store = store(&own.url(), "killed:").await;
+    let Fixture { server, .. } = Fixture::start(store, |layer| app_with(layer, extra)).await;
     let session = login(&server, 38).await;
     let request = tokio::spawn(send(
         raw_client()
@@ -272,7 +286,7 @@ async fn redis_killed_mid_request() {
     assert!(cookies.is_empty());
 }
 
-/// Plan item 40: after a run of logins, visits, regenerations and logouts, every key starts
+/// SECURITY.md item 40: after a run of logins, visits, regenerations and logouts, every key starts
 /// with the prefix and has a TTL, and no key or value holds any cookie value or id issued.
 #[tokio::test]
 async fn key_hygiene() {
@@ -319,15 +333,12 @@ async fn key_hygiene() {
     }
 }
 
-/// Plan item 41: malformed ids never reach Redis: `MONITOR` on a private server sees no command
-/// for them (CR/LF cannot even reach the server: HTTP refuses them in a header).
+/// SECURITY.md item 41: malformed ids never reach Redis: `MONITOR` on a private server sees no
+/// command for them (CR/LF cannot even reach the server: HTTP refuses them in a header).
 #[tokio::test]
 async fn no_malformed_id_reaches_redis() {
     let own = OwnRedis::start().await;
-    let clock = TestClock::new();
-    let layer =
-        SessionLayer::new(store(&own.url(), "inject:").await).with_config(test_config(&clock));
-    let server = TestServer::start(app(layer)).await;
+    let Fixture { server, .. } = Fixture::start(store(&own.url(), "inject:").await, app).await;
     let mut monitor = Monitor::start(&own.url()).await;
     monitor.round_trips().await;
     let base = "A".repeat(42);
@@ -362,30 +373,15 @@ async fn no_malformed_id_reaches_redis() {
     );
 }
 
-/// Plan item 42: Redis out of memory (`maxmemory` reached, `noeviction`): a new login answers
-/// 500 without `Set-Cookie`; existing sessions still load; logout (`DEL`) still works.
+/// SECURITY.md item 42: Redis out of memory (`maxmemory` reached, `noeviction`): a new login
+/// answers 500 without `Set-Cookie`; existing sessions still load; logout (`DEL`) still works.
 #[tokio::test]
 async fn out_of_memory_fails_writes_and_keeps_reads_and_logout() {
     let own = OwnRedis::start().await;
-    let clock = TestClock::new();
-    let layer = SessionLayer::new(store(&own.url(), "oom:").await).with_config(test_config(&clock));
-    let server = TestServer::start(app(layer)).await;
+    let Fixture { server, .. } = Fixture::start(store(&own.url(), "oom:").await, app).await;
     let session = login(&server, 42).await;
     let mut redis = connection(&own.url()).await;
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory-policy")
-        .arg("noeviction")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory")
-        .arg("1")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    limit_memory(&mut redis, "noeviction").await;
     let (status, headers, _) = send(raw_client().post(server.url("/login?user=43"))).await;
     assert_eq!(status, 500, "a write refused with OOM is a failed save");
     assert!(set_cookies(&headers).is_empty());
@@ -410,31 +406,16 @@ async fn out_of_memory_fails_writes_and_keeps_reads_and_logout() {
     assert!(keys.is_empty(), "{keys:?}");
 }
 
-/// Plan item 43: a session Redis evicted (`allkeys-lru`, tiny memory) is a fresh session,
+/// SECURITY.md item 43: a session Redis evicted (`allkeys-lru`, tiny memory) is a fresh session,
 /// never a 500.
 #[tokio::test]
 async fn evicted_session_is_a_fresh_session() {
     let own = OwnRedis::start().await;
-    let clock = TestClock::new();
     let store = store(&own.url(), "evict:").await;
-    let layer = SessionLayer::new(store.clone()).with_config(test_config(&clock));
-    let server = TestServer::start(app(layer)).await;
+    let Fixture { store, server, .. } = Fixture::keeping(store, test_config, app).await;
     let session = login(&server, 43).await;
     let mut redis = connection(&own.url()).await;
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory-policy")
-        .arg("allkeys-lru")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory")
-        .arg("1")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    limit_memory(&mut redis, "allkeys-lru").await;
     // Any write makes Redis evict until it is under the limit: everything goes.
     let _: Result<(), redis::RedisError> = redis.set("filler", "x").await;
     assert!(
@@ -449,17 +430,16 @@ async fn evicted_session_is_a_fresh_session() {
     assert!(cookies.is_empty());
 }
 
-/// Plan item 51: 2,000 requests at concurrency 16 on one session, mixing reads, two counters
+/// SECURITY.md item 51: 2,000 requests at concurrency 16 on one session, mixing reads, two counters
 /// and note writes, on the example's routes. Every request succeeds, each counter's values are
 /// exactly 1..=n (no lost or repeated increment, strictly increasing), and the final state
 /// matches the model built from the successful writes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn randomised_stress_matches_the_model() {
-    let url = redis_support::server().await.url().to_owned();
-    let clock = TestClock::new();
-    let layer = SessionLayer::new(store(&url, &unique_prefix("stress")).await)
-        .with_config(test_config(&clock));
-    let server = Arc::new(TestServer::start(session_examples::routes().layer(layer)).await);
+    let url = session_tests::redis::server().await.url().to_owned();
+    let store = store(&url, &unique_prefix("stress")).await;
+    let fixture = Fixture::start(store, |layer| session_examples::routes().layer(layer)).await;
+    let server = Arc::new(fixture.server);
     let (_, headers, _) = send(raw_client().get(server.url("/"))).await;
     let cookie = format!("counter={}", cookie_value(&headers, "counter").unwrap());
     let client = raw_client();
@@ -525,17 +505,21 @@ async fn randomised_stress_matches_the_model() {
     println!("stress: 2,000 requests at concurrency 16: a={na}, b={nb}, visits={nv}, 0 lost");
 }
 
-/// Plan item 54: a read whose rolling-expiry touch races with a write never overwrites the
+/// SECURITY.md item 54: a read whose rolling-expiry touch races with a write never overwrites the
 /// write (the touch writes only the timestamp). 1,000 rounds, per-session serialization off.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn touch_never_overwrites_a_write() {
-    let url = redis_support::server().await.url().to_owned();
-    let clock = TestClock::new();
-    let config = test_config(&clock)
-        .with_serialized_requests(false)
-        .with_rolling(Some(Duration::from_secs(1)));
-    let layer = SessionLayer::new(store(&url, &unique_prefix("touch")).await).with_config(config);
-    let server = TestServer::start(session_examples::routes().layer(layer)).await;
+    let url = session_tests::redis::server().await.url().to_owned();
+    let config = |clock: &Arc<TestClock>| {
+        test_config(clock)
+            .with_serialized_requests(false)
+            .with_rolling(Some(Duration::from_secs(1)))
+    };
+    let store = store(&url, &unique_prefix("touch")).await;
+    let Fixture { clock, server, .. } = Fixture::start_with(store, config, |layer| {
+        session_examples::routes().layer(layer)
+    })
+    .await;
     let client = raw_client();
     let (_, headers, _) = send(client.get(server.url("/b"))).await;
     let cookie = format!("counter={}", cookie_value(&headers, "counter").unwrap());

@@ -1,12 +1,9 @@
 //! The store conformance suite on `EncryptedCookieStore` and `SimpleCookieStore`.
 
-mod common;
-
 mod encrypted {
-    use super::common;
-    use common::store_suite::Harness;
     use session_runtime::SessionLayer;
     use session_runtime::store::{EncryptedCookieStore, Key, StoreKind};
+    use session_tests::suite::Harness;
 
     fn harness() -> Harness {
         Harness::new(StoreKind::Cookie, true, |config| {
@@ -17,14 +14,13 @@ mod encrypted {
         })
     }
 
-    crate::store_suite!(harness());
+    session_tests::store_suite!(harness());
 }
 
 mod simple {
-    use super::common;
-    use common::store_suite::Harness;
     use session_runtime::SessionLayer;
     use session_runtime::store::{SimpleCookieStore, StoreKind};
+    use session_tests::suite::Harness;
 
     fn harness() -> Harness {
         Harness::new(StoreKind::Cookie, false, |config| {
@@ -32,5 +28,5 @@ mod simple {
         })
     }
 
-    crate::store_suite!(harness());
+    session_tests::store_suite!(harness());
 }

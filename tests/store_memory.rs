@@ -1,12 +1,14 @@
 //! The store conformance suite on `MemoryStore`, plus its bounds.
 
-mod common;
-
-use common::store_suite::Harness;
 use session_examples::Counter;
 use session_runtime::SessionLayer;
 use session_runtime::TypedSession;
 use session_runtime::store::{MemoryStore, StoreKind};
+use session_tests::fixture::Fixture;
+use session_tests::server::{
+    TestClock, TestServer, browser, cookie_value, raw_client, send, test_config,
+};
+use session_tests::suite::Harness;
 
 fn harness() -> Harness {
     Harness::new(StoreKind::Server, true, |config| {
@@ -14,37 +16,34 @@ fn harness() -> Harness {
     })
 }
 
-store_suite!(harness());
+session_tests::store_suite!(harness());
 
 /// 200 concurrent `GET /a` and 200 concurrent `GET /b` with one session cookie on the example
 /// app: per-session request serialization means no increment is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_requests_on_one_session_lose_nothing() {
-    let clock = common::TestClock::new();
+    let clock = TestClock::new();
     let layer = session_examples::layer(
         session_examples::StoreChoice::Memory,
         None,
-        common::test_config(&clock),
+        test_config(&clock),
     )
     .await
     .unwrap();
-    let server = common::TestServer::start(session_examples::routes().layer(layer)).await;
-    let client = common::raw_client();
-    let (_, headers, _) = common::send(client.get(server.url("/"))).await;
-    let cookie = format!(
-        "counter={}",
-        common::cookie_value(&headers, "counter").unwrap()
-    );
+    let server = TestServer::start(session_examples::routes().layer(layer)).await;
+    let client = raw_client();
+    let (_, headers, _) = send(client.get(server.url("/"))).await;
+    let cookie = format!("counter={}", cookie_value(&headers, "counter").unwrap());
     let mut requests = Vec::new();
     for i in 0..400 {
         let path = if i % 2 == 0 { "/a" } else { "/b" };
         let request = client.get(server.url(path)).header("cookie", &cookie);
-        requests.push(tokio::spawn(async move { common::send(request).await.0 }));
+        requests.push(tokio::spawn(async move { send(request).await.0 }));
     }
     for request in requests {
         assert_eq!(request.await.unwrap(), 200);
     }
-    let (_, _, body) = common::send(client.get(server.url("/a")).header("cookie", &cookie)).await;
+    let (_, _, body) = send(client.get(server.url("/a")).header("cookie", &cookie)).await;
     assert_eq!(body, "201,200");
 }
 
@@ -59,26 +58,22 @@ async fn serialization_is_what_prevents_lost_updates() {
         session.a().to_string()
     }
     for (serialize, expected) in [(true, "2"), (false, "1")] {
-        let clock = common::TestClock::new();
-        let layer = SessionLayer::new(MemoryStore::new())
-            .with_config(common::test_config(&clock).with_serialized_requests(serialize));
-        let app = axum::Router::new()
-            .route("/slow", axum::routing::get(slow_bump))
-            .merge(session_examples::routes())
-            .layer(layer);
-        let server = common::TestServer::start(app).await;
-        let client = common::raw_client();
-        let (_, headers, _) = common::send(client.get(server.url("/"))).await;
-        let cookie = format!(
-            "counter={}",
-            common::cookie_value(&headers, "counter").unwrap()
-        );
-        let first = common::send(client.get(server.url("/slow")).header("cookie", &cookie));
-        let second = common::send(client.get(server.url("/slow")).header("cookie", &cookie));
+        let config = |clock: &_| test_config(clock).with_serialized_requests(serialize);
+        let app = |layer| {
+            axum::Router::new()
+                .route("/slow", axum::routing::get(slow_bump))
+                .merge(session_examples::routes())
+                .layer(layer)
+        };
+        let Fixture { server, .. } = Fixture::start_with(MemoryStore::new(), config, app).await;
+        let client = raw_client();
+        let (_, headers, _) = send(client.get(server.url("/"))).await;
+        let cookie = format!("counter={}", cookie_value(&headers, "counter").unwrap());
+        let first = send(client.get(server.url("/slow")).header("cookie", &cookie));
+        let second = send(client.get(server.url("/slow")).header("cookie", &cookie));
         let (first, second) = tokio::join!(first, second);
         assert_eq!((first.0, second.0), (200, 200));
-        let (_, _, body) =
-            common::send(client.get(server.url("/b")).header("cookie", &cookie)).await;
+        let (_, _, body) = send(client.get(server.url("/b")).header("cookie", &cookie)).await;
         assert_eq!(
             body.split(',').next(),
             Some(expected),
@@ -115,16 +110,16 @@ async fn one_id_in_two_session_cookies_does_not_hang() {
         format!("{},{}", first.n(), second.n())
     }
 
-    let clock = common::TestClock::new();
+    let clock = TestClock::new();
     let app = Router::new()
         .route("/", get(both))
-        .layer(SessionLayer::new(MemoryStore::new()).with_config(common::test_config(&clock)));
+        .layer(SessionLayer::new(MemoryStore::new()).with_config(test_config(&clock)));
     let created = app
         .clone()
         .oneshot(Request::new(axum::body::Body::empty()))
         .await
         .unwrap();
-    let id = common::cookie_value(created.headers(), "first").unwrap();
+    let id = cookie_value(created.headers(), "first").unwrap();
     let request = Request::builder()
         .header(header::COOKIE, format!("first={id}; second={id}"))
         .body(axum::body::Body::empty())
@@ -185,18 +180,19 @@ async fn opposite_extraction_orders_do_not_deadlock() {
         "ba".to_owned()
     }
 
-    let clock = common::TestClock::new();
-    let app = Router::new()
-        .route("/create", get(create))
-        .route("/ab", get(first_then_second))
-        .route("/ba", get(second_then_first))
-        .layer(Extension(Arc::new(Barrier::new(2))))
-        .layer(SessionLayer::new(MemoryStore::new()).with_config(common::test_config(&clock)));
-    let server = common::TestServer::start(app).await;
-    let client = common::browser();
-    common::send(client.get(server.url("/create"))).await;
-    let ab = tokio::spawn(common::send(client.get(server.url("/ab"))));
-    let ba = tokio::spawn(common::send(client.get(server.url("/ba"))));
+    let app = |layer| {
+        Router::new()
+            .route("/create", get(create))
+            .route("/ab", get(first_then_second))
+            .route("/ba", get(second_then_first))
+            .layer(Extension(Arc::new(Barrier::new(2))))
+            .layer(layer)
+    };
+    let Fixture { server, .. } = Fixture::start(MemoryStore::new(), app).await;
+    let client = browser();
+    send(client.get(server.url("/create"))).await;
+    let ab = tokio::spawn(send(client.get(server.url("/ab"))));
+    let ba = tokio::spawn(send(client.get(server.url("/ba"))));
     let both = tokio::time::timeout(std::time::Duration::from_secs(10), async {
         (ab.await.unwrap(), ba.await.unwrap())
     })

@@ -2,13 +2,9 @@
 //! tests: the shared store suite, field-level writes, round trips per request, concurrency, the
 //! logout race, TTLs, outages and timeouts.
 //!
-//! The figures an issue asks for (round trips, counts) are printed; run with `--nocapture`.
+//! The figures (round trips, counts) are printed; run with `--nocapture`.
 
 #![allow(clippy::print_stdout, reason = "the tests report measured figures")]
-
-mod common;
-#[path = "common/redis.rs"]
-mod redis_support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,18 +12,21 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::{Extension, Path};
 use axum::routing::get;
-use common::store_suite::{Harness, app, app_with};
-use common::{TestClock, TestServer, cookie_value, raw_client, send, set_cookies, test_config};
 use redis::AsyncCommands as _;
-use redis_support::{Monitor, OwnRedis, unique_prefix};
 use session_runtime::config::SessionConfig;
 use session_runtime::session::SessionId;
 use session_runtime::store::{RedisStore, StoreKind};
 use session_runtime::{Session, SessionLayer, TypedSession};
+use session_tests::fixture::Fixture;
+use session_tests::redis::{Monitor, OwnRedis, unique_prefix};
+use session_tests::server::{
+    TestClock, TestServer, browser, cookie_value, raw_client, send, set_cookies, test_config,
+};
+use session_tests::suite::{Harness, Suite, app, app_with};
 use tokio::sync::{Barrier, Notify};
 
 async fn single(prefix: &str, config: SessionConfig) -> SessionLayer {
-    let server = redis_support::server().await;
+    let server = session_tests::redis::server().await;
     let store = RedisStore::builder()
         .key_prefix(prefix)
         .connect(server.url())
@@ -37,7 +36,7 @@ async fn single(prefix: &str, config: SessionConfig) -> SessionLayer {
 }
 
 async fn clustered(prefix: &str, config: SessionConfig) -> SessionLayer {
-    let cluster = redis_support::cluster().await;
+    let cluster = session_tests::redis::cluster().await;
     let store = RedisStore::builder()
         .key_prefix(prefix)
         .connect_cluster(cluster.urls())
@@ -50,19 +49,24 @@ async fn clustered(prefix: &str, config: SessionConfig) -> SessionLayer {
 async fn keys_of(prefix: &str) -> RedisStore {
     RedisStore::builder()
         .key_prefix(prefix)
-        .connect(redis_support::server().await.url())
+        .connect(session_tests::redis::server().await.url())
         .await
         .unwrap()
 }
 
 /// A plain connection to the harness Redis, to look at what the store wrote.
 async fn raw_redis() -> redis::aio::MultiplexedConnection {
-    redis_support::server()
+    session_tests::redis::server()
         .await
         .client()
         .get_multiplexed_async_connection()
         .await
         .unwrap()
+}
+
+/// [`test_config`] with renewal every 300 s and a grace period of 30 s.
+fn renewing(clock: &Arc<TestClock>) -> SessionConfig {
+    test_config(clock).with_renewal(Some((Duration::from_secs(300), Duration::from_secs(30))))
 }
 
 /// The suite's harness on one node or on the cluster; every suite run gets its own key prefix.
@@ -85,26 +89,23 @@ fn harness(on_cluster: bool) -> Harness {
 
 mod single_node {
     use super::*;
-    crate::store_suite!(harness(false));
+    session_tests::store_suite!(harness(false));
 }
 
 mod cluster {
     use super::*;
-    crate::store_suite!(harness(true));
+    session_tests::store_suite!(harness(true));
 }
 
 /// Only the changed field is written: a value another process put in another field survives.
 #[tokio::test]
 async fn only_changed_fields_are_written() {
     let prefix = unique_prefix("fields");
-    let clock = TestClock::new();
-    let server = TestServer::start(app(single(&prefix, test_config(&clock)).await)).await;
+    let Fixture { store, server, .. } = Fixture::redis(&prefix, test_config, app).await;
     let c = raw_client();
     let (_, headers, _) = send(c.get(server.url("/visit"))).await;
     let id = cookie_value(&headers, "suite").unwrap();
-    let key = keys_of(&prefix)
-        .await
-        .key_of(&SessionId::parse(&id).unwrap());
+    let key = store.key_of(&SessionId::parse(&id).unwrap());
     let mut redis = raw_redis().await;
     let _: () = redis
         .hset(&key, "note", "\"from elsewhere\"")
@@ -130,11 +131,8 @@ async fn only_changed_fields_are_written() {
 #[tokio::test]
 async fn round_trips_per_request() {
     let own = OwnRedis::start().await;
-    let clock = TestClock::new();
     let store = RedisStore::connect(&own.url()).await.unwrap();
-    let config =
-        test_config(&clock).with_renewal(Some((Duration::from_secs(300), Duration::from_secs(30))));
-    let server = TestServer::start(app(SessionLayer::new(store).with_config(config))).await;
+    let Fixture { clock, server, .. } = Fixture::start_with(store, renewing, app).await;
     let c = raw_client();
     let (_, headers, _) = send(c.get(server.url("/visit"))).await; // loads the script once
     let cookie = format!("suite={}", cookie_value(&headers, "suite").unwrap());
@@ -402,7 +400,7 @@ async fn concurrent_changes_to_different_fields_all_land() {
 }
 
 async fn slow_write(
-    mut s: TypedSession<common::store_suite::Suite>,
+    mut s: TypedSession<Suite>,
     Extension(signals): Extension<Arc<(Notify, Notify)>>,
 ) -> &'static str {
     signals.0.notify_one(); // loaded
@@ -467,10 +465,9 @@ async fn logout_race_never_resurrects() {
 #[tokio::test]
 async fn every_key_has_a_ttl() {
     let prefix = unique_prefix("ttl");
-    let clock = TestClock::new();
-    let server = TestServer::start(app(single(&prefix, test_config(&clock)).await)).await;
+    let Fixture { store, server, .. } = Fixture::redis(&prefix, test_config, app).await;
     for path in ["/visit", "/remember", "/visit"] {
-        let c = common::browser();
+        let c = browser();
         send(c.get(server.url(path))).await;
         send(c.post(server.url("/login?user=5"))).await;
         send(c.get(server.url("/visit"))).await;
@@ -485,10 +482,9 @@ async fn every_key_has_a_ttl() {
     }
     // The expiry is the idle timeout from the save (`Suite::max_age` = 600 s), set in the same
     // write: a fresh session's key has a PTTL just under 600 s (aiohttp_session test 55).
-    let c = common::browser();
+    let c = browser();
     let (_, headers, _) = send(c.get(server.url("/visit"))).await;
     let id = cookie_value(&headers, "suite").unwrap();
-    let store = keys_of(&prefix).await;
     let key = store.key_of(&SessionId::parse(&id).unwrap());
     let ttl: i64 = redis.pttl(key).await.unwrap();
     assert!((590_000..=600_000).contains(&ttl), "PTTL {ttl}");
@@ -498,12 +494,10 @@ async fn every_key_has_a_ttl() {
 /// FLUSH`), the store loads it and the same write lands.
 #[tokio::test]
 async fn writes_survive_a_script_flush() {
-    let prefix = unique_prefix("flush");
-    let clock = TestClock::new();
-    let server = TestServer::start(app(single(&prefix, test_config(&clock)).await)).await;
-    let c = common::browser();
+    let Fixture { server, .. } = Fixture::redis(&unique_prefix("flush"), test_config, app).await;
+    let c = browser();
     assert_eq!(send(c.get(server.url("/visit"))).await.2, "1");
-    let mut redis = redis_support::server()
+    let mut redis = session_tests::redis::server()
         .await
         .client()
         .get_multiplexed_async_connection()
@@ -524,17 +518,13 @@ async fn writes_survive_a_script_flush() {
 #[tokio::test]
 async fn outage_rejects_with_503_and_recovers() {
     let mut own = OwnRedis::start().await;
-    let clock = TestClock::new();
     let store = RedisStore::builder()
         .response_timeout(Duration::from_millis(300))
         .connect_timeout(Duration::from_millis(300))
         .connect(&own.url())
         .await
         .unwrap();
-    let server = TestServer::start(app(
-        SessionLayer::new(store).with_config(test_config(&clock))
-    ))
-    .await;
+    let Fixture { server, .. } = Fixture::start(store, app).await;
     let c = raw_client();
     let (_, headers, _) = send(c.get(server.url("/visit"))).await;
     let cookie = format!("suite={}", cookie_value(&headers, "suite").unwrap());
@@ -582,7 +572,7 @@ async fn outage_rejects_with_503_and_recovers() {
 /// cookie end with `a,b` = `200,200`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn example_counts_every_concurrent_request() {
-    let server = redis_support::server().await;
+    let server = session_tests::redis::server().await;
     let clock = TestClock::new();
     let layer = session_examples::layer(
         session_examples::StoreChoice::Redis,
@@ -610,15 +600,15 @@ async fn example_counts_every_concurrent_request() {
     assert_eq!(last, "200,201");
 }
 
-/// Security plan item 20 on Redis: a renewed-away id's hash holds only a masked forward to the
+/// SECURITY.md item 20 on Redis: a renewed-away id's hash holds only a masked forward to the
 /// new id (no Redis reader learns the new id) and expires with the grace period.
 #[tokio::test]
 async fn renewal_forward_is_masked_and_short_lived() {
-    let prefix = unique_prefix("renewal");
-    let clock = TestClock::new();
-    let config =
-        test_config(&clock).with_renewal(Some((Duration::from_secs(300), Duration::from_secs(30))));
-    let server = TestServer::start(app(single(&prefix, config).await)).await;
+    let Fixture {
+        clock,
+        store,
+        server,
+    } = Fixture::redis(&unique_prefix("renewal"), renewing, app).await;
     let c = raw_client();
     let (_, headers, _) = send(c.get(server.url("/visit"))).await;
     let old = cookie_value(&headers, "suite").unwrap();
@@ -631,7 +621,6 @@ async fn renewal_forward_is_masked_and_short_lived() {
     assert_eq!(body, "1");
     let new = cookie_value(&headers, "suite").unwrap();
     assert_ne!(new, old);
-    let store = keys_of(&prefix).await;
     let old_key = store.key_of(&SessionId::parse(&old).unwrap());
     let new_key = store.key_of(&SessionId::parse(&new).unwrap());
     let mut redis = raw_redis().await;
@@ -696,10 +685,7 @@ struct Hold {
     release: Notify,
 }
 
-async fn hold_visit(
-    mut s: TypedSession<common::store_suite::Suite>,
-    Extension(hold): Extension<Arc<Hold>>,
-) -> String {
+async fn hold_visit(mut s: TypedSession<Suite>, Extension(hold): Extension<Arc<Hold>>) -> String {
     *s.visits_mut() += 1;
     hold.loaded.notify_one();
     hold.release.notified().await;
@@ -707,7 +693,7 @@ async fn hold_visit(
 }
 
 async fn hold_logout(
-    mut s: TypedSession<common::store_suite::Suite>,
+    mut s: TypedSession<Suite>,
     Extension(hold): Extension<Arc<Hold>>,
 ) -> &'static str {
     s.invalidate();
@@ -832,12 +818,14 @@ async fn theme(s: TypedSession<Renamed>) -> String {
 #[tokio::test]
 async fn loads_aliases_and_the_current_name_wins() {
     use session_runtime::config::Clock as _;
-    let prefix = unique_prefix("alias");
-    let clock = TestClock::new();
-    let layer = single(&prefix, test_config(&clock)).await;
-    let server = TestServer::start(Router::new().route("/theme", get(theme)).layer(layer)).await;
+    let app = |layer| Router::new().route("/theme", get(theme)).layer(layer);
+    let Fixture {
+        clock,
+        store,
+        server,
+    } = Fixture::redis(&unique_prefix("alias"), test_config, app).await;
     let id = SessionId::generate().unwrap();
-    let key = keys_of(&prefix).await.key_of(&id);
+    let key = store.key_of(&id);
     let mut redis = raw_redis().await;
     let now = clock.now_millis();
     let _: () = redis

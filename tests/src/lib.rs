@@ -1,5 +1,19 @@
-//! Tests live in `tests/*.rs`. This library only compiles the Rust blocks of the README and of
+//! Support for the integration tests in `tests/*.rs`, compiled once and shared by every test
+//! binary.
+//!
+//! - [`server`]: a clock tests can move, a real axum server on loopback and HTTP clients.
+//! - [`fixture`]: a clock, a store and a started server together, the preamble of most tests.
+//! - [`suite`]: the conformance suite every store runs, through [`store_suite!`].
+//! - [`redis`]: the Redis the tests use (a single server, a cluster, a private server) and
+//!   command counting.
+//!
+//! The library also compiles the Rust blocks of the README and of
 //! `docs/migrating-from-aiohttp-session.md` as doctests, so they cannot drift from the API.
+
+pub mod fixture;
+pub mod redis;
+pub mod server;
+pub mod suite;
 
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]

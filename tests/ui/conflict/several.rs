@@ -1,6 +1,6 @@
 use session_runtime::Session;
 
-// Several problems at once (the input of STYLE.md section 5): all of them are reported.
+// Several problems at once: all of them are reported, not only the first.
 #[derive(Session)]
 pub struct Cart {
     #[session(renme = "items")]

@@ -1,7 +1,12 @@
 //! The conformance suite every store must pass, driven over real HTTP on loopback.
 //!
-//! A store's test file calls `store_suite!(kind, make_layer)`, which expands to one `#[tokio::test]`
-//! per behaviour below (tower-sessions' `route_tests!` pattern).
+//! A store's test file builds a [`Harness`] and calls [`store_suite!`](crate::store_suite),
+//! which expands to one `#[tokio::test]` per case below (tower-sessions' `route_tests!` pattern).
+//! Every case is a public function taking the harness, and panics if the store misbehaves.
+#![allow(
+    clippy::missing_panics_doc,
+    reason = "every case is a list of assertions: panicking is how it fails, as said above"
+)]
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,7 +24,8 @@ use session_runtime::config::SessionConfig;
 use session_runtime::store::StoreKind;
 use session_runtime::{Session, SessionLayer, TypedSession};
 
-use super::{
+use crate::fixture::Fixture;
+use crate::server::{
     TestClock, TestServer, browser, cookie_value, raw_client, send, set_cookies, test_config,
 };
 
@@ -27,8 +33,11 @@ use super::{
 #[derive(Session, Debug)]
 #[session(cookie_name = "suite", max_age = 600, absolute_max_age = 3600)]
 pub struct Suite {
+    /// A counter, bumped by `/visit`.
     pub visits: u64,
+    /// A note, set by `/logout-flash` and `/big`.
     pub note: String,
+    /// The logged-in user, set by `/login`.
     pub user: Option<u64>,
 }
 
@@ -183,10 +192,21 @@ pub fn app_with(layer: SessionLayer, extra: Router) -> Router {
 
 /// What the suite needs from a store's test file.
 pub struct Harness {
+    /// Whether the store keeps records in the cookie or on the server.
     pub kind: StoreKind,
     /// Whether a changed cookie is detected (false only for the plain test store).
     pub tamper_evident: bool,
+    /// Builds a layer over a fresh store with the given configuration.
     pub make: Box<dyn Fn(SessionConfig) -> MakeLayer + Send + Sync>,
+}
+
+impl std::fmt::Debug for Harness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Harness")
+            .field("kind", &self.kind)
+            .field("tamper_evident", &self.tamper_evident)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Building a layer may need I/O (connecting to Redis).
@@ -211,28 +231,36 @@ impl Harness {
     }
 }
 
-pub struct Running {
-    pub server: TestServer,
-    pub clock: Arc<TestClock>,
-}
-
 impl Harness {
-    pub async fn start(&self) -> Running {
+    /// Starts the suite's routes over a layer the harness makes with [`test_config`].
+    pub async fn start(&self) -> Fixture {
+        self.start_with(test_config, app).await
+    }
+
+    /// Starts `app` over a layer the harness makes with the configuration `config` makes of
+    /// the fixture's clock.
+    pub async fn start_with(
+        &self,
+        config: impl FnOnce(&Arc<TestClock>) -> SessionConfig,
+        app: impl FnOnce(SessionLayer) -> Router,
+    ) -> Fixture {
         let clock = TestClock::new();
-        let layer = (self.make)(test_config(&clock)).await;
-        Running {
+        let layer = (self.make)(config(&clock)).await;
+        Fixture {
             server: TestServer::start(app(layer)).await,
             clock,
+            store: (),
         }
     }
 }
 
-async fn get_text(client: &reqwest::Client, run: &Running, path: &str) -> String {
+async fn get_text(client: &reqwest::Client, run: &Fixture, path: &str) -> String {
     let (status, _, body) = send(client.get(run.server.url(path))).await;
     assert_eq!(status, 200, "GET {path}: {body}");
     body
 }
 
+/// Visits count up; a read sets no cookie and answers `Vary: Cookie`.
 pub async fn counts_and_reads_without_writing(h: &Harness) {
     let run = h.start().await;
     let c = browser();
@@ -248,6 +276,7 @@ pub async fn counts_and_reads_without_writing(h: &Harness) {
     assert_eq!(headers.get("vary").unwrap(), "Cookie");
 }
 
+/// A handler that never extracts the session, and a new session that is only read, set no cookie.
 pub async fn no_extraction_no_cookie(h: &Harness) {
     let run = h.start().await;
     let c = browser();
@@ -265,10 +294,12 @@ pub async fn no_extraction_no_cookie(h: &Harness) {
     );
 }
 
+/// The default cookie attributes: `Path=/`, `Max-Age`, `HttpOnly`, `Secure`, `SameSite=Lax`, no
+/// `Domain`, and `Cache-Control: no-store`.
 pub async fn cookie_attributes(h: &Harness) {
-    let clock = TestClock::new();
-    let layer = (h.make)(SessionConfig::default().with_clock(clock)).await;
-    let server = TestServer::start(app(layer)).await;
+    let default_config =
+        |clock: &Arc<TestClock>| SessionConfig::default().with_clock(clock.clone());
+    let Fixture { server, .. } = h.start_with(default_config, app).await;
     let (_, headers, _) = send(raw_client().get(server.url("/visit"))).await;
     let cookies = set_cookies(&headers);
     assert_eq!(cookies.len(), 1, "{cookies:?}");
@@ -286,6 +317,7 @@ pub async fn cookie_attributes(h: &Harness) {
     assert_eq!(headers.get("cache-control").unwrap(), "no-store");
 }
 
+/// Malformed cookie values give a fresh session, never an error.
 pub async fn garbage_cookies_give_a_fresh_session(h: &Harness) {
     let run = h.start().await;
     let c = raw_client();
@@ -308,6 +340,8 @@ pub async fn garbage_cookies_give_a_fresh_session(h: &Harness) {
     }
 }
 
+/// A changed byte anywhere in the cookie is never a 5xx, and a fresh session on tamper-evident
+/// stores.
 pub async fn tampered_cookie_gives_a_fresh_session(h: &Harness) {
     let run = h.start().await;
     let c = raw_client();
@@ -338,6 +372,7 @@ pub async fn tampered_cookie_gives_a_fresh_session(h: &Harness) {
     }
 }
 
+/// The idle timeout: a save resets it; idle past `max_age`, the session is fresh.
 pub async fn idle_timeout(h: &Harness) {
     let run = h.start().await;
     let c = browser();
@@ -358,6 +393,7 @@ pub async fn idle_timeout(h: &Harness) {
     );
 }
 
+/// The absolute timeout ends a session however active it is.
 pub async fn absolute_timeout(h: &Harness) {
     let run = h.start().await;
     let c = browser();
@@ -375,6 +411,7 @@ pub async fn absolute_timeout(h: &Harness) {
     );
 }
 
+/// A per-session `max_age` is stored and applied on load, capped by the absolute timeout.
 pub async fn remember_me_is_persisted(h: &Harness) {
     let run = h.start().await;
     let c = browser();
@@ -390,10 +427,10 @@ pub async fn remember_me_is_persisted(h: &Harness) {
     );
 }
 
+/// Rolling expiry: a read past the touch interval refreshes the expiry without a write.
 pub async fn rolling_touch_extends_without_rewriting(h: &Harness) {
-    let clock = TestClock::new();
-    let layer = (h.make)(test_config(&clock).with_rolling(Some(Duration::from_secs(300)))).await;
-    let server = TestServer::start(app(layer)).await;
+    let rolling = |clock: &_| test_config(clock).with_rolling(Some(Duration::from_secs(300)));
+    let Fixture { clock, server, .. } = h.start_with(rolling, app).await;
     let c = browser();
     send(c.get(server.url("/visit"))).await;
     clock.advance(Duration::from_secs(100));
@@ -411,6 +448,7 @@ pub async fn rolling_touch_extends_without_rewriting(h: &Harness) {
     );
 }
 
+/// `regenerate` issues a new cookie, keeps the data, and retires a server-side id.
 pub async fn regenerate_changes_the_cookie_and_keeps_data(h: &Harness) {
     let run = h.start().await;
     let c = raw_client();
@@ -446,15 +484,15 @@ pub async fn regenerate_changes_the_cookie_and_keeps_data(h: &Harness) {
     }
 }
 
-/// Security plan item 20: with `with_renewal(300 s, 30 s)`, the first request after each period
+/// SECURITY.md item 20: with `with_renewal(300 s, 30 s)`, the first request after each period
 /// moves a server-side session to a new id (read-only requests too); the old id leads to the
 /// session, and moves its client to the new id, for the grace period and is refused after it.
 /// Cookie stores have no id to renew: nothing changes for them.
 pub async fn renewal_moves_the_id_with_a_grace_period(h: &Harness) {
-    let clock = TestClock::new();
-    let config =
-        test_config(&clock).with_renewal(Some((Duration::from_secs(300), Duration::from_secs(30))));
-    let server = TestServer::start(app((h.make)(config).await)).await;
+    let renewing = |clock: &_| {
+        test_config(clock).with_renewal(Some((Duration::from_secs(300), Duration::from_secs(30))))
+    };
+    let Fixture { clock, server, .. } = h.start_with(renewing, app).await;
     let c = raw_client();
     let get = |path: &str, value: &str| {
         send(
@@ -548,7 +586,9 @@ pub async fn renewal_moves_the_id_with_a_grace_period(h: &Harness) {
 #[derive(Session, Debug)]
 #[session(cookie_name = "account", max_age = 600)]
 pub struct Account {
+    /// The logged-in user.
     pub user: Option<u64>,
+    /// The user's epoch when this session logged in.
     pub epoch: u64,
 }
 
@@ -593,19 +633,19 @@ async fn account_revoke_all(
     StatusCode::NO_CONTENT
 }
 
-/// Security plan item 33, "log out everywhere", as the documented app pattern (the library has
+/// SECURITY.md item 33, "log out everywhere", as the documented app pattern (the library has
 /// no notion of a user): the session keeps the user's epoch from login; bumping the epoch makes
 /// every session of that user fail the check on its next request, on every store, cookie stores
 /// included; other users and new logins are unaffected.
 pub async fn revoke_all_of_a_users_sessions_by_epoch(h: &Harness) {
-    let clock = TestClock::new();
     let epochs = Epochs::default();
     let extra = Router::new()
         .route("/account/login", post(account_login))
         .route("/account/whoami", get(account_whoami))
         .route("/account/revoke-all", post(account_revoke_all))
         .layer(Extension(epochs));
-    let server = TestServer::start(app_with((h.make)(test_config(&clock)).await, extra)).await;
+    let app = |layer| app_with(layer, extra);
+    let Fixture { server, .. } = h.start_with(test_config, app).await;
     let devices: Vec<_> = (0..3).map(|_| browser()).collect();
     let other = browser();
     for device in &devices {
@@ -634,6 +674,7 @@ pub async fn revoke_all_of_a_users_sessions_by_epoch(h: &Harness) {
     assert_eq!(body, "1", "a new login works");
 }
 
+/// `invalidate` sends a removal cookie and, on server stores, deletes the record.
 pub async fn invalidate_removes_record_and_cookie(h: &Harness) {
     let run = h.start().await;
     let c = raw_client();
@@ -664,6 +705,7 @@ pub async fn invalidate_removes_record_and_cookie(h: &Harness) {
     assert_eq!(get_text(&b, &run, "/peek").await, "none");
 }
 
+/// Data written after `invalidate` goes to a new session.
 pub async fn invalidate_then_write_starts_a_new_session(h: &Harness) {
     let b = browser();
     let run = h.start().await;
@@ -679,6 +721,7 @@ pub async fn invalidate_then_write_starts_a_new_session(h: &Harness) {
     assert_eq!(get_text(&b, &run, "/whoami").await, "anonymous");
 }
 
+/// An optional extraction (`Option<TypedSession<_>>`) of a missing session creates nothing.
 pub async fn peek_creates_nothing(h: &Harness) {
     let run = h.start().await;
     let c = browser();
@@ -689,6 +732,7 @@ pub async fn peek_creates_nothing(h: &Harness) {
     assert_eq!(get_text(&c, &run, "/peek").await, "1");
 }
 
+/// Changes are saved on error statuses, redirects and streaming bodies.
 pub async fn saved_for_every_response_kind(h: &Harness) {
     let run = h.start().await;
     let c = browser();
@@ -710,6 +754,8 @@ pub async fn saved_for_every_response_kind(h: &Harness) {
     );
 }
 
+/// A cookie over 4096 bytes fails loudly and keeps the previous cookie; server stores take the
+/// large value.
 pub async fn oversized_cookie_is_refused(h: &Harness) {
     let run = h.start().await;
     let c = browser();
@@ -740,6 +786,7 @@ pub async fn oversized_cookie_is_refused(h: &Harness) {
     }
 }
 
+/// `save()` inside the handler writes at once; the layer then has nothing left to write.
 pub async fn explicit_save(h: &Harness) {
     let run = h.start().await;
     let c = browser();
@@ -751,6 +798,7 @@ pub async fn explicit_save(h: &Harness) {
     assert_eq!(get_text(&c, &run, "/read").await, "2");
 }
 
+/// `is_new`, whether an id is issued, and `created`, which never changes.
 pub async fn metadata(h: &Harness) {
     let run = h.start().await;
     let c = browser();
@@ -768,6 +816,7 @@ pub async fn metadata(h: &Harness) {
     );
 }
 
+/// Extracting the same session type twice in one handler is a 500 that says so.
 pub async fn same_type_twice_is_rejected(h: &Harness) {
     let run = h.start().await;
     let (status, _, body) = send(browser().get(run.server.url("/twice"))).await;
@@ -775,6 +824,7 @@ pub async fn same_type_twice_is_rejected(h: &Harness) {
     assert!(body.contains("already extracted"), "{body}");
 }
 
+/// A change made by a middleware before the handler is seen by the handler and saved.
 pub async fn middleware_changes_reach_the_handler(h: &Harness) {
     let run = h.start().await;
     let c = browser();
@@ -783,6 +833,7 @@ pub async fn middleware_changes_reach_the_handler(h: &Harness) {
     assert_eq!(get_text(&c, &run, "/read").await, "101");
 }
 
+/// A cookie with an id the store never issued is not adopted: the response carries another value.
 pub async fn unknown_id_is_never_adopted(h: &Harness) {
     let run = h.start().await;
     let planted = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
@@ -815,7 +866,7 @@ macro_rules! store_suite {
         $(
             #[tokio::test]
             async fn $case() {
-                common::store_suite::$case(&$harness).await;
+                $crate::suite::$case(&$harness).await;
             }
         )*
     };

@@ -1,13 +1,6 @@
 //! Redis for integration tests: a single server, a 3-master Redis Cluster, per-test key
 //! prefixes, `INFO commandstats` counting and a private Redis that can be stopped, restarted and
-//! paused (STYLE.md §7.5).
-//!
-//! Self-contained (only `std`, `redis` and `tokio`), so a test file can include it on its own:
-//!
-//! ```ignore
-//! #[path = "common/redis.rs"]
-//! mod redis_support;
-//! ```
+//! paused.
 //!
 //! # Where the single server comes from
 //!
@@ -44,16 +37,10 @@
 //! therefore run against a server nobody else uses, that is an [`OwnRedis`] (or a private
 //! [`RedisCluster::start`]), never the shared [`server`], which other tests (and, on 6379, other
 //! processes) use at the same time.
-#![allow(
-    dead_code,
-    unreachable_pub,
-    reason = "each test binary uses a different part of this module"
-)]
-
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsString;
 use std::fmt::Write as _;
-use std::hash::BuildHasher as _;
+use std::hash::BuildHasher;
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -105,16 +92,23 @@ pub struct RedisServer {
 
 impl RedisServer {
     /// The URL, e.g. `redis://127.0.0.1:6379`.
+    #[must_use]
     pub fn url(&self) -> &str {
         &self.url
     }
 
     /// Where the URL came from.
+    #[must_use]
     pub fn origin(&self) -> Origin {
         self.origin
     }
 
     /// A client for this server.
+    ///
+    /// # Panics
+    ///
+    /// Never: the harness only hands out valid URLs.
+    #[must_use]
     pub fn client(&self) -> Client {
         Client::open(self.url.as_str()).expect("the harness only hands out valid Redis URLs")
     }
@@ -167,7 +161,7 @@ fn find_or_start_server() -> Result<RedisServer, String> {
              REDIS_URL=redis://127.0.0.1:6379."
         )
     })?;
-    let node = start_on_free_port(&bin, Mode::Single)?;
+    let node = start_on_free_port(&bin, Mode::Single, None)?;
     let url = node.url();
     keep_until_exit(node);
     Ok(RedisServer {
@@ -192,6 +186,11 @@ fn keep_until_exit(node: Node) {
 /// keeps a reused pid (containers) from meeting keys an earlier run left on a long-lived
 /// Redis. Braces in `test` would become a cluster hash tag, so don't put any there unless that
 /// is the point.
+///
+/// # Panics
+///
+/// Never: the one conversion inside is from the top half of a `u64` to a `u32`.
+#[must_use]
 pub fn unique_prefix(test: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     static NONCE: OnceLock<u32> = OnceLock::new();
@@ -234,16 +233,23 @@ impl RedisCluster {
     }
 
     /// The node URLs, `redis://127.0.0.1:P` each.
+    #[must_use]
     pub fn urls(&self) -> &[String] {
         &self.inner.urls
     }
 
     /// The node ports.
+    #[must_use]
     pub fn ports(&self) -> Vec<u16> {
         self.inner.nodes.iter().map(|node| node.port).collect()
     }
 
     /// A cluster client seeded with every node.
+    ///
+    /// # Panics
+    ///
+    /// Never: the harness only hands out valid URLs.
+    #[must_use]
     pub fn client(&self) -> ::redis::cluster::ClusterClient {
         ::redis::cluster::ClusterClient::new(self.inner.urls.clone())
             .expect("the harness only hands out valid Redis URLs")
@@ -307,7 +313,12 @@ fn try_start_cluster(server_bin: &Path, cli_bin: &Path) -> Result<ClusterNodes, 
     let mut nodes = Vec::new();
     for _ in 0..3 {
         // On an error the nodes started so far are dropped, which stops them.
-        nodes.push(Node::start(server_bin, pick_port(true), Mode::ClusterNode)?);
+        nodes.push(Node::start(
+            server_bin,
+            pick_port(true),
+            Mode::ClusterNode,
+            None,
+        )?);
     }
     let mut create = Command::new(cli_bin);
     create.args(["--cluster", "create"]);
@@ -407,6 +418,7 @@ pub async fn command_counts(url: &str) -> HashMap<String, u64> {
 /// # Panics
 ///
 /// If a `cmdstat_` line has no numeric `calls=` field.
+#[must_use]
 pub fn parse_commandstats(stats: &str) -> HashMap<String, u64> {
     stats
         .lines()
@@ -428,15 +440,17 @@ pub fn parse_commandstats(stats: &str) -> HashMap<String, u64> {
 /// Whether a command is noise the harness or a cluster causes by itself: `info` (every
 /// [`command_counts`] call) and `cluster`/`cluster|…` (cluster clients refreshing their slot
 /// map, and the nodes among themselves).
+#[must_use]
 pub fn is_harness_command(name: &str) -> bool {
     name == "info" || name == "cluster" || name.starts_with("cluster|")
 }
 
 /// The commands run between two [`command_counts`] snapshots: name → calls, only the names
 /// whose count went up, without [`is_harness_command`] noise.
-pub fn command_diff(
-    before: &HashMap<String, u64>,
-    after: &HashMap<String, u64>,
+#[must_use]
+pub fn command_diff<S: BuildHasher>(
+    before: &HashMap<String, u64, S>,
+    after: &HashMap<String, u64, S>,
 ) -> HashMap<String, u64> {
     after
         .iter()
@@ -552,6 +566,7 @@ impl Monitor {
 pub struct OwnRedis {
     bin: PathBuf,
     port: u16,
+    core: Option<usize>,
     node: Option<Node>,
 }
 
@@ -562,36 +577,59 @@ impl OwnRedis {
     ///
     /// If `redis-server` is missing or does not start.
     pub async fn start() -> Self {
-        blocking(|| {
-            let bin = redis_server_bin()
-                .map_err(|error| format!("OwnRedis::start needs redis-server: {error}"))?;
-            let node = start_on_free_port(&bin, Mode::Single)?;
-            Ok::<_, String>(Self {
-                bin,
-                port: node.port,
-                node: Some(node),
-            })
+        blocking(|| Self::start_blocking(None))
+            .await
+            .unwrap_or_else(|message| panic!("{message}"))
+    }
+
+    /// Starts a new private `redis-server` from synchronous code (no async runtime needed) and
+    /// waits until it answers. With `core`, the server runs pinned to that CPU, through
+    /// `taskset -c <core>` (which replaces itself with `redis-server`, so the pid is the
+    /// server's), after a [`restart`](Self::restart) too; the load benchmark uses this to keep
+    /// Redis off the core its server under test runs on.
+    ///
+    /// # Errors
+    ///
+    /// If `redis-server`, or with `core` `taskset`, can't be run, or the server does not start.
+    pub fn start_blocking(core: Option<usize>) -> Result<Self, String> {
+        let bin =
+            redis_server_bin().map_err(|error| format!("OwnRedis needs redis-server: {error}"))?;
+        if core.is_some() {
+            check_taskset()?;
+        }
+        let node = start_on_free_port(&bin, Mode::Single, core)?;
+        Ok(Self {
+            bin,
+            port: node.port,
+            core,
+            node: Some(node),
         })
-        .await
-        .unwrap_or_else(|message| panic!("{message}"))
     }
 
     /// `redis://127.0.0.1:{port}`, valid whether or not the server is running.
+    #[must_use]
     pub fn url(&self) -> String {
         url_for_port(self.port)
     }
 
     /// The port, the same for the whole life of this value.
+    #[must_use]
     pub fn port(&self) -> u16 {
         self.port
     }
 
     /// A client for this server.
+    ///
+    /// # Panics
+    ///
+    /// Never: a loopback URL is valid.
+    #[must_use]
     pub fn client(&self) -> Client {
         Client::open(self.url()).expect("a loopback URL is valid")
     }
 
     /// Whether the server is started (it is not checked for having died by itself).
+    #[must_use]
     pub fn is_running(&self) -> bool {
         self.node.is_some()
     }
@@ -613,11 +651,11 @@ impl OwnRedis {
     pub async fn restart(&mut self) {
         self.stop().await;
         let bin = self.bin.clone();
-        let port = self.port;
+        let (port, core) = (self.port, self.core);
         let node = blocking(move || {
             let mut errors = Vec::new();
             for _ in 0..5 {
-                match Node::start(&bin, port, Mode::Single) {
+                match Node::start(&bin, port, Mode::Single, core) {
                     Ok(node) => return Ok(node),
                     Err(error) => errors.push(error),
                 }
@@ -718,9 +756,10 @@ impl Node {
         url_for_port(self.port)
     }
 
-    /// Starts `redis-server` on `port` and waits until it answers, as itself (its pid), so a
-    /// server of someone else's on the same port is never mistaken for ours.
-    fn start(bin: &Path, port: u16, mode: Mode) -> Result<Self, String> {
+    /// Starts `redis-server` on `port`, pinned to CPU `core` if given, and waits until it
+    /// answers, as itself (its pid), so a server of someone else's on the same port is never
+    /// mistaken for ours.
+    fn start(bin: &Path, port: u16, mode: Mode, core: Option<usize>) -> Result<Self, String> {
         static DIRS: AtomicU64 = AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!(
             "session-tests-redis-{}-{}-{port}",
@@ -730,7 +769,12 @@ impl Node {
         std::fs::create_dir_all(&dir)
             .map_err(|error| format!("can't create {}: {error}", dir.display()))?;
         let port_arg = port.to_string();
-        let mut args: Vec<OsString> = vec![bin.into()];
+        let mut args: Vec<OsString> = match core {
+            // `taskset` execs the server: the pid the watchdog reports stays the server's.
+            Some(core) => vec!["taskset".into(), "-c".into(), core.to_string().into()],
+            None => Vec::new(),
+        };
+        args.push(bin.into());
         args.extend(
             [
                 "--port",
@@ -866,10 +910,10 @@ impl Drop for Node {
 
 /// Starts a node on a fresh free port, trying a few ports in case another process takes one
 /// between our check and `redis-server`'s bind.
-fn start_on_free_port(bin: &Path, mode: Mode) -> Result<Node, String> {
+fn start_on_free_port(bin: &Path, mode: Mode, core: Option<usize>) -> Result<Node, String> {
     let mut errors = Vec::new();
     for _ in 0..5 {
-        match Node::start(bin, pick_port(mode == Mode::ClusterNode), mode) {
+        match Node::start(bin, pick_port(mode == Mode::ClusterNode), mode, core) {
             Ok(node) => return Ok(node),
             Err(error) => errors.push(error),
         }
@@ -931,8 +975,33 @@ fn run_with_timeout(
     }
 }
 
-fn redis_server_bin() -> Result<PathBuf, String> {
+/// The `redis-server` the harness runs: `REDIS_SERVER_BIN`, else `redis-server` on `PATH`,
+/// checked by running it with `--version`.
+///
+/// # Errors
+///
+/// If it can't be run; the message says how to get it.
+pub fn redis_server_bin() -> Result<PathBuf, String> {
     find_binary("REDIS_SERVER_BIN", "redis-server")
+}
+
+/// Checks that `taskset` (util-linux), which pins a server to a core, can be run.
+fn check_taskset() -> Result<(), String> {
+    match Command::new("taskset")
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+    {
+        Ok(output) if output.status.success() => Ok(()),
+        Ok(output) => Err(format!(
+            "`taskset --version` failed ({}); pinning redis-server to a core needs it",
+            output.status
+        )),
+        Err(error) => Err(format!(
+            "`taskset` can't be run ({error}); pinning redis-server to a core needs it \
+             (util-linux)"
+        )),
+    }
 }
 
 fn redis_cli_bin() -> Result<PathBuf, String> {
@@ -1099,7 +1168,8 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
 }
 
 /// Formats a map of command counts sorted by name, for assertion messages.
-pub fn format_counts(counts: &HashMap<String, u64>) -> String {
+#[must_use]
+pub fn format_counts<S: BuildHasher>(counts: &HashMap<String, u64, S>) -> String {
     let mut names: Vec<_> = counts.iter().collect();
     names.sort();
     let mut text = String::new();
