@@ -1,4 +1,5 @@
-//! The counter example server (DESIGN.md §8; outside tools drive this interface).
+//! The counter example server. The tests, the load benchmark and `.ci/smoke-example` drive this
+//! interface: keep it stable.
 //!
 //! ```text
 //! cargo run --release -p session-examples --example counter -- \

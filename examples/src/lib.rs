@@ -1,5 +1,6 @@
 //! The app behind `examples/counter.rs`, as a library so the tests drive exactly the same
-//! routes. The interface is fixed by DESIGN.md §8: outside benchmarks and tests depend on it.
+//! routes. Keep its interface (routes, answers, cookie name, command-line flags) stable: the
+//! tests, the load benchmark in `bench/` and `.ci/smoke-example` depend on it.
 
 pub mod migrate;
 

@@ -2,8 +2,10 @@
 //! encrypted store, then loaded back from the `Set-Cookie` value.
 //!
 //! Asserted: when `name + value` fits the configured limit the cookie's value has exactly the
-//! length of security.md §4.4 (`⌈4·(N + 30) / 3⌉` for an envelope of `N` bytes) and loads back
-//! equal to the input; when it does not fit, the response is a 500 without `Set-Cookie`.
+//! sealed length, `⌈4·(N + 30) / 3⌉` for an envelope of `N` bytes (unpadded base64url of the
+//! version, key id, 12-byte nonce, envelope and 16-byte tag; the format is in SECURITY.md), and
+//! loads back equal to the input; when it does not fit, the response is a 500 without
+//! `Set-Cookie`.
 #![no_main]
 
 use std::convert::Infallible;
