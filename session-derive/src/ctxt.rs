@@ -10,8 +10,8 @@ use quote::ToTokens;
 /// Collects the errors of one derive invocation.
 ///
 /// Unlike serde's `Ctxt` there is no `Drop` check that panics when [`Ctxt::check`] was never
-/// called: the macro must never panic. [`Ctxt::check`] takes `self`, and `expand::derive` is the
-/// only place that creates a `Ctxt`.
+/// called: the macro must never panic. [`Ctxt::check`] takes `self`, and `derive_session` in
+/// `lib.rs` is the only place that creates a `Ctxt`.
 pub(crate) struct Ctxt {
     errors: RefCell<Vec<syn::Error>>,
 }

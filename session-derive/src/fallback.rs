@@ -1,6 +1,6 @@
 //! What the derive emits when the input has errors: the errors, plus a stub `impl Session` so
-//! that code using the type as a `Session` elsewhere does not fail a second time (thiserror's
-//! `fallback.rs`, clap's `dummies.rs`).
+//! that code using the type as a `Session` elsewhere does not fail a second time (as thiserror
+//! and clap do).
 
 use std::collections::BTreeSet;
 
@@ -8,7 +8,8 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use crate::ast::Input;
-use crate::expand::{Model, Paths, companion_items};
+use crate::companion::companion_items;
+use crate::model::{Model, Paths};
 
 /// Returns `compile_error!`s for `error` and a stub impl whose methods are never called.
 ///

@@ -3,13 +3,18 @@
 
 mod ast;
 mod attr;
+mod companion;
 mod ctxt;
 mod expand;
 mod fallback;
+mod model;
 mod valid;
 
 use proc_macro::TokenStream;
 use syn::{DeriveInput, parse_macro_input};
+
+use crate::ast::Input;
+use crate::ctxt::Ctxt;
 
 /// Derives `session_runtime::Session` for a struct with named fields, and generates typed
 /// accessors that `TypedSession<T>` dereferences to.
@@ -102,6 +107,32 @@ use syn::{DeriveInput, parse_macro_input};
 /// compiler prints the generated code.
 #[proc_macro_derive(Session, attributes(session))]
 pub fn derive_session(input: TokenStream) -> TokenStream {
-    let input = parse_macro_input!(input as DeriveInput);
-    expand::derive(&input).into()
+    let node = parse_macro_input!(input as DeriveInput);
+    let cx = Ctxt::new();
+    let input = Input::from_syn(&cx, &node);
+    // On errors, emit a stub impl as well, so that users see only the real errors and not a
+    // second one wherever the type is used as a `Session`.
+    let tokens = derive(cx, &input).unwrap_or_else(|error| fallback::expand(&input, &error));
+    debug_print(&tokens);
+    tokens.into()
+}
+
+/// Validates the parsed `input` and expands it; returns every error recorded in `cx` while
+/// parsing and validating instead, if there is one.
+fn derive(cx: Ctxt, input: &Input<'_>) -> syn::Result<proc_macro2::TokenStream> {
+    valid::check(&cx, input);
+    cx.check()?;
+    Ok(expand::impl_session(input))
+}
+
+/// Prints the expansion when `SESSION_DERIVE_DEBUG` is set (like axum-macros'
+/// `AXUM_MACROS_DEBUG`).
+#[expect(
+    clippy::print_stderr,
+    reason = "a debugging aid the user asks for with SESSION_DERIVE_DEBUG"
+)]
+fn debug_print(tokens: &proc_macro2::TokenStream) {
+    if std::env::var_os("SESSION_DERIVE_DEBUG").is_some() {
+        eprintln!("{tokens}");
+    }
 }

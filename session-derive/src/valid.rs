@@ -10,6 +10,11 @@ use crate::ctxt::Ctxt;
 
 /// The methods of `TypedSession<T>`. `TypedSession<T>` dereferences to the generated companion
 /// type, so an accessor with one of these names could never be called through it.
+///
+/// Keep this list equal to the inherent methods that take `self` in `impl TypedSession<T>` in
+/// `session-runtime/src/extract.rs` (not the associated functions `from_parts` and `peek`):
+/// a method added there without its name here lets a field generate an accessor that the method
+/// hides. The list in the `# Reserved names` section of the docs in `lib.rs` follows it too.
 pub(crate) const TYPED_SESSION_METHODS: &[&str] = &[
     "id",
     "is_new",

@@ -2,10 +2,28 @@
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::fmt;
+use std::sync::{Mutex, MutexGuard};
 
 use super::{Delete, Immediate, Load, Save, SaveOp, SaveOutcome, StoreError, StoreKind};
 use crate::record::{Record, SessionId};
+
+/// The end of a list: no slot.
+const NIL: usize = usize::MAX;
+
+/// The least time between two warnings that the store is full, in milliseconds.
+const WARN_INTERVAL_MS: u64 = 60_000;
+
+/// At most how many expired records an insert into a full store removes from the cold ends of
+/// the two lists. Each record is removed once, so this is constant work per insert on average;
+/// the limit only keeps a single insert short after many records expired at once.
+const SWEEP_LIMIT: usize = 16;
+
+/// How many slots an insert into a full store inspects, round robin, for an expired record
+/// that is not at the cold end of its list (records with different lifetimes are not ordered
+/// by expiry in their list). Two probes per insert visit every slot within `capacity / 2`
+/// inserts.
+const PROBES: usize = 2;
 
 /// A record's key: its id, kept inline (no allocation per insert), looked up by the `&str` a
 /// load carries (`SessionId` hashes and compares as its text does).
@@ -21,9 +39,21 @@ impl Borrow<str> for Key {
 /// Keeps sessions in the process's memory: the embedded default for development, tests and
 /// single-process apps. Sessions are lost on restart and not shared between processes.
 ///
-/// Records expire at the time each save sets; expired records are never returned and are swept
-/// when the store fills up. The store is bounded: at [`MemoryStore::with_capacity`] records it
-/// first drops every expired record, then the one closest to expiry (logged as a warning).
+/// Records expire at the time each save sets; expired records are never returned, and are
+/// removed when they are read or when the store needs room.
+///
+/// The store is bounded: at [`MemoryStore::with_capacity`] records, an insert first removes the
+/// expired records it finds cheaply, then drops a live one. The live ones are kept in two
+/// least-recently-used lists (a segmented LRU): a new session starts in *probation* and moves
+/// to the *protected* list, which holds at most 80% of the capacity, when it is used again
+/// (loaded, updated or touched); room is made in probation first. A flood of sessions that are
+/// never used again, such as requests without a cookie, so pushes out other new sessions and
+/// not the sessions of returning users. (A client that sends each new cookie back once gets
+/// its sessions protected too; limit the rate of such clients in front of the app.)
+///
+/// Every operation takes constant time on average, on a full store too: none scans the
+/// records. Dropping live sessions is logged as a warning at most once a minute, with the
+/// count of sessions dropped since the previous warning.
 ///
 /// # Examples
 ///
@@ -33,16 +63,17 @@ impl Borrow<str> for Key {
 ///
 /// let layer = SessionLayer::new(MemoryStore::new().with_capacity(10_000));
 /// ```
-#[derive(Debug)]
 pub struct MemoryStore {
-    records: Mutex<HashMap<Key, Entry>>,
+    records: Mutex<Records>,
     capacity: usize,
 }
 
-#[derive(Debug)]
-struct Entry {
-    record: Record,
-    expires_at: u64,
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for MemoryStore {
@@ -56,7 +87,7 @@ impl MemoryStore {
     #[must_use]
     pub fn new() -> Self {
         Self {
-            records: Mutex::new(HashMap::new()),
+            records: Mutex::new(Records::new()),
             capacity: 100_000,
         }
     }
@@ -77,34 +108,82 @@ impl MemoryStore {
     /// Returns whether the store holds no record.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
+        self.lock().len() == 0
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<Key, Entry>> {
-        // A panic while holding the lock cannot leave a map half-updated: every write below is a
-        // single insert or remove.
-        self.records.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, Records> {
+        self.records.lock().unwrap_or_else(|poisoned| {
+            // Nothing done under the lock panics but a bug in `Records`, which may have left
+            // the lists half-linked: start over empty rather than follow broken links.
+            let mut records = poisoned.into_inner();
+            *records = Records::new();
+            self.records.clear_poison();
+            records
+        })
     }
 
-    fn make_room(&self, records: &mut HashMap<Key, Entry>, now: u64) {
-        if records.len() < self.capacity {
-            return;
-        }
-        records.retain(|_, entry| entry.expires_at > now);
-        if records.len() < self.capacity {
-            return;
-        }
-        let soonest = records
-            .iter()
-            .min_by_key(|(_, entry)| entry.expires_at)
-            .map(|(key, _)| key.0.clone());
-        if let Some(key) = soonest {
-            tracing::warn!(
-                capacity = self.capacity,
-                "memory session store is full; dropping the session closest to expiry"
-            );
-            records.remove(&Key(key));
-        }
+    /// The most records the protected list holds: 80% of the capacity.
+    fn protected_capacity(&self) -> usize {
+        self.capacity - self.capacity.div_ceil(5)
+    }
+
+    /// Does the save under the lock; also returns the count of live records dropped since the
+    /// last warning when a warning is due, so that it is logged after the lock is released.
+    fn save_locked(&self, save: &Save<'_>) -> (Result<SaveOutcome, StoreError>, Option<u64>) {
+        let mut records = self.lock();
+        let mut warning = None;
+        let id = match save.op {
+            SaveOp::Create { id } | SaveOp::Regenerate { new: id, .. } => {
+                if let Some(slot) = records.slot(id.as_str()) {
+                    if records.node(slot).expires_at > save.now {
+                        return (Ok(SaveOutcome::IdTaken), None);
+                    }
+                    records.remove(slot);
+                }
+                // A regenerated session is the same user's: it keeps its place.
+                let mut segment = Segment::Probation;
+                if let SaveOp::Regenerate { old, .. } = save.op {
+                    if let Some(slot) = records.slot(old.as_str()) {
+                        let node = records.remove(slot);
+                        if node.expires_at > save.now {
+                            segment = node.segment;
+                        }
+                    }
+                }
+                warning = records.make_room(self.capacity, save.now);
+                // A regenerated record takes the place of the old one, so the protected list
+                // does not grow past its capacity.
+                records.insert(id.clone(), save.to_record(), save.expires_at, segment);
+                id
+            }
+            SaveOp::Update { id } | SaveOp::Touch { id } => {
+                let Some(slot) = records.slot(id.as_str()) else {
+                    return (Ok(SaveOutcome::Missing), None);
+                };
+                let node = records.node(slot);
+                if node.expires_at <= save.now {
+                    records.remove(slot);
+                    return (Ok(SaveOutcome::Missing), None);
+                }
+                if node.record.is_renewed() {
+                    return (Ok(SaveOutcome::Missing), None);
+                }
+                let node = records.node_mut(slot);
+                save.merge_into(&mut node.record);
+                node.expires_at = save.expires_at;
+                records.promote(slot, self.protected_capacity());
+                id
+            }
+            SaveOp::Seal => {
+                return (
+                    Err(StoreError::backend(
+                        "the memory store keeps records on the server and cannot seal a cookie",
+                    )),
+                    None,
+                );
+            }
+        };
+        (Ok(SaveOutcome::Saved(id.as_str().to_owned())), warning)
     }
 }
 
@@ -114,61 +193,680 @@ immediate_store!(MemoryStore, StoreKind::Server);
 impl Immediate for MemoryStore {
     fn load_now(&self, load: Load<'_>) -> Result<Option<Record>, StoreError> {
         let mut records = self.lock();
-        match records.get(load.value) {
-            Some(entry) if entry.expires_at > load.now => Ok(Some(entry.record.clone())),
-            Some(_) => {
-                records.remove(load.value);
-                Ok(None)
-            }
-            None => Ok(None),
+        let Some(slot) = records.slot(load.value) else {
+            return Ok(None);
+        };
+        if records.node(slot).expires_at <= load.now {
+            records.remove(slot);
+            return Ok(None);
         }
+        records.promote(slot, self.protected_capacity());
+        Ok(Some(records.node(slot).record.clone()))
     }
 
     fn save_now(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError> {
-        let mut records = self.lock();
-        let id = match save.op {
-            SaveOp::Create { id } | SaveOp::Regenerate { new: id, .. } => {
-                if records
-                    .get(&Key(id.clone()))
-                    .is_some_and(|entry| entry.expires_at > save.now)
-                {
-                    return Ok(SaveOutcome::IdTaken);
-                }
-                if let SaveOp::Regenerate { old, .. } = save.op {
-                    records.remove(&Key(old.clone()));
-                }
-                self.make_room(&mut records, save.now);
-                records.insert(
-                    Key(id.clone()),
-                    Entry {
-                        record: save.to_record(),
-                        expires_at: save.expires_at,
-                    },
-                );
-                id
-            }
-            SaveOp::Update { id } | SaveOp::Touch { id } => {
-                let Some(entry) = records
-                    .get_mut(&Key(id.clone()))
-                    .filter(|entry| entry.expires_at > save.now && !entry.record.is_renewed())
-                else {
-                    return Ok(SaveOutcome::Missing);
-                };
-                save.merge_into(&mut entry.record);
-                entry.expires_at = save.expires_at;
-                id
-            }
-            SaveOp::Seal => {
-                return Err(StoreError::backend(
-                    "the memory store keeps records on the server and cannot seal a cookie",
-                ));
-            }
-        };
-        Ok(SaveOutcome::Saved(id.as_str().to_owned()))
+        let (outcome, warning) = self.save_locked(&save);
+        if let Some(evicted) = warning {
+            tracing::warn!(
+                capacity = self.capacity,
+                evicted,
+                "memory session store is full: dropped `evicted` live sessions, least recently used first, since the last warning; raise its capacity or use a shared store"
+            );
+        }
+        outcome
     }
 
     fn delete_now(&self, delete: Delete<'_>) -> Result<(), StoreError> {
-        self.lock().remove(&Key(delete.id.clone()));
+        let mut records = self.lock();
+        if let Some(slot) = records.slot(delete.id.as_str()) {
+            records.remove(slot);
+        }
         Ok(())
+    }
+}
+
+/// The list a record is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Segment {
+    /// New records, and records pushed out of the protected list.
+    Probation,
+    /// Records used again after they were written.
+    Protected,
+}
+
+/// One record and its links in its list.
+struct Node {
+    id: SessionId,
+    record: Record,
+    expires_at: u64,
+    segment: Segment,
+    /// The slot of the next more recently used record of the list, or [`NIL`].
+    prev: usize,
+    /// The slot of the next less recently used record of the list, or [`NIL`].
+    next: usize,
+}
+
+/// A doubly linked list of slots, most recently used at the head.
+#[derive(Debug, Clone, Copy)]
+struct List {
+    head: usize,
+    tail: usize,
+    len: usize,
+}
+
+impl List {
+    const EMPTY: Self = Self {
+        head: NIL,
+        tail: NIL,
+        len: 0,
+    };
+}
+
+/// The records, in a slab of slots linked into two lists by index, under the store's lock.
+///
+/// Every method takes constant time: no method scans the records.
+struct Records {
+    /// Each record's slot, by id.
+    index: HashMap<Key, usize>,
+    /// The records; `None` for a free slot.
+    slots: Vec<Option<Node>>,
+    /// The free slots.
+    free: Vec<usize>,
+    probation: List,
+    protected: List,
+    /// The slot the next probe for an expired record looks at.
+    hand: usize,
+    /// Live records dropped since the last warning.
+    evicted: u64,
+    /// When the last warning was due (Unix milliseconds).
+    warned_at: Option<u64>,
+}
+
+impl Records {
+    fn new() -> Self {
+        Self {
+            index: HashMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            probation: List::EMPTY,
+            protected: List::EMPTY,
+            hand: 0,
+            evicted: 0,
+            warned_at: None,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    fn slot(&self, id: &str) -> Option<usize> {
+        self.index.get(id).copied()
+    }
+
+    fn node(&self, slot: usize) -> &Node {
+        self.slots[slot]
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("a linked slot holds a record"))
+    }
+
+    fn node_mut(&mut self, slot: usize) -> &mut Node {
+        self.slots[slot]
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("a linked slot holds a record"))
+    }
+
+    fn list_mut(&mut self, segment: Segment) -> &mut List {
+        match segment {
+            Segment::Probation => &mut self.probation,
+            Segment::Protected => &mut self.protected,
+        }
+    }
+
+    /// Takes the record in `slot` out of its list.
+    fn unlink(&mut self, slot: usize) {
+        let Node {
+            prev,
+            next,
+            segment,
+            ..
+        } = *self.node(slot);
+        match prev {
+            NIL => self.list_mut(segment).head = next,
+            prev => self.node_mut(prev).next = next,
+        }
+        match next {
+            NIL => self.list_mut(segment).tail = prev,
+            next => self.node_mut(next).prev = prev,
+        }
+        self.list_mut(segment).len -= 1;
+    }
+
+    /// Puts the unlinked record in `slot` at the head of `segment`.
+    fn push_front(&mut self, slot: usize, segment: Segment) {
+        let head = self.list_mut(segment).head;
+        let node = self.node_mut(slot);
+        node.prev = NIL;
+        node.next = head;
+        node.segment = segment;
+        if head != NIL {
+            self.node_mut(head).prev = slot;
+        }
+        let list = self.list_mut(segment);
+        list.head = slot;
+        if list.tail == NIL {
+            list.tail = slot;
+        }
+        list.len += 1;
+    }
+
+    /// Stores a record at the head of `segment`; there must be no record with this id.
+    fn insert(&mut self, id: SessionId, record: Record, expires_at: u64, segment: Segment) {
+        let node = Node {
+            id: id.clone(),
+            record,
+            expires_at,
+            segment,
+            prev: NIL,
+            next: NIL,
+        };
+        let slot = if let Some(slot) = self.free.pop() {
+            self.slots[slot] = Some(node);
+            slot
+        } else {
+            self.slots.push(Some(node));
+            self.slots.len() - 1
+        };
+        self.index.insert(Key(id), slot);
+        self.push_front(slot, segment);
+    }
+
+    /// Removes the record in `slot` and returns it.
+    fn remove(&mut self, slot: usize) -> Node {
+        self.unlink(slot);
+        let node = self.slots[slot]
+            .take()
+            .unwrap_or_else(|| unreachable!("a linked slot holds a record"));
+        self.index.remove(node.id.as_str());
+        self.free.push(slot);
+        node
+    }
+
+    /// Records a use of the record in `slot`: it moves to the head of the protected list.
+    fn promote(&mut self, slot: usize, protected_capacity: usize) {
+        self.unlink(slot);
+        self.push_front(slot, Segment::Protected);
+        self.shrink_protected(protected_capacity);
+    }
+
+    /// Moves the least recently used protected records to the head of probation until the
+    /// protected list fits `protected_capacity` (at most one move after a promotion).
+    fn shrink_protected(&mut self, protected_capacity: usize) {
+        while self.protected.len > protected_capacity {
+            let tail = self.protected.tail;
+            self.unlink(tail);
+            self.push_front(tail, Segment::Probation);
+        }
+    }
+
+    /// Makes room for one more record in a store of `capacity`: removes the expired records it
+    /// finds at the cold ends of the lists and in [`PROBES`] slots, then, if the store is still
+    /// full, drops the least recently used live record of probation (of the protected list if
+    /// probation is empty). Returns the count to warn with when a warning is due.
+    fn make_room(&mut self, capacity: usize, now: u64) -> Option<u64> {
+        if self.len() < capacity {
+            return None;
+        }
+        let mut swept = 0;
+        for segment in [Segment::Probation, Segment::Protected] {
+            while swept < SWEEP_LIMIT {
+                let tail = self.list_mut(segment).tail;
+                if tail == NIL || self.node(tail).expires_at > now {
+                    break;
+                }
+                self.remove(tail);
+                swept += 1;
+            }
+        }
+        for _ in 0..PROBES {
+            self.hand = (self.hand + 1) % self.slots.len();
+            if self.slots[self.hand]
+                .as_ref()
+                .is_some_and(|node| node.expires_at <= now)
+            {
+                self.remove(self.hand);
+            }
+        }
+        let mut evicted = 0;
+        while self.len() >= capacity {
+            let victim = match self.probation.tail {
+                NIL => self.protected.tail,
+                tail => tail,
+            };
+            self.remove(victim);
+            evicted += 1;
+        }
+        self.note_evictions(evicted, now)
+    }
+
+    /// Counts `evicted` dropped live records; returns the count since the last warning when a
+    /// warning is due: on the first eviction, then at most once per [`WARN_INTERVAL_MS`] (or
+    /// at once if the clock went back).
+    fn note_evictions(&mut self, evicted: u64, now: u64) -> Option<u64> {
+        if evicted == 0 {
+            return None;
+        }
+        self.evicted += evicted;
+        let due = self
+            .warned_at
+            .is_none_or(|at| now < at || now - at >= WARN_INTERVAL_MS);
+        if !due {
+            return None;
+        }
+        self.warned_at = Some(now);
+        Some(std::mem::take(&mut self.evicted))
+    }
+}
+
+#[cfg(all(test, feature = "json"))]
+mod tests {
+    use std::fmt::Write as _;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::codec::JsonCodec;
+    use crate::session::{Metadata, RecordRef};
+    use crate::store::{RENEWED_FIELD, RecordCodec};
+
+    /// How long the test records live unless a test says otherwise: one hour.
+    const LIFETIME: u64 = 3_600_000;
+
+    /// The id of test session `n`: 43 base64url characters.
+    fn id(n: usize) -> SessionId {
+        SessionId::parse(&format!("{n:0>43}")).unwrap()
+    }
+
+    fn save_at(
+        store: &MemoryStore,
+        op: SaveOp<'_>,
+        fields: &[(&'static str, Vec<u8>)],
+        now: u64,
+        expires_at: u64,
+    ) -> SaveOutcome {
+        let metadata = Metadata::new(now);
+        store
+            .save_now(Save {
+                cookie_name: "s",
+                op,
+                record: RecordRef {
+                    metadata: &metadata,
+                    fields,
+                },
+                expires_at,
+                now,
+                codec: RecordCodec::of::<JsonCodec>(),
+            })
+            .unwrap()
+    }
+
+    fn create(store: &MemoryStore, n: usize, now: u64) -> SaveOutcome {
+        create_until(store, n, now, now + LIFETIME)
+    }
+
+    fn create_until(store: &MemoryStore, n: usize, now: u64, expires_at: u64) -> SaveOutcome {
+        let id = id(n);
+        save_at(
+            store,
+            SaveOp::Create { id: &id },
+            &[("n", b"0".to_vec())],
+            now,
+            expires_at,
+        )
+    }
+
+    fn update(store: &MemoryStore, n: usize, now: u64) -> SaveOutcome {
+        let id = id(n);
+        save_at(
+            store,
+            SaveOp::Update { id: &id },
+            &[("n", b"1".to_vec())],
+            now,
+            now + LIFETIME,
+        )
+    }
+
+    fn load(store: &MemoryStore, n: usize, now: u64) -> Option<Record> {
+        let id = id(n);
+        store
+            .load_now(Load {
+                cookie_name: "s",
+                value: id.as_str(),
+                now,
+                codec: RecordCodec::of::<JsonCodec>(),
+                names: &["n"],
+            })
+            .unwrap()
+    }
+
+    /// Uses session `n` as a request does: loads it and writes a changed field.
+    fn use_session(store: &MemoryStore, n: usize, now: u64) -> bool {
+        load(store, n, now).is_some() && matches!(update(store, n, now), SaveOutcome::Saved(_))
+    }
+
+    /// Checks the links, the index and the bounds of the lists.
+    fn check_invariants(store: &MemoryStore) {
+        let records = store.lock();
+        let mut seen = 0;
+        for (segment, list) in [
+            (Segment::Probation, records.probation),
+            (Segment::Protected, records.protected),
+        ] {
+            let mut prev = NIL;
+            let mut slot = list.head;
+            let mut len = 0;
+            while slot != NIL {
+                let node = records.node(slot);
+                assert_eq!(node.segment, segment);
+                assert_eq!(node.prev, prev);
+                assert_eq!(records.index.get(node.id.as_str()), Some(&slot));
+                prev = slot;
+                slot = node.next;
+                len += 1;
+            }
+            assert_eq!(list.tail, prev);
+            assert_eq!(list.len, len);
+            seen += len;
+        }
+        assert_eq!(seen, records.index.len());
+        assert_eq!(
+            records.slots.iter().filter(|slot| slot.is_none()).count(),
+            records.free.len()
+        );
+        assert!(records.len() <= store.capacity);
+        assert!(records.protected.len <= store.protected_capacity());
+    }
+
+    /// 1,000 sessions in steady use keep their place while new sessions that are never used
+    /// again arrive, 10 times the capacity of them. Each active session is used once per 4,000
+    /// new sessions, twice the capacity, so a plain LRU (or the old "closest to expiry" rule)
+    /// would have dropped every one of them.
+    #[test]
+    fn a_flood_of_new_sessions_keeps_the_active_ones() {
+        const CAPACITY: usize = 2_000;
+        const ACTIVE: usize = 1_000;
+        const FLOOD: usize = 10 * CAPACITY;
+        let store = MemoryStore::new().with_capacity(CAPACITY);
+        let mut now = 0;
+        for n in 0..ACTIVE {
+            assert!(matches!(create(&store, n, now), SaveOutcome::Saved(_)));
+            now += 1;
+        }
+        for n in 0..ACTIVE {
+            assert!(
+                use_session(&store, n, now),
+                "active session {n} before the flood"
+            );
+            now += 1;
+        }
+        let mut lost = 0;
+        for k in 0..FLOOD {
+            assert!(matches!(
+                create(&store, ACTIVE + k, now),
+                SaveOutcome::Saved(_)
+            ));
+            if k % 4 == 0 && !use_session(&store, (k / 4) % ACTIVE, now) {
+                lost += 1;
+            }
+            assert!(store.len() <= CAPACITY);
+            now += 1;
+        }
+        let survivors = (0..ACTIVE)
+            .filter(|&n| load(&store, n, now).is_some())
+            .count();
+        assert!(
+            survivors * 100 >= ACTIVE * 99,
+            "{survivors} of {ACTIVE} active sessions survived ({lost} uses found theirs gone)"
+        );
+        assert_eq!(store.len(), CAPACITY);
+        check_invariants(&store);
+    }
+
+    /// A deterministic mix of every operation never takes the store past its capacity, and
+    /// keeps the lists consistent.
+    #[test]
+    fn never_exceeds_capacity() {
+        for capacity in [1, 2, 5, 16] {
+            let store = MemoryStore::new().with_capacity(capacity);
+            let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+            let mut next = |bound: u64| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                usize::try_from(state % bound).unwrap()
+            };
+            for step in 0..5_000u64 {
+                let now = step * 1_000;
+                let n = next(40);
+                match next(6) {
+                    0 | 1 => {
+                        // Some records expire during the run.
+                        let lifetime = if next(3) == 0 { 2_000 } else { LIFETIME };
+                        create_until(&store, n, now, now + lifetime);
+                    }
+                    2 => {
+                        load(&store, n, now);
+                    }
+                    3 => {
+                        update(&store, n, now);
+                    }
+                    4 => {
+                        let (old, new) = (id(n), id(next(40)));
+                        let fields = [("n", b"2".to_vec())];
+                        let op = SaveOp::Regenerate {
+                            old: &old,
+                            new: &new,
+                        };
+                        save_at(&store, op, &fields, now, now + LIFETIME);
+                    }
+                    _ => {
+                        let id = id(n);
+                        store
+                            .delete_now(Delete {
+                                cookie_name: "s",
+                                id: &id,
+                            })
+                            .unwrap();
+                    }
+                }
+                assert!(store.len() <= capacity, "capacity {capacity}, step {step}");
+                check_invariants(&store);
+            }
+        }
+    }
+
+    /// A full store drops expired records before live ones: those at the cold end of a list at
+    /// once, those in the middle within `capacity / PROBES` inserts.
+    #[test]
+    fn expired_records_go_before_live_ones() {
+        // Expired at the cold ends: the first two records, one of them used (protected).
+        let store = MemoryStore::new().with_capacity(4);
+        create_until(&store, 0, 0, 10_000);
+        create_until(&store, 1, 0, 10_000);
+        create(&store, 2, 0);
+        create(&store, 3, 0);
+        assert!(load(&store, 1, 1).is_some());
+        create(&store, 4, 20_000);
+        assert_eq!(store.len(), 3);
+        for n in 2..=4 {
+            assert!(load(&store, n, 20_000).is_some(), "live session {n}");
+        }
+        assert_eq!(store.lock().evicted, 0, "no live record was dropped");
+
+        // Expired in the middle: live and expiring records alternate, oldest first.
+        let store = MemoryStore::new().with_capacity(10);
+        for n in 0..10 {
+            let expires_at = if n % 2 == 0 { LIFETIME } else { 10_000 };
+            create_until(&store, n, 0, expires_at);
+        }
+        for n in 10..15 {
+            create(&store, n, 20_000);
+            check_invariants(&store);
+        }
+        for n in (0..15).filter(|n| n % 2 == 0 || *n >= 10) {
+            assert!(load(&store, n, 20_000).is_some(), "live session {n}");
+        }
+        assert_eq!(store.lock().evicted, 0, "no live record was dropped");
+    }
+
+    /// A panic under the lock (only a bug can cause one) may leave the lists half-linked: the
+    /// next operation starts over with an empty store instead of following them.
+    #[test]
+    fn a_poisoned_lock_starts_over_empty() {
+        let store = MemoryStore::new();
+        create(&store, 1, 0);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _records = store.lock();
+            panic!("a bug while the lock is held");
+        }));
+        assert!(panicked.is_err() && store.records.is_poisoned());
+        assert_eq!(store.len(), 0);
+        assert!(!store.records.is_poisoned());
+        assert!(matches!(create(&store, 1, 0), SaveOutcome::Saved(_)));
+        check_invariants(&store);
+    }
+
+    /// A tracing subscriber that keeps every event of the thread it is the default of.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<String>>>);
+
+    impl tracing::Subscriber for Captured {
+        fn register_callsite(
+            &self,
+            _: &'static tracing::Metadata<'static>,
+        ) -> tracing::subscriber::Interest {
+            tracing::subscriber::Interest::sometimes()
+        }
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            let mut line = event.metadata().level().to_string();
+            event.record(
+                &mut |field: &tracing::field::Field, value: &dyn fmt::Debug| {
+                    let _ = write!(line, " {}={value:?}", field.name());
+                },
+            );
+            self.0.lock().unwrap().push(line);
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    /// Dropping live records is logged at the first eviction, then at most once a minute by the
+    /// clock of the saves, with the count since the last warning and without any session id.
+    #[test]
+    fn capacity_warning_once_a_minute_with_a_count() {
+        let captured = Captured::default();
+        let store = MemoryStore::new().with_capacity(2);
+        tracing::subscriber::with_default(captured.clone(), || {
+            create(&store, 0, 0);
+            create(&store, 1, 0);
+            // 1 s apart: the first eviction warns, the next 58 (up to 59 s) do not.
+            for n in 2..=60 {
+                create(&store, n, (n as u64 - 1) * 1_000);
+            }
+            // 60 s after the first warning: the 59 evictions since it.
+            create(&store, 61, 61_000);
+            create(&store, 62, 62_000);
+            // A clock that goes back warns at once rather than never.
+            create(&store, 63, 1_000);
+        });
+        let lines = captured.0.lock().unwrap().clone();
+        let counts: Vec<&str> = lines
+            .iter()
+            .map(|line| {
+                assert!(line.starts_with("WARN"), "{line}");
+                assert!(line.contains(" capacity=2"), "{line}");
+                line.split(" evicted=")
+                    .nth(1)
+                    .unwrap()
+                    .split(' ')
+                    .next()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(counts, ["1", "59", "2"], "{lines:#?}");
+        for n in 0..=63 {
+            let id = id(n);
+            assert!(lines.iter().all(|line| !line.contains(id.as_str())));
+        }
+    }
+
+    /// The contract of a server store, on the new structure: `Create` never overwrites a live
+    /// record, `Update` and `Touch` never resurrect one or write into a renewed-away one,
+    /// `Regenerate` moves the record, expired records are never returned.
+    #[test]
+    fn contract() {
+        let store = MemoryStore::new().with_capacity(8);
+        assert!(matches!(create(&store, 1, 0), SaveOutcome::Saved(_)));
+        assert_eq!(create(&store, 1, 0), SaveOutcome::IdTaken);
+        assert_eq!(update(&store, 2, 0), SaveOutcome::Missing);
+        let touch = id(3);
+        let op = SaveOp::Touch { id: &touch };
+        assert_eq!(save_at(&store, op, &[], 0, LIFETIME), SaveOutcome::Missing);
+
+        // Expired: not returned, not updated, and its id may be taken again.
+        create_until(&store, 4, 0, 1_000);
+        assert!(load(&store, 4, 999).is_some());
+        assert_eq!(update(&store, 4, 1_000), SaveOutcome::Missing);
+        assert!(load(&store, 4, 1_000).is_none());
+        create_until(&store, 5, 0, 1_000);
+        assert!(matches!(create(&store, 5, 2_000), SaveOutcome::Saved(_)));
+
+        // Renewed away: a forward that is read but never written into.
+        let renewed = id(6);
+        let op = SaveOp::Create { id: &renewed };
+        save_at(
+            &store,
+            op,
+            &[(RENEWED_FIELD, b"\"x\"".to_vec())],
+            0,
+            LIFETIME,
+        );
+        assert!(load(&store, 6, 0).unwrap().is_renewed());
+        assert_eq!(update(&store, 6, 0), SaveOutcome::Missing);
+
+        // Regenerate: the new id holds the record, the old one is gone, and a used session
+        // stays protected.
+        assert!(use_session(&store, 1, 10));
+        let (old, new) = (id(1), id(7));
+        let op = SaveOp::Regenerate {
+            old: &old,
+            new: &new,
+        };
+        let fields = [("n", b"9".to_vec())];
+        assert!(matches!(
+            save_at(&store, op, &fields, 10, LIFETIME),
+            SaveOutcome::Saved(_)
+        ));
+        assert!(load(&store, 1, 10).is_none());
+        let record = load(&store, 7, 10).unwrap();
+        assert_eq!(&record.fields[0].1[..], b"9");
+        let slot = store.lock().slot(new.as_str()).unwrap();
+        assert_eq!(store.lock().node(slot).segment, Segment::Protected);
+        let taken = SaveOp::Regenerate {
+            old: &new,
+            new: &new,
+        };
+        assert_eq!(
+            save_at(&store, taken, &fields, 10, LIFETIME),
+            SaveOutcome::IdTaken
+        );
+        check_invariants(&store);
     }
 }
