@@ -15,6 +15,7 @@ pub(crate) const MAX_CANDIDATES: usize = 4;
 
 /// The values of the cookies named `name` in the request's `Cookie` headers, in order, with
 /// surrounding quotes dropped; headers that are not visible ASCII are skipped.
+#[inline]
 fn cookie_values<'a>(headers: &'a HeaderMap, name: &str) -> impl Iterator<Item = &'a str> {
     headers
         .get_all(COOKIE)
@@ -35,6 +36,7 @@ fn cookie_values<'a>(headers: &'a HeaderMap, name: &str) -> impl Iterator<Item =
 
 /// Finds the distinct values of the cookies named `name`, in order, at most [`MAX_CANDIDATES`]
 /// of them, without allocating.
+#[inline]
 pub(crate) fn find_cookies<'a>(
     headers: &'a HeaderMap,
     name: &str,

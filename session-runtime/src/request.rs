@@ -139,6 +139,7 @@ impl RequestSessions {
         }
     }
 
+    #[inline]
     fn lock(&self) -> MutexGuard<'_, Slots> {
         // Every critical section is a single push, swap or take: a panic cannot leave it torn.
         self.slots.lock().unwrap_or_else(PoisonError::into_inner)
