@@ -4,7 +4,7 @@
 //! are per host, not per port) and one Redis, and hand each session back and forth, for each of
 //! the three formats: the plain JSON cookie, the Fernet cookie and Redis.
 //!
-//! Python comes from the virtual environment `.ci/aiohttp-venv` creates (`$AIOHTTP_VENV`, else
+//! Python comes from the virtual environment `cargo xtask venv` creates (`$AIOHTTP_VENV`, else
 //! `target/aiohttp-venv`). Without it these tests fail and say how to create it: they are never
 //! skipped.
 
@@ -44,7 +44,7 @@ fn venv_python() -> PathBuf {
     let python = venv.join("bin").join("python3");
     assert!(
         python.is_file(),
-        "no Python venv with aiohttp_session at {}: create it with `.ci/aiohttp-venv` (it installs \
+        "no Python venv with aiohttp_session at {}: create it with `cargo xtask venv` (it installs \
          aiohttp-session 2.12.1, aiohttp, cryptography and redis from PyPI into target/aiohttp-venv), \
          or point AIOHTTP_VENV at one. The aiohttp_session cross-server tests are never skipped.",
         venv.display()
@@ -92,7 +92,7 @@ impl PythonApp {
             let status = child.wait().ok();
             panic!(
                 "the aiohttp app did not start (exit status {status:?}, stdout {line:?}); see its \
-                 stderr above; recreate the venv with `.ci/aiohttp-venv` if imports fail"
+                 stderr above; recreate the venv with `cargo xtask venv` if imports fail"
             );
         };
         Self { child, port }

@@ -104,7 +104,7 @@ fn run<T: Session + Clone + PartialEq + std::fmt::Debug>(
         panic!("expected one Set-Cookie, got {cookies:?}");
     };
     assert_eq!(name, T::COOKIE_NAME);
-    assert_eq!(value.len(), expected_len, "sealed length differs from §4.4");
+    assert_eq!(value.len(), expected_len, "sealed length differs from the layout EncryptedCookieStore documents");
 
     let mut request = Request::new(());
     let header = HeaderValue::try_from(format!("{name}={value}")).unwrap();

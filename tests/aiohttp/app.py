@@ -1,6 +1,6 @@
 """The Python twin of `examples/src/migrate.rs`: an aiohttp app on the real aiohttp_session.
 
-The cross-server tests (tests/aiohttp_compat.rs) run it from the venv that .ci/aiohttp-venv
+The cross-server tests (tests/aiohttp_compat.rs) run it from the venv that `cargo xtask venv`
 creates, next to the Rust server, and drive both with one cookie jar. It serves the same routes:
 
     GET  /visit              session["visits"] += 1, answers it
@@ -100,7 +100,7 @@ async def main():
     if aiohttp_session.__version__ != EXPECTED_VERSION:
         sys.exit(
             f"aiohttp_session {aiohttp_session.__version__} is installed, the tests expect "
-            f"{EXPECTED_VERSION}; recreate the venv with .ci/aiohttp-venv"
+            f"{EXPECTED_VERSION}; recreate the venv with cargo xtask venv"
         )
     app = web.Application(middlewares=[session_middleware(storage(args))])
     app.router.add_get("/visit", visit)

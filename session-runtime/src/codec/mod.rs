@@ -242,7 +242,7 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(1_000))]
 
-        /// Plan item 10 (encode/decode half): every envelope decodes to what was encoded.
+        /// tests/SECURITY.md item 10 (encode/decode half): every envelope decodes to what was encoded.
         #[test]
         fn envelopes_round_trip(metadata in metadata(), values in values()) {
             round_trip::<Framed>(metadata, &values)?;

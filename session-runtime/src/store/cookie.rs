@@ -536,7 +536,7 @@ mod tests {
         zeroized_on_drop::<Key>();
     }
 
-    /// Plan item 14: a fresh random nonce for every cookie.
+    /// tests/SECURITY.md item 14: a fresh random nonce for every cookie.
     #[test]
     fn nonces_never_repeat() {
         const SEALS: usize = 100_000;
@@ -555,7 +555,7 @@ mod tests {
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1_000))]
 
-        /// Plan item 10: seal then open gives the plaintext back, and the value's length is
+        /// tests/SECURITY.md item 10: seal then open gives the plaintext back, and the value's length is
         /// ceil(4 (N + 30) / 3) for N plaintext bytes; the same value under another name, key id
         /// or key does not open.
         #[test]

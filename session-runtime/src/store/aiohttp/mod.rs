@@ -304,7 +304,7 @@ mod tests {
 
     #[test]
     fn python_cookie_quoting_round_trips() {
-        // SimpleCookieStorage's real output (aiohttp_session.md §2.3).
+        // SimpleCookieStorage's real output, as aiohttp_session 2.12 writes it.
         let raw = r#""{\"created\": 1795462873\054 \"session\": {\"user_id\": 42\054 \"name\": \"alice\"}}""#;
         let json = r#"{"created": 1795462873, "session": {"user_id": 42, "name": "alice"}}"#;
         assert_eq!(CookieQuoting::Python.unquote(raw), json);
