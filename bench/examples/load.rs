@@ -2,9 +2,11 @@
 //! `PrivateCookieJar`, in one run with interleaved rounds.
 //!
 //! ```text
-//! cargo run --release -p session-bench --example load            # full run, about 3 minutes
-//! cargo run --release -p session-bench --example load -- --quick # about 30 seconds
+//! cargo run --release -p session-bench --example load            # full run
+//! cargo run --release -p session-bench --example load -- --quick # 3 short rounds
 //! ```
+//!
+//! How long each takes is in CONTRIBUTING.md.
 //!
 //! Options: `--rounds N`, `--secs S` (measured seconds per scenario and round), `--connections
 //! N`, `--only WORD` (scenarios whose name contains WORD; `bare` always runs), `--redis-url URL`
