@@ -59,6 +59,11 @@ pub trait Session: Sized + Send + Sync + 'static {
     /// a record holds both.
     const LOAD_NAMES: &'static [&'static str] = Self::FIELD_NAMES;
 
+    /// Whether a save keeps the stored fields this type does not declare (`true`, the default),
+    /// or purges them (`#[session(purge_undeclared)]`). Kept fields, and stored values that no
+    /// longer decode, are written back byte-identical unless the handler set that field.
+    const KEEP_UNDECLARED: bool = true;
+
     /// Builds the value of a new session: every field from its `default` function or
     /// [`Default::default`].
     #[doc(hidden)]
