@@ -40,7 +40,7 @@ use serde::de::DeserializeOwned;
 
 use crate::record::{Record, RecordRef};
 
-mod error;
+pub(crate) mod error;
 mod framing;
 #[cfg(feature = "json")]
 #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
@@ -53,7 +53,6 @@ mod msgpack;
 
 #[doc(inline)]
 pub use error::CodecError;
-pub(crate) use error::Malformed;
 #[cfg(feature = "json")]
 #[doc(inline)]
 pub use json::JsonCodec;

@@ -3,7 +3,8 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Codec, CodecError, Malformed};
+use super::error::Malformed;
+use super::{Codec, CodecError};
 use crate::record::{Bytes, Metadata, Record, RecordRef};
 
 /// `MessagePack` through `rmp-serde`. Structs are written as maps with field names

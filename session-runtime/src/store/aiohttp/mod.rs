@@ -98,7 +98,8 @@ pub use cookie::{AiohttpEncryptedCookieStore, AiohttpKeyError, AiohttpSimpleCook
 #[cfg(feature = "redis-store")]
 pub use redis::AiohttpRedisStore;
 
-use crate::codec::{CodecError, Malformed};
+use crate::codec::CodecError;
+use crate::codec::error::Malformed;
 use crate::record::{Metadata, Record, RecordRef};
 
 /// Writes the envelope as Python's `json.dumps` does: `", "` and `": "` separators, `created`
