@@ -65,6 +65,7 @@ fn encode_session<T: Session>(data: &T) -> Vec<u8> {
     <T::Codec as Codec>::encode_record(session_runtime::session::RecordRef {
         metadata: &metadata(),
         fields: &fields,
+        kept: &[],
     })
     .expect("encodes")
 }
@@ -160,6 +161,7 @@ fn fields_of_envelope(size: usize) -> Vec<(&'static str, Vec<u8>)> {
     let base = JsonCodec::encode_record(session_runtime::session::RecordRef {
         metadata: &meta,
         fields: &make(0),
+        kept: &[],
     })
     .expect("encodes")
     .len();
@@ -167,6 +169,7 @@ fn fields_of_envelope(size: usize) -> Vec<(&'static str, Vec<u8>)> {
     let len = JsonCodec::encode_record(session_runtime::session::RecordRef {
         metadata: &meta,
         fields: &fields,
+        kept: &[],
     })
     .expect("encodes")
     .len();

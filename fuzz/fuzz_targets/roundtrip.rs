@@ -83,6 +83,7 @@ fn run<T: Session + Clone + PartialEq + std::fmt::Debug>(
     let envelope = T::Codec::encode_record(RecordRef {
         metadata: &metadata,
         fields: &fields,
+        kept: &[],
     })
     .unwrap();
     let expected_len = (4 * (envelope.len() + 30)).div_ceil(3);

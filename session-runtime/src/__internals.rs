@@ -58,7 +58,8 @@ pub fn save<'a>(
     Save {
         cookie_name,
         op,
-        record: RecordRef { metadata, fields },
+        record: RecordRef::new(metadata, fields),
+        replace: false,
         expires_at,
         now: metadata.updated,
         codec,

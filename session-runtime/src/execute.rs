@@ -34,6 +34,8 @@ pub(crate) async fn execute(plan: Plan, shared: &Shared) -> Result<Executed, Err
             },
             saved: Saved::Nothing,
             metadata: None,
+            written: Vec::new(),
+            replaced: false,
         });
     };
     let (outcome, id) = match &write.op {
@@ -44,6 +46,7 @@ pub(crate) async fn execute(plan: Plan, shared: &Shared) -> Result<Executed, Err
                 let new = format.ids().generate().map_err(Error::Random)?;
                 let op = match &write.op {
                     WriteOp::Regenerate(old) => SaveOp::Regenerate { old, new: &new },
+                    WriteOp::Renew(old) => SaveOp::Renew { old, new: &new },
                     _ => SaveOp::Create { id: &new },
                 };
                 match store.save(write.save(name, op, plan.now)).await? {
@@ -94,6 +97,8 @@ pub(crate) async fn execute(plan: Plan, shared: &Shared) -> Result<Executed, Err
                 cookie: Some(CookieAction::Set { value, max_age }),
                 saved: Saved::Stored(id),
                 metadata: Some(write.metadata),
+                written: write.fields,
+                replaced: write.replace,
             })
         }
         SaveOutcome::Missing => {
@@ -105,6 +110,8 @@ pub(crate) async fn execute(plan: Plan, shared: &Shared) -> Result<Executed, Err
                 cookie: None,
                 saved: Saved::Missing,
                 metadata: None,
+                written: Vec::new(),
+                replaced: false,
             })
         }
         SaveOutcome::IdTaken => Err(Error::IdCollision),
@@ -143,8 +150,10 @@ async fn leave_forward(
         record: RecordRef {
             metadata: &write.metadata,
             fields: &fields,
+            kept: if whole { &write.kept } else { &[] },
         },
         expires_at: until,
+        replace: false,
         now,
         codec: write.codec,
     };

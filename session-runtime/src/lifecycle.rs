@@ -3,6 +3,7 @@
 //! fields); [`execute`](crate::execute) runs the plan against the store.
 
 use std::any::TypeId;
+use std::borrow::Cow;
 
 use http::HeaderMap;
 
@@ -12,7 +13,7 @@ use crate::cookie_header::{CookieAction, find_cookies};
 use crate::error::Error;
 use crate::lock::SessionGuard;
 use crate::plan::{Executed, Plan, Saved, Write, WriteOp};
-use crate::record::{Metadata, RENEWED_FIELD, Record, SessionId};
+use crate::record::{Bytes, Metadata, RENEWED_FIELD, Record, SessionId};
 use crate::rejection::SessionRejection;
 use crate::renewal::{self, MAX_FORWARDS};
 use crate::session::{FieldDecode, Session};
@@ -50,6 +51,9 @@ pub(crate) struct Inner<T: Session> {
     cookie: Option<CookieAction>,
     /// This request's turn on the session (see [`SessionConfig::with_serialized_requests`]).
     lock: Option<SessionGuard>,
+    /// The stored fields as they were loaded (and as later saves of this request wrote them):
+    /// a save writes them back as they are, overlaid with the fields the handler changed.
+    loaded: Vec<(Cow<'static, str>, Bytes)>,
 }
 
 /// How a load takes the session's request lock.
@@ -104,6 +108,7 @@ impl<T: Session> Inner<T> {
             rewrite: false,
             cookie: None,
             lock: None,
+            loaded: Vec::new(),
         }
     }
 
@@ -241,7 +246,7 @@ impl<T: Session> Inner<T> {
                 }
             }
         };
-        let mut inner = Self::from_record(&record, id, guard);
+        let mut inner = Self::from_record(record, id, guard);
         // A client that came by a forward moves to the new id with this response, even when
         // nothing else is written.
         if forwards > 0 {
@@ -258,7 +263,7 @@ impl<T: Session> Inner<T> {
     }
 
     /// The session a loaded record holds. Fields that no longer decode start from their default.
-    fn from_record(record: &Record, id: Option<SessionId>, lock: Option<SessionGuard>) -> Self {
+    fn from_record(record: Record, id: Option<SessionId>, lock: Option<SessionGuard>) -> Self {
         let mut data = T::new_default();
         for (name, bytes) in &record.fields {
             if let FieldDecode::Failed(error) = data.decode_field(name, bytes) {
@@ -282,6 +287,7 @@ impl<T: Session> Inner<T> {
             rewrite: record.rewrite,
             cookie: None,
             lock,
+            loaded: record.fields,
         }
     }
 
@@ -447,13 +453,29 @@ impl<T: Session> Inner<T> {
         let write = op
             .map(|op| {
                 let state = self.fields.state();
-                let partial = matches!(op, WriteOp::Update(_)) && !self.rewrite && !whole;
-                let fields = match op {
-                    WriteOp::Touch(_) => Vec::new(),
-                    _ => (0..T::FIELD_NAMES.len())
-                        .filter(|index| !partial || state.dirty().contains(*index))
-                        .map(|index| Ok((T::FIELD_NAMES[index], state.data().encode_field(index)?)))
-                        .collect::<Result<Vec<_>, Error>>()?,
+                // What the save carries. A new session: every declared field. A loaded one:
+                // the fields the handler changed; and, where the store writes the record whole
+                // (a cookie, a whole-record format, a new id, a purge), the loaded fields as they
+                // are beside them, so nothing the handler did not touch is lost or added.
+                let purge = !T::KEEP_UNDECLARED
+                    && matches!(
+                        op,
+                        WriteOp::Update(_) | WriteOp::Regenerate(_) | WriteOp::Renew(_)
+                    );
+                let whole_write =
+                    !matches!(op, WriteOp::Update(_)) || self.rewrite || whole || purge;
+                let (fields, kept) = match op {
+                    WriteOp::Touch(_) => (Vec::new(), Vec::new()),
+                    _ if self.is_new => (self.encode(|_| true)?, Vec::new()),
+                    _ => {
+                        let fields = self.encode(|index| state.dirty().contains(index))?;
+                        let kept = if whole_write {
+                            self.kept(&fields)
+                        } else {
+                            Vec::new()
+                        };
+                        (fields, kept)
+                    }
                 };
                 // A renewal that loses a race re-applies only the changed fields (see `execute`).
                 let dirty = if matches!(op, WriteOp::Renew(_)) {
@@ -473,6 +495,8 @@ impl<T: Session> Inner<T> {
                     op,
                     metadata,
                     fields,
+                    kept,
+                    replace: purge,
                     dirty,
                     expires_at,
                     codec: RecordCodec::of::<T::Codec>(),
@@ -490,6 +514,29 @@ impl<T: Session> Inner<T> {
         })
     }
 
+    /// Encodes the stored fields whose index `include` accepts.
+    fn encode(
+        &self,
+        include: impl Fn(usize) -> bool,
+    ) -> Result<Vec<(&'static str, Vec<u8>)>, Error> {
+        let data = self.fields.state().data();
+        (0..T::FIELD_NAMES.len())
+            .filter(|index| include(*index))
+            .map(|index| Ok((T::FIELD_NAMES[index], data.encode_field(index)?)))
+            .collect()
+    }
+
+    /// The loaded fields a whole-record save carries as they are: all but those it encodes
+    /// anew, and, for a type that purges what it does not declare, only declared ones.
+    fn kept(&self, fields: &[(&'static str, Vec<u8>)]) -> Vec<(Cow<'static, str>, Bytes)> {
+        self.loaded
+            .iter()
+            .filter(|(name, _)| !fields.iter().any(|(encoded, _)| *encoded == &**name))
+            .filter(|(name, _)| T::KEEP_UNDECLARED || T::LOAD_NAMES.contains(&&**name))
+            .cloned()
+            .collect()
+    }
+
     /// Records a successful execution of a plan made from `self`.
     pub(crate) fn applied(&mut self, executed: Executed) {
         self.delete = None;
@@ -501,6 +548,17 @@ impl<T: Session> Inner<T> {
         if let Some(metadata) = executed.metadata {
             self.meta = metadata;
         }
+        if executed.replaced {
+            self.loaded
+                .retain(|(name, _)| T::LOAD_NAMES.contains(&&**name));
+        }
+        for (name, value) in executed.written {
+            let value = Bytes::from(value);
+            match self.loaded.iter_mut().find(|(loaded, _)| loaded == name) {
+                Some(slot) => slot.1 = value,
+                None => self.loaded.push((Cow::Borrowed(name), value)),
+            }
+        }
         match executed.saved {
             Saved::Stored(id) => {
                 self.is_new = false;
@@ -509,6 +567,7 @@ impl<T: Session> Inner<T> {
             Saved::Missing => {
                 self.is_new = true;
                 self.id = None;
+                self.loaded.clear();
             }
             Saved::Nothing => {}
         }

@@ -1,9 +1,11 @@
 //! The writes one session needs at the end of a request, as [`Inner::plan`](crate::lifecycle::Inner)
 //! encodes them, and what executing them did.
 
+use std::borrow::Cow;
+
 use crate::codec::RecordCodec;
 use crate::cookie_header::CookieAction;
-use crate::record::{Metadata, RecordRef, SessionId};
+use crate::record::{Bytes, Metadata, RecordRef, SessionId};
 use crate::store::{Save, SaveOp};
 
 /// The writes one session needs at the end of a request (or on `save().await`).
@@ -22,6 +24,10 @@ pub(crate) struct Write {
     pub(crate) op: WriteOp,
     pub(crate) metadata: Metadata,
     pub(crate) fields: Vec<(&'static str, Vec<u8>)>,
+    /// The loaded fields the save carries as they are (see [`RecordRef::kept`]).
+    pub(crate) kept: Vec<(Cow<'static, str>, Bytes)>,
+    /// The save replaces the stored fields (see [`Save::replace`]).
+    pub(crate) replace: bool,
     /// For a renewal: the names of the changed fields.
     pub(crate) dirty: Vec<&'static str>,
     pub(crate) expires_at: u64,
@@ -31,10 +37,18 @@ pub(crate) struct Write {
 impl Write {
     /// The save of this write, with its own fields.
     pub(crate) fn save<'a>(&'a self, cookie_name: &'a str, op: SaveOp<'a>, now: u64) -> Save<'a> {
-        self.save_fields(cookie_name, op, now, &self.fields)
+        Save {
+            record: RecordRef {
+                metadata: &self.metadata,
+                fields: &self.fields,
+                kept: &self.kept,
+            },
+            replace: self.replace,
+            ..self.save_fields(cookie_name, op, now, &[])
+        }
     }
 
-    /// A save of this write's metadata and expiry with other fields.
+    /// A save of this write's metadata and expiry with other fields, nothing kept.
     pub(crate) fn save_fields<'a>(
         &'a self,
         cookie_name: &'a str,
@@ -45,11 +59,9 @@ impl Write {
         Save {
             cookie_name,
             op,
-            record: RecordRef {
-                metadata: &self.metadata,
-                fields,
-            },
+            record: RecordRef::new(&self.metadata, fields),
             expires_at: self.expires_at,
+            replace: false,
             now,
             codec: self.codec,
         }
@@ -95,4 +107,8 @@ pub(crate) struct Executed {
     pub(crate) cookie: Option<CookieAction>,
     pub(crate) saved: Saved,
     pub(crate) metadata: Option<Metadata>,
+    /// The fields the save encoded and wrote, for the session to carry into its next save.
+    pub(crate) written: Vec<(&'static str, Vec<u8>)>,
+    /// The save replaced the stored fields.
+    pub(crate) replaced: bool,
 }

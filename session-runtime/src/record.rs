@@ -112,12 +112,52 @@ impl fmt::Debug for Record {
 }
 
 /// A borrowed view of a record, as the runtime hands it to a store or a codec for writing.
+///
+/// A record has two parts: `kept`, the stored fields carried as they were loaded (fields the
+/// session type does not declare, values that no longer decode, and declared fields the handler
+/// did not change), and `fields`, the values the runtime encoded. The two never share a name.
+/// A writer that stores the record whole writes both, through [`RecordRef::iter`].
 #[derive(Clone, Copy)]
 pub struct RecordRef<'a> {
     /// The metadata.
     pub metadata: &'a Metadata,
-    /// The fields to write: stored name and the codec's bytes.
+    /// The fields the runtime encoded: stored name and the codec's bytes.
     pub fields: &'a [(&'static str, Vec<u8>)],
+    /// The stored fields carried as they were loaded, byte for byte.
+    pub kept: &'a [(Cow<'static, str>, Bytes)],
+}
+
+impl<'a> RecordRef<'a> {
+    /// A record of encoded fields only, nothing kept.
+    #[must_use]
+    pub fn new(metadata: &'a Metadata, fields: &'a [(&'static str, Vec<u8>)]) -> Self {
+        Self {
+            metadata,
+            fields,
+            kept: &[],
+        }
+    }
+
+    /// Every field of the record, the kept ones first, as stored name and bytes.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + Clone + use<'a> {
+        let kept = self.kept;
+        let fields = self.fields;
+        kept.iter()
+            .map(|(name, value)| (&**name, &value[..]))
+            .chain(fields.iter().map(|(name, value)| (*name, &value[..])))
+    }
+
+    /// How many fields [`RecordRef::iter`] yields.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.kept.len() + self.fields.len()
+    }
+
+    /// Whether the record has no field at all.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl fmt::Debug for RecordRef<'_> {
@@ -126,11 +166,7 @@ impl fmt::Debug for RecordRef<'_> {
             .field("metadata", self.metadata)
             .field(
                 "fields",
-                &self
-                    .fields
-                    .iter()
-                    .map(|(name, _)| *name)
-                    .collect::<Vec<_>>(),
+                &self.iter().map(|(name, _)| name).collect::<Vec<_>>(),
             )
             .finish_non_exhaustive()
     }

@@ -9,7 +9,6 @@ const MAGIC: [u8; 2] = [b'S', 1];
 pub(super) fn encode(record: RecordRef<'_>) -> Vec<u8> {
     let size = 30
         + record
-            .fields
             .iter()
             .map(|(name, value)| 6 + name.len() + value.len())
             .sum::<usize>();
@@ -19,11 +18,11 @@ pub(super) fn encode(record: RecordRef<'_>) -> Vec<u8> {
     out.extend_from_slice(&record.metadata.updated.to_be_bytes());
     out.extend_from_slice(&record.metadata.max_age.unwrap_or(u64::MAX).to_be_bytes());
     out.extend_from_slice(
-        &u32::try_from(record.fields.len())
+        &u32::try_from(record.len())
             .unwrap_or(u32::MAX)
             .to_be_bytes(),
     );
-    for (name, value) in record.fields {
+    for (name, value) in record.iter() {
         // Names come from the derive (short identifiers); values are bounded by the cookie size.
         out.extend_from_slice(&u16::try_from(name.len()).unwrap_or(u16::MAX).to_be_bytes());
         out.extend_from_slice(name.as_bytes());
@@ -111,6 +110,7 @@ mod tests {
         let bytes = encode(RecordRef {
             metadata: &metadata,
             fields: &fields,
+            kept: &[],
         });
         let record = decode(&bytes).unwrap();
         assert_eq!(record.metadata, metadata);

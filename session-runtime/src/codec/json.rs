@@ -135,7 +135,6 @@ impl Codec for JsonCodec {
         use std::io::Write as _;
         let size = 64
             + record
-                .fields
                 .iter()
                 .map(|(name, value)| name.len() + value.len() + 4)
                 .sum::<usize>();
@@ -151,7 +150,7 @@ impl Codec for JsonCodec {
             let _ = write!(out, ",\"max_age\":{max_age}");
         }
         out.extend_from_slice(b",\"session\":{");
-        for (i, (name, value)) in record.fields.iter().enumerate() {
+        for (i, (name, value)) in record.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
@@ -214,6 +213,7 @@ mod tests {
         JsonCodec::encode_record(RecordRef {
             metadata: &meta,
             fields: &fields,
+            kept: &[],
         })
         .unwrap()
     }

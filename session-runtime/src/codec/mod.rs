@@ -181,6 +181,7 @@ mod tests {
         let bytes = C::encode_record(RecordRef {
             metadata: &metadata,
             fields: &fields,
+            kept: &[],
         })
         .unwrap();
         let record = C::decode_record(&bytes).unwrap();

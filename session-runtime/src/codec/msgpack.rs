@@ -38,7 +38,6 @@ impl Codec for MsgpackCodec {
         let meta = record.metadata;
         let size = 48
             + record
-                .fields
                 .iter()
                 .map(|(name, value)| name.len() + value.len() + 6)
                 .sum::<usize>();
@@ -53,8 +52,8 @@ impl Codec for MsgpackCodec {
             uint(&mut out, max_age);
         }
         str(&mut out, "session");
-        map_len(&mut out, record.fields.len());
-        for (name, value) in record.fields {
+        map_len(&mut out, record.len());
+        for (name, value) in record.iter() {
             str(&mut out, name);
             // Field bytes come from `encode` above, so they are one MessagePack value.
             out.extend_from_slice(value);
@@ -292,6 +291,7 @@ mod tests {
         let bytes = MsgpackCodec::encode_record(RecordRef {
             metadata: &metadata,
             fields: &fields,
+            kept: &[],
         })
         .unwrap();
         let record = MsgpackCodec::decode_record(&bytes).unwrap();

@@ -466,6 +466,7 @@ mod tests {
             .encode(RecordRef {
                 metadata: &metadata,
                 fields: &fields,
+                kept: &[],
             })
             .unwrap();
         store.seal(name, &plaintext).unwrap()

@@ -133,7 +133,9 @@ impl MemoryStore {
         let mut records = self.lock();
         let mut warning = None;
         let id = match save.op {
-            SaveOp::Create { id } | SaveOp::Regenerate { new: id, .. } => {
+            SaveOp::Create { id }
+            | SaveOp::Regenerate { new: id, .. }
+            | SaveOp::Renew { new: id, .. } => {
                 if let Some(slot) = records.slot(id.as_str()) {
                     if records.node(slot).expires_at > save.now {
                         return (Ok(SaveOutcome::IdTaken), None);
@@ -142,6 +144,9 @@ impl MemoryStore {
                 }
                 // A regenerated session is the same user's: it keeps its place.
                 let mut segment = Segment::Probation;
+                // A renewal leaves the old record in place (the runtime turns it into a
+                // forward), so the new one starts in probation like any new record; its next
+                // use promotes it.
                 if let SaveOp::Regenerate { old, .. } = save.op {
                     if let Some(slot) = records.slot(old.as_str()) {
                         let node = records.remove(slot);
@@ -496,12 +501,10 @@ mod tests {
         let metadata = Metadata::new(now);
         store
             .save_now(Save {
+                replace: false,
                 cookie_name: "s",
                 op,
-                record: RecordRef {
-                    metadata: &metadata,
-                    fields,
-                },
+                record: RecordRef::new(&metadata, fields),
                 expires_at,
                 now,
                 codec: RecordCodec::of::<JsonCodec>(),

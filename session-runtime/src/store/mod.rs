@@ -59,7 +59,9 @@
 //!     async fn save(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError> {
 //!         let mut map = self.0.lock().unwrap();
 //!         let id = match save.op {
-//!             SaveOp::Create { id } | SaveOp::Regenerate { new: id, .. } => {
+//!             SaveOp::Create { id }
+//!             | SaveOp::Regenerate { new: id, .. }
+//!             | SaveOp::Renew { new: id, .. } => {
 //!                 if map.contains_key(id.as_str()) {
 //!                     return Ok(SaveOutcome::IdTaken);
 //!                 }
@@ -251,9 +253,23 @@ pub enum SaveOp<'a> {
         /// The record's id.
         id: &'a SessionId,
     },
-    /// Writes the whole record under `new` (never overwriting), then deletes `old`.
+    /// Writes the record under `new` (never overwriting), then deletes `old`.
+    ///
+    /// The save carries every field the runtime loaded, overlaid with the changed ones. A store
+    /// whose loads return only [`Load::names`] must also copy the other stored fields of `old`
+    /// (those the session type does not declare), so they move with the session.
     Regenerate {
         /// The id being retired.
+        old: &'a SessionId,
+        /// The new id.
+        new: &'a SessionId,
+    },
+    /// Periodic id renewal (see
+    /// [`SessionConfig::with_renewal`](crate::config::SessionConfig::with_renewal)): writes the
+    /// record under `new` as [`SaveOp::Regenerate`] does, but leaves `old` in place; the runtime
+    /// turns it into a forward to `new` next.
+    Renew {
+        /// The id being renewed.
         old: &'a SessionId,
         /// The new id.
         new: &'a SessionId,
@@ -270,11 +286,19 @@ pub struct Save<'a> {
     pub cookie_name: &'a str,
     /// What to do.
     pub op: SaveOp<'a>,
-    /// The metadata and the fields to write: only the changed ones for [`SaveOp::Update`], none
-    /// for [`SaveOp::Touch`], all of them otherwise.
+    /// The metadata and the fields to write. A new session's first save carries every field.
+    /// After that, [`SaveOp::Update`] carries only the changed fields (in [`RecordRef::fields`]),
+    /// unless the store writes whole records ([`StoreFormat::with_whole_records`]) or the save
+    /// [`replace`](Save::replace)s; [`SaveOp::Touch`] carries none; every other save carries the
+    /// record as it was loaded ([`RecordRef::kept`]) overlaid with the changed fields.
     pub record: RecordRef<'a>,
     /// When the record expires, Unix milliseconds; set it in the same write.
     pub expires_at: u64,
+    /// The save carries the whole record, and the stored fields it does not carry must go (the
+    /// session type purges the fields it does not declare: `#[session(purge_undeclared)]`): an
+    /// [`SaveOp::Update`] drops them instead of keeping them, a [`SaveOp::Regenerate`] or
+    /// [`SaveOp::Renew`] does not copy them. Never set for other saves.
+    pub replace: bool,
     /// The current time, Unix milliseconds.
     pub now: u64,
     /// The session type's envelope codec.
@@ -288,27 +312,36 @@ impl Save<'_> {
     pub fn to_record(&self) -> Record {
         Record {
             metadata: *self.record.metadata,
-            fields: self
-                .record
-                .fields
-                .iter()
-                .map(|(name, value)| (Cow::Borrowed(*name), Bytes::copy_from_slice(value)))
-                .collect(),
+            fields: self.owned_fields().collect(),
             rewrite: false,
         }
     }
 
     /// Applies this save's metadata and fields to a stored record, replacing fields by name and
-    /// keeping the others.
+    /// keeping the others; with [`Save::replace`], dropping the others.
     pub fn merge_into(&self, record: &mut Record) {
         record.metadata = *self.record.metadata;
-        for (name, value) in self.record.fields {
-            let value = Bytes::copy_from_slice(value);
-            match record.fields.iter_mut().find(|(n, _)| n == name) {
+        if self.replace {
+            record.fields.clear();
+            record.fields.extend(self.owned_fields());
+            return;
+        }
+        for (name, value) in self.owned_fields() {
+            match record.fields.iter_mut().find(|(n, _)| *n == name) {
                 Some(slot) => slot.1 = value,
-                None => record.fields.push((Cow::Borrowed(*name), value)),
+                None => record.fields.push((name, value)),
             }
         }
+    }
+
+    /// The save's fields as a record holds them: kept fields shared, encoded ones copied once.
+    fn owned_fields(&self) -> impl Iterator<Item = (Cow<'static, str>, Bytes)> + '_ {
+        self.record.kept.iter().cloned().chain(
+            self.record
+                .fields
+                .iter()
+                .map(|(name, value)| (Cow::Borrowed(*name), Bytes::copy_from_slice(value))),
+        )
     }
 }
 

@@ -65,15 +65,19 @@ fn parse_meta(meta: &[u8], max_age: Option<&[u8]>) -> Option<Metadata> {
 
 /// The one write script. `KEYS[1]` is the session's hash; `ARGV[1]` the mode (`c`: create,
 /// never overwriting; `u`: update an existing record, never recreating it nor writing into a
-/// renewed-away one); `ARGV[2]` the expiry in Unix milliseconds; the rest are field/value pairs
-/// to set. Returns 1 when written, 0 when a create found the key taken, -1 when an update found
-/// the key gone or holding a renewal forward (`__renewed`).
+/// renewed-away one; `r`: as `u`, but the pairs replace every stored field); `ARGV[2]` the
+/// expiry in Unix milliseconds; the rest are field/value pairs to set (a later pair wins over an
+/// earlier one of the same name). Returns 1 when written, 0 when a create found the key taken,
+/// -1 when an update found the key gone or holding a renewal forward (`__renewed`).
 const WRITE: &str = r"
 local exists = redis.call('EXISTS', KEYS[1])
 if ARGV[1] == 'c' then
   if exists == 1 then return 0 end
 elseif exists == 0 or redis.call('HEXISTS', KEYS[1], '__renewed') == 1 then
   return -1
+end
+if ARGV[1] == 'r' then
+  redis.call('DEL', KEYS[1])
 end
 if #ARGV > 2 then
   redis.call('HSET', KEYS[1], unpack(ARGV, 3))
@@ -92,10 +96,11 @@ enum Connection {
 /// the cookie.
 ///
 /// Each session is one hash, `<prefix><SHA-256 of the id, base64url>` ([`RedisStore::key_of`]):
-/// one hash field per struct field (by stored name) plus `__meta` (`<created ms>.<updated ms>`)
+/// one hash field per struct field (by stored name; fields another version of the app stored,
+/// which this type does not declare, stay beside them untouched) plus `__meta` (`<created ms>.<updated ms>`)
 /// and, once `set_max_age` was called, `__max_age` (seconds). The id itself, the bearer secret in the cookie, is never sent to Redis: a dump
-/// of the keys, a `MONITOR` or a slow log does not hand out sessions. Every operation is **one
-/// round trip** and touches one key, so it works unchanged on a cluster:
+/// of the keys, a `MONITOR` or a slow log does not hand out sessions. Every command touches one
+/// key, so it works unchanged on a cluster; a request costs these round trips:
 ///
 /// | operation | command |
 /// |---|---|
@@ -103,7 +108,8 @@ enum Connection {
 /// | save (new session) | the write script (`EVALSHA`): fails if the key exists, `HSET` all fields, `PEXPIREAT` |
 /// | save (changed fields) | the write script: fails if the key is gone (no resurrection), `HSET` **only the changed fields** and the metadata, `PEXPIREAT` |
 /// | rolling touch | the write script with `__meta` only |
-/// | regenerate | the write script under the new id, then `DEL` of the old id (two keys, two slots, two round trips) |
+/// | regenerate | `HGETALL` of the old id (its fields the type does not declare move along), the write script under the new id, then `DEL` of the old id (two keys, two slots, three round trips) |
+/// | periodic renewal | as regenerate, with the old id's forward (a second script) instead of the `DEL` |
 /// | invalidate | `DEL` |
 ///
 /// A request that extracts no session sends nothing; a read sends one command; a write two (load
@@ -341,12 +347,42 @@ impl RedisStore {
         }
     }
 
+    /// The stored fields of `old` that a load of the session type does not read (the type does
+    /// not declare them) and the save does not carry: a new id must hold them too. One
+    /// `HGETALL`, a round trip of its own: on a cluster the two keys live in different slots.
+    async fn undeclared_fields(
+        &self,
+        old: &SessionId,
+        save: &Save<'_>,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        if save.replace {
+            return Ok(Vec::new());
+        }
+        let key = self.key(old);
+        let mut stored: Vec<(Vec<u8>, Vec<u8>)> = self
+            .run(|mut conn| async move { conn.hgetall(&key).await })
+            .await?;
+        stored.retain(|(name, _)| {
+            name.as_slice() != META.as_bytes()
+                && name.as_slice() != MAX_AGE.as_bytes()
+                && name.as_slice() != RENEWED_FIELD.as_bytes()
+                && !save
+                    .record
+                    .iter()
+                    .any(|(carried, _)| carried.as_bytes() == name)
+        });
+        Ok(stored)
+    }
+
+    /// Runs the write script on `id`'s hash in `mode` (see [`WRITE`]): `copied` pairs first (the
+    /// fields of a record the session moves from), then the metadata and the save's fields.
     async fn write(
         &self,
         id: &SessionId,
-        create: bool,
+        mode: &str,
         save: &Save<'_>,
         metadata_only: bool,
+        copied: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<i64, StoreError> {
         let key = self.key(id);
         let mut buf = [0; 48];
@@ -360,16 +396,18 @@ impl RedisStore {
             .arg(self.script.get_hash())
             .arg(1)
             .arg(&key)
-            .arg(if create { "c" } else { "u" })
-            .arg(save.expires_at)
-            .arg(META)
-            .arg(meta);
+            .arg(mode)
+            .arg(save.expires_at);
+        for (name, value) in copied {
+            evalsha.arg(name.as_slice()).arg(value.as_slice());
+        }
+        evalsha.arg(META).arg(meta);
         if !metadata_only {
             if let Some(max_age) = save.record.metadata.max_age {
                 evalsha.arg(MAX_AGE).arg(max_age);
             }
-            for (name, value) in save.record.fields {
-                evalsha.arg(*name).arg(value.as_slice());
+            for (name, value) in save.record.iter() {
+                evalsha.arg(name).arg(value);
             }
         }
         self.run(|mut conn| async move {
@@ -523,11 +561,19 @@ impl SessionStore for RedisStore {
 
     async fn save(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError> {
         let (id, outcome) = match save.op {
-            SaveOp::Create { id } => (id, self.write(id, true, &save, false).await?),
-            SaveOp::Update { id } => (id, self.write(id, false, &save, false).await?),
-            SaveOp::Touch { id } => (id, self.write(id, false, &save, true).await?),
+            SaveOp::Create { id } => (id, self.write(id, "c", &save, false, &[]).await?),
+            SaveOp::Update { id } => {
+                let mode = if save.replace { "r" } else { "u" };
+                (id, self.write(id, mode, &save, false, &[]).await?)
+            }
+            SaveOp::Touch { id } => (id, self.write(id, "u", &save, true, &[]).await?),
+            SaveOp::Renew { old, new } => {
+                let copied = self.undeclared_fields(old, &save).await?;
+                (new, self.write(new, "c", &save, false, &copied).await?)
+            }
             SaveOp::Regenerate { old, new } => {
-                let outcome = self.write(new, true, &save, false).await?;
+                let copied = self.undeclared_fields(old, &save).await?;
+                let outcome = self.write(new, "c", &save, false, &copied).await?;
                 if outcome == 1 {
                     let key = self.key(old);
                     self.run(|mut conn| async move { conn.del::<_, i64>(&key).await })

@@ -108,7 +108,6 @@ use crate::record::{Metadata, Record, RecordRef};
 pub(crate) fn encode_envelope(record: RecordRef<'_>) -> Result<String, CodecError> {
     let mut out = String::with_capacity(
         48 + record
-            .fields
             .iter()
             .map(|(name, value)| name.len() + value.len() + 6)
             .sum::<usize>(),
@@ -119,7 +118,7 @@ pub(crate) fn encode_envelope(record: RecordRef<'_>) -> Result<String, CodecErro
         "{{\"created\": {}, \"session\": {{",
         record.metadata.updated / 1000
     );
-    for (i, (name, value)) in record.fields.iter().enumerate() {
+    for (i, (name, value)) in record.iter().enumerate() {
         let value = std::str::from_utf8(value)
             .ok()
             .filter(|text| serde_json::from_str::<&RawValue>(text).is_ok())
@@ -231,6 +230,7 @@ mod tests {
         encode_envelope(RecordRef {
             metadata: &metadata,
             fields: &fields,
+            kept: &[],
         })
         .unwrap()
     }
@@ -259,7 +259,8 @@ mod tests {
         assert!(
             encode_envelope(RecordRef {
                 metadata: &metadata,
-                fields: &fields
+                fields: &fields,
+                kept: &[],
             })
             .is_err()
         );

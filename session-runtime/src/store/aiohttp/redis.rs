@@ -273,7 +273,7 @@ impl SessionStore for AiohttpRedisStore {
         let ttl = ttl_secs(&save);
         let name = save.cookie_name;
         match save.op {
-            SaveOp::Create { id } => {
+            SaveOp::Create { id } | SaveOp::Renew { new: id, .. } => {
                 let value = encode_envelope(save.record)?;
                 Ok(
                     if self
