@@ -9,7 +9,10 @@
 //! ```
 //!
 //! Scenarios: `bare`, `memory-write`, `memory-read`, `encrypted-write`, `encrypted-read`,
-//! `redis-write`, `redis-read` (Redis at `REDIS_URL` or 127.0.0.1:6379). It prints the
+//! `redis-write`, `redis-read` (Redis at `REDIS_URL` or 127.0.0.1:6379). A suffix `-undeclared`
+//! (`encrypted-write-undeclared`, say) starts from a session that also holds five fields the
+//! example's struct does not declare, as one written by a newer version of an app does: each
+//! write carries them along. It prints the
 //! allocations per measured request (counted on this thread); callgrind's total divided by the
 //! request count is the instructions per request. Requests before the measured ones warm up the
 //! caches and the session.
@@ -20,6 +23,7 @@
 )]
 
 use axum::Router;
+use session_runtime::{Session, TypedSession};
 use session_examples::{StoreChoice, layer, routes};
 use session_runtime::SessionLayer;
 use session_runtime::config::SessionConfig;
@@ -76,6 +80,28 @@ mod counting {
 #[global_allocator]
 static GLOBAL: counting::Counting = counting::Counting;
 
+/// The example's session as a newer version of the app would store it: five more fields.
+#[derive(Session)]
+#[session(cookie_name = "counter")]
+struct Newer {
+    visits: u64,
+    theme: String,
+    locale: String,
+    cart: Vec<u64>,
+    seen_banner: bool,
+    last_page: String,
+}
+
+/// Writes the five fields `Counter` does not declare.
+async fn seed(mut session: TypedSession<Newer>) -> &'static str {
+    session.set_theme("dark".to_owned());
+    session.set_locale("en-GB".to_owned());
+    session.set_cart(vec![17, 4, 2048]);
+    session.set_seen_banner(true);
+    session.set_last_page("/products/42".to_owned());
+    "seeded"
+}
+
 /// The measured requests; callgrind collects inside this function only.
 #[inline(never)]
 fn measure(
@@ -98,7 +124,13 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let (store, path) = scenario.split_once('-').unwrap_or((&scenario, "write"));
+    let (scenario_base, undeclared) = match scenario.strip_suffix("-undeclared") {
+        Some(base) => (base, true),
+        None => (scenario.as_str(), false),
+    };
+    let (store, path) = scenario_base
+        .split_once('-')
+        .unwrap_or((scenario_base, "write"));
     let path = if path == "read" { "/read" } else { "/" };
     let config = SessionConfig::default();
     let app = match store {
@@ -129,7 +161,8 @@ fn main() {
         }
         other => panic!("unknown scenario `{other}`"),
     };
-    let cookie = send(&runtime, &app, "/", None);
+    let app = app.route("/seed", axum::routing::get(seed));
+    let cookie = send(&runtime, &app, if undeclared { "/seed" } else { "/" }, None);
     let cookie = cookie.as_deref();
     let warm = (count / 10).max(100);
     for _ in 0..warm {
