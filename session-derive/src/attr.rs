@@ -16,6 +16,7 @@ pub(crate) const CONTAINER_KEYS: &[&str] = &[
     "codec",
     "max_age",
     "absolute_max_age",
+    "purge_undeclared",
     "crate",
 ];
 
@@ -37,6 +38,8 @@ pub(crate) struct ContainerAttrs {
     pub(crate) codec: Option<CodecAttr>,
     pub(crate) max_age: Option<Seconds>,
     pub(crate) absolute_max_age: Option<Seconds>,
+    /// The span of the `purge_undeclared` key.
+    pub(crate) purge_undeclared: Option<Span>,
     pub(crate) krate: Option<syn::Path>,
 }
 
@@ -108,6 +111,11 @@ pub(crate) fn container(cx: &Ctxt, attrs: &[Attribute]) -> ContainerAttrs {
         "max_age" => out.max_age = value(cx, meta, key).and_then(|v| seconds(cx, key, v)),
         "absolute_max_age" => {
             out.absolute_max_age = value(cx, meta, key).and_then(|v| seconds(cx, key, v));
+        }
+        "purge_undeclared" => {
+            if no_value(cx, meta, key) {
+                out.purge_undeclared = Some(meta.path.span());
+            }
         }
         "crate" => {
             out.krate = value(cx, meta, key)
@@ -257,16 +265,25 @@ fn value(cx: &Ctxt, meta: &ParseNestedMeta<'_>, key: &str) -> Option<TokenStream
     Some(tokens)
 }
 
+/// What to write instead of a flag with a value, for error messages. `purge_undeclared = false`
+/// must not be answered with only `write #[session(purge_undeclared)]`, the opposite of what was
+/// meant.
+fn flag_fix(key: &str) -> String {
+    match key {
+        "purge_undeclared" => format!(
+            "write #[session({key})] to purge the stored fields the struct does not declare, or remove it to keep them (the default)"
+        ),
+        _ => format!("write #[session({key})]"),
+    }
+}
+
 /// Checks that a flag key has no value.
 fn no_value(cx: &Ctxt, meta: &ParseNestedMeta<'_>, key: &str) -> bool {
     let tokens = rest_of_item(meta.input);
     if tokens.is_empty() {
         return true;
     }
-    cx.error_spanned_by(
-        tokens,
-        format!("`{key}` takes no value; write #[session({key})]"),
-    );
+    cx.error_spanned_by(tokens, format!("`{key}` takes no value; {}", flag_fix(key)));
     false
 }
 

@@ -65,6 +65,12 @@ pub(crate) fn impl_session(input: &Input<'_>) -> TokenStream {
     };
     let max_age = seconds(input.attrs.max_age.as_ref());
     let absolute_max_age = seconds(input.attrs.absolute_max_age.as_ref());
+    // Only `purge_undeclared` overrides the trait's default (keep). Spanned on the key, where
+    // an error about the constant belongs.
+    let keep_undeclared = input
+        .attrs
+        .purge_undeclared
+        .map(|span| quote_spanned!(span=> const KEEP_UNDECLARED: #core::primitive::bool = false;));
     let field_names: Vec<LitStr> = fields
         .iter()
         .filter(|f| f.index.is_some())
@@ -137,6 +143,7 @@ pub(crate) fn impl_session(input: &Input<'_>) -> TokenStream {
                     #absolute_max_age;
                 const FIELD_NAMES: &'static [&'static #core::primitive::str] = &[#(#field_names),*];
                 const LOAD_NAMES: &'static [&'static #core::primitive::str] = &[#(#load_names),*];
+                #keep_undeclared
 
                 fn new_default() -> Self {
                     Self { #(#inits,)* }

@@ -68,7 +68,19 @@ use crate::ctxt::Ctxt;
 /// | `codec` | `"json"`, `"msgpack"` (feature `msgpack`), or the unquoted path of a type that implements `session_runtime::Codec` | `"json"` | `#[session(codec = "msgpack")]`, `#[session(codec = my::PrettyJson)]` |
 /// | `max_age` | the idle timeout in seconds, greater than zero | the layer's default | `#[session(max_age = 3600)]` |
 /// | `absolute_max_age` | the absolute timeout in seconds, counted from the session's creation, greater than zero | none | `#[session(absolute_max_age = 86400)]` |
+/// | `purge_undeclared` | none | stored fields the struct does not declare are kept | `#[session(purge_undeclared)]` |
 /// | `crate` | the path of the session-runtime crate, for code that renames or re-exports it | `"::session_runtime"` | `#[session(crate = "my_web::sessions")]` |
+///
+/// A save writes the record as it was loaded, overlaid with the fields the handler changed. Stored
+/// fields that the struct does not declare (a field since removed from the struct, or one that
+/// another version of the app or a Python aiohttp_session app writes) are written back
+/// byte-identical, and so are stored values that no longer decode, unless the handler set that
+/// field. With `purge_undeclared`, the next save removes the stored fields the struct does not
+/// declare instead (the generated `Session::KEEP_UNDECLARED` is `false`): use it when a field was
+/// removed so that its stored value goes away, like a field dropped for privacy reasons, and no
+/// other app reading the same sessions needs it. Keys inside a field's value belong to the field's
+/// type: serde drops the unknown keys of a nested struct unless it keeps them with
+/// `#[serde(flatten)]` (see `docs/nested-values.md`).
 ///
 /// # Field attributes
 ///
