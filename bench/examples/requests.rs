@@ -23,11 +23,11 @@
 )]
 
 use axum::Router;
-use session_runtime::{Session, TypedSession};
 use session_examples::{StoreChoice, layer, routes};
 use session_runtime::SessionLayer;
 use session_runtime::config::SessionConfig;
 use session_runtime::store::RedisStore;
+use session_runtime::{Session, TypedSession};
 
 #[path = "../common/inprocess.rs"]
 mod inprocess;

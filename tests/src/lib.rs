@@ -7,8 +7,9 @@
 //! - [`redis`]: the Redis the tests use (a single server, a cluster, a private server) and
 //!   command counting.
 //!
-//! The library also compiles the Rust blocks of the README and of
-//! `docs/migrating-from-aiohttp-session.md` as doctests, so they cannot drift from the API.
+//! The library also compiles the Rust blocks of the README, of
+//! `docs/migrating-from-aiohttp-session.md` and of `docs/nested-values.md` as doctests, so they
+//! cannot drift from the API.
 
 pub mod fixture;
 pub mod redis;
@@ -22,3 +23,7 @@ struct ReadmeDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/migrating-from-aiohttp-session.md")]
 struct MigrationGuideDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/nested-values.md")]
+struct NestedValuesDoctests;
