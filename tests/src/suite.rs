@@ -985,6 +985,7 @@ fn versioned_app(layer: SessionLayer) -> Router {
         .route("/v2-text/show", get(v2_text_show))
         .route("/v2-text/level", get(v2_text_level))
         .route("/v2-light/show", get(v2_light_show))
+        .route("/v1-purge/bump", get(v1_purge_bump))
         .layer(layer)
 }
 
@@ -1116,6 +1117,39 @@ pub async fn regenerate_carries_undeclared_fields(h: &Harness) {
     }
 }
 
+/// Version 1 built to purge what it does not declare: its next save drops version 2's `theme`.
+#[derive(Session, Debug)]
+#[session(cookie_name = "versioned", max_age = 600, purge_undeclared)]
+struct V1Purge {
+    visits: u64,
+    level: u64,
+}
+
+async fn v1_purge_bump(mut s: TypedSession<V1Purge>) -> String {
+    *s.visits_mut() += 1;
+    format!("{} {}", s.visits(), s.level())
+}
+
+/// With `#[session(purge_undeclared)]` a save drops the stored fields the type does not
+/// declare, and keeps the ones it does.
+pub async fn purge_undeclared_drops_what_the_type_does_not_declare(h: &Harness) {
+    let run = h.start_with(test_config, versioned_app).await;
+    let c = browser();
+    get_text(&c, &run, "/v2/theme?theme=dark").await;
+    get_text(&c, &run, "/v1/level?level=4").await;
+    assert_eq!(
+        get_text(&c, &run, "/v2/show").await,
+        r#"0 4 "dark""#,
+        "V1 keeps `theme`"
+    );
+    assert_eq!(get_text(&c, &run, "/v1-purge/bump").await, "1 4");
+    assert_eq!(
+        get_text(&c, &run, "/v2/show").await,
+        r#"1 4 """#,
+        "V1Purge's save dropped `theme`, which it does not declare"
+    );
+}
+
 /// A periodic renewal (server stores) moves the whole record to the new id, fields the type
 /// does not declare included: a renewal is a save of a loaded session that changes nothing.
 /// Cookie stores have no id to renew; the session simply stays as it was.
@@ -1165,7 +1199,8 @@ macro_rules! store_suite {
             renewal_moves_the_id_with_a_grace_period, revoke_all_of_a_users_sessions_by_epoch,
             undeclared_fields_survive_an_older_version, undecodable_values_survive_an_older_version,
             absent_declared_fields_stay_absent, regenerate_carries_undeclared_fields,
-            renewal_carries_undeclared_fields);
+            renewal_carries_undeclared_fields,
+            purge_undeclared_drops_what_the_type_does_not_declare);
     };
     (@cases $harness:expr; $($case:ident),* $(,)?) => {
         $(
