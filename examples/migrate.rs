@@ -10,7 +10,7 @@
 //! Start the Python twin, `tests/aiohttp/app.py`, with the same store, `--max-age` and (for
 //! `encrypted`) the same `AIOHTTP_FERNET_KEY`, behind the same host; then a session written on
 //! one server is read and changed on the other. Routes: `GET /visit`, `GET /show`,
-//! `POST /name`, `POST /profile`, `POST /login?user=N`, `POST /logout` (see
+//! `POST /name`, `POST /profile`, `POST /lang`, `POST /login?user=N`, `POST /logout` (see
 //! `session_examples::migrate`). The encrypted store reads the Fernet key from
 //! `AIOHTTP_FERNET_KEY` (URL-safe base64 of 32 bytes, as `Fernet.generate_key()` makes).
 //! `--insecure` drops the `Secure` cookie attribute for plain-HTTP testing. Ctrl-C stops it.

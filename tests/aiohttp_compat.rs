@@ -190,6 +190,14 @@ impl Pair {
         serde_json::from_str(&self.get(side, "/show").await).unwrap()
     }
 
+    /// The whole session dict as Python sees it (`GET /dump`, Python only), which must be a
+    /// stored session.
+    async fn dump(&self) -> Value {
+        let dumped: Value = serde_json::from_str(&self.get(Side::Python, "/dump").await).unwrap();
+        assert_eq!(dumped["new"], false, "{dumped}");
+        dumped["session"].clone()
+    }
+
     /// The session cookie's value in the jar, as the browser sends it (quotes included).
     fn cookie(&self) -> Option<String> {
         // Either server's URL: cookies are not port-specific.
@@ -515,6 +523,87 @@ async fn expiry(format: Format) {
         shown_rs,
         shown(false, 1, "slide rs", &empty_profile(), None)
     );
+}
+
+/// Python keeps keys that the Rust struct does not declare: top-level ones (a list of dicts, a
+/// string with non-ASCII text, a nested dict, a null) and one inside a declared field's value
+/// (`profile.theme`, which the example's `Profile` keeps in its flattened `extra`). Rust writes
+/// another field, changes `profile` in place, logs in (regenerate) and Python reads every key
+/// unchanged each time; no key appears that neither side set (Rust does not add the declared
+/// fields the session lacks, `userName` and `user`, until it sets one). Rust's logout removes
+/// everything.
+async fn undeclared_keys(format: Format) {
+    let pair = Pair::start(format, 3600).await;
+    let mut session = json!({
+        "visits": 1,
+        "profile": {"lang": "de-CH", "tags": ["ä"], "address": null, "theme": "dark"},
+        "cart": [{"sku": "A-1", "qty": 2, "price": 9.5}, {"sku": "B-2", "qty": 1, "price": 0.25}],
+        "csrf": "tök-🌍-\"q\"",
+        "prefs": {"nested": {"deep": [1, -2.5, "x", null, true]}, "empty": {}},
+        "flag": null,
+    });
+    pair.post(Side::Python, "/update", &session.to_string())
+        .await;
+    pair.check_format(&pair.cookie().expect("Python set a cookie"), 3600)
+        .await;
+    assert_eq!(pair.dump().await, session);
+
+    // Rust writes `visits` only.
+    assert_eq!(pair.get(Side::Rust, "/visit").await, "2");
+    pair.check_format(&pair.cookie().unwrap(), 3600).await;
+    session["visits"] = json!(2);
+    assert_eq!(
+        pair.dump().await,
+        session,
+        "Rust kept the keys it does not declare and added none"
+    );
+
+    // Rust changes `profile` in place: `theme` rides along in `Profile::extra`.
+    assert_eq!(pair.show(Side::Rust).await["profile"], session["profile"]);
+    pair.post(Side::Rust, "/lang", "fr").await;
+    pair.check_format(&pair.cookie().unwrap(), 3600).await;
+    session["profile"]["lang"] = json!("fr");
+    assert_eq!(
+        pair.dump().await,
+        session,
+        "Rust kept `profile.theme` when it changed `profile`"
+    );
+
+    // Login on Rust regenerates the session: everything moves to the new one.
+    let before_login = pair.check_format(&pair.cookie().unwrap(), 3600).await;
+    pair.post(Side::Rust, "/login?user=7", "").await;
+    let after_login = pair.check_format(&pair.cookie().unwrap(), 3600).await;
+    assert_ne!(after_login, before_login);
+    session["user"] = json!(7);
+    assert_eq!(
+        pair.dump().await,
+        session,
+        "Rust's regenerate carried every key to the new session"
+    );
+
+    // Logout on Rust removes everything.
+    pair.post(Side::Rust, "/logout", "").await;
+    assert_eq!(pair.cookie(), None, "removal cookie");
+    let dumped: Value = serde_json::from_str(&pair.get(Side::Python, "/dump").await).unwrap();
+    assert_eq!(dumped, json!({"new": true, "session": {}}));
+    if format == Format::Redis {
+        assert_eq!(pair.redis_get(&after_login).await, None, "record deleted");
+    }
+}
+
+#[tokio::test]
+async fn simple_cookie_undeclared_keys() {
+    undeclared_keys(Format::Simple).await;
+}
+
+#[tokio::test]
+async fn encrypted_cookie_undeclared_keys() {
+    undeclared_keys(Format::Encrypted).await;
+}
+
+#[tokio::test]
+async fn redis_undeclared_keys() {
+    undeclared_keys(Format::Redis).await;
 }
 
 #[tokio::test]

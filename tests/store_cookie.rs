@@ -1,4 +1,5 @@
-//! The store conformance suite on `EncryptedCookieStore` and `SimpleCookieStore`.
+//! The store conformance suite on `EncryptedCookieStore` and `SimpleCookieStore`, and the counter
+//! example on `SimpleCookieStore`.
 
 mod encrypted {
     use session_runtime::SessionLayer;
@@ -29,4 +30,83 @@ mod simple {
     }
 
     session_tests::store_suite!(harness());
+}
+
+/// The counter example on `--store simple` keeps, byte for byte, what its session cookie holds
+/// beyond what `Counter` declares or can decode: a field it does not declare (`theme`), one whose
+/// stored bytes are not JSON as `serde_json` writes it (`prefs`: spaces, key order, `1.50`, a
+/// `\u` escape), and a value of a declared field that does not decode (`a` is a `u64`). `GET /`
+/// changes `visits` only, and fields `Counter` declares that the cookie lacks (`b`, `user`) stay
+/// absent.
+mod counter_example {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use session_examples::{CookieName, StoreChoice};
+    use session_runtime::codec::{Codec as _, JsonCodec};
+    use session_runtime::config::Clock as _;
+    use session_runtime::session::{Metadata, RecordRef};
+    use session_tests::server::{
+        TestClock, TestServer, cookie_value, raw_client, send, test_config,
+    };
+
+    const THEME: &[u8] = br#""dark""#;
+    const PREFS: &[u8] = br#"{"z": 1, "a": [1.50, "\u00e9"]}"#;
+    const A: &[u8] = br#""notanumber""#;
+
+    #[tokio::test]
+    async fn simple_store_keeps_undeclared_and_undecodable_fields() {
+        let clock = TestClock::new();
+        let layer = session_examples::layer(StoreChoice::Simple, None, test_config(&clock))
+            .await
+            .unwrap();
+        let app = session_examples::app(CookieName::Counter, layer).unwrap();
+        let server = TestServer::start(app).await;
+
+        let now = clock.now_millis();
+        let fields = [
+            ("visits", JsonCodec::encode(&5_u64).unwrap()),
+            ("theme", THEME.to_vec()),
+            ("a", A.to_vec()),
+            ("prefs", PREFS.to_vec()),
+        ];
+        let envelope = JsonCodec::encode_record(RecordRef {
+            metadata: &Metadata::new(now),
+            fields: &fields,
+        })
+        .unwrap();
+        let cookie = format!("counter={}", URL_SAFE_NO_PAD.encode(envelope));
+
+        let (status, headers, body) =
+            send(raw_client().get(server.url("/")).header("cookie", cookie)).await;
+        assert_eq!((status, body.as_str()), (200, "6"));
+        let value = cookie_value(&headers, "counter").expect("a write sets the cookie");
+        let record = JsonCodec::decode_record(&URL_SAFE_NO_PAD.decode(value).unwrap()).unwrap();
+        let stored = |name: &str| {
+            record
+                .fields
+                .iter()
+                .find(|(stored, _)| stored == name)
+                .map(|(_, bytes)| String::from_utf8_lossy(bytes).into_owned())
+        };
+        let text = |bytes: &[u8]| Some(String::from_utf8_lossy(bytes).into_owned());
+        assert_eq!(stored("visits").as_deref(), Some("6"));
+        assert_eq!(
+            stored("theme"),
+            text(THEME),
+            "a field Counter does not declare"
+        );
+        assert_eq!(
+            stored("prefs"),
+            text(PREFS),
+            "kept byte for byte, not re-serialized"
+        );
+        assert_eq!(stored("a"), text(A), "a value that does not decode as u64");
+        assert_eq!(stored("b"), None, "declared, absent, not set: stays absent");
+        assert_eq!(
+            stored("user"),
+            None,
+            "declared, absent, not set: stays absent"
+        );
+        assert_eq!(record.metadata.created, now);
+    }
 }

@@ -5,8 +5,14 @@
 //!
 //! Routes: `GET /visit` increments `visits` and answers it; `GET /show` answers the session as
 //! JSON (`{"new", "visits", "userName", "profile", "user"}`); `POST /name` sets `userName` to
-//! the body; `POST /profile` sets `profile` to the JSON body; `POST /login?user=N` regenerates
-//! the session and sets `user`; `POST /logout` invalidates.
+//! the body; `POST /profile` sets `profile` to the JSON body; `POST /lang` sets `profile.lang`
+//! to the body, in place; `POST /login?user=N` regenerates the session and sets `user`;
+//! `POST /logout` invalidates.
+//!
+//! Keys the Python side keeps that [`Legacy`] does not declare survive Rust's writes: the
+//! runtime writes back the record as loaded, overlaid with the fields a handler changed. Keys
+//! inside a declared field's value are that field's business: [`Profile`] keeps the ones it does
+//! not model in [`Profile::extra`], so `POST /lang` keeps them too.
 
 use std::fmt;
 use std::str::FromStr;
@@ -49,6 +55,10 @@ pub struct Profile {
     pub tags: Vec<String>,
     /// A nested object, or `null`.
     pub address: Option<Address>,
+    /// The keys of the Python side's `profile` dict that this struct does not model (a
+    /// `theme`, say), kept as JSON values so a change of `profile` by Rust does not drop them.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A value nested two levels deep.
@@ -151,6 +161,7 @@ pub fn routes() -> Router {
         .route("/show", get(show))
         .route("/name", post(name))
         .route("/profile", post(profile))
+        .route("/lang", post(lang))
         .route("/login", post(login))
         .route("/logout", post(logout))
 }
@@ -184,6 +195,11 @@ async fn profile(mut session: TypedSession<Legacy>, body: String) -> StatusCode 
         }
         Err(_) => StatusCode::BAD_REQUEST,
     }
+}
+
+async fn lang(mut session: TypedSession<Legacy>, body: String) -> StatusCode {
+    session.profile_mut().lang = body;
+    StatusCode::NO_CONTENT
 }
 
 #[derive(Deserialize)]

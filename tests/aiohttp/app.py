@@ -7,9 +7,16 @@ creates, next to the Rust server, and drive both with one cookie jar. It serves 
     GET  /show               the session as JSON: {"new", "visits", "userName", "profile", "user"}
     POST /name               session["userName"] = body (UTF-8 text)
     POST /profile            session["profile"] = body (JSON)
+    POST /lang               session["profile"]["lang"] = body (UTF-8 text), the other keys of
+                             the profile kept
     POST /login?user=N       new_session() (what aiohttp_session's docs say to do at login),
                              keeping the data, then session["user"] = N
     POST /logout             session.invalidate()
+
+Python only, for the keys the Rust struct does not declare:
+
+    POST /update             session.update(body), body a JSON object
+    GET  /dump               {"new": session.new, "session": the whole session dict}
 
 Usage: app.py --store simple|encrypted|redis [--max-age N] [--redis-url URL]
 The Fernet key comes from AIOHTTP_FERNET_KEY. It listens on a free loopback port, prints the
@@ -67,6 +74,25 @@ async def profile(request):
     return web.Response(status=204)
 
 
+async def lang(request):
+    session = await get_session(request)
+    profile = dict(session.get("profile", DEFAULT_PROFILE))
+    profile["lang"] = await request.text()
+    session["profile"] = profile
+    return web.Response(status=204)
+
+
+async def update(request):
+    session = await get_session(request)
+    session.update(await request.json())
+    return web.Response(status=204)
+
+
+async def dump(request):
+    session = await get_session(request)
+    return web.Response(text=json.dumps({"new": session.new, "session": dict(session)}))
+
+
 async def login(request):
     old = dict(await get_session(request))
     session = await new_session(request)
@@ -107,6 +133,9 @@ async def main():
     app.router.add_get("/show", show)
     app.router.add_post("/name", name)
     app.router.add_post("/profile", profile)
+    app.router.add_post("/lang", lang)
+    app.router.add_post("/update", update)
+    app.router.add_get("/dump", dump)
     app.router.add_post("/login", login)
     app.router.add_post("/logout", logout)
     runner = web.AppRunner(app, access_log=None)

@@ -847,6 +847,342 @@ pub async fn unknown_id_is_never_adopted(h: &Harness) {
     assert_ne!(value, planted);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Two versions of one session under one cookie: a rolling deploy, where servers of the old and of
+// the new release serve the same user. Every write is lossless: it writes the record as loaded,
+// overlaid with the fields the handler changed.
+// ---------------------------------------------------------------------------------------------
+
+/// Version 1 of the versioned session.
+#[derive(Session, Debug)]
+#[session(cookie_name = "versioned", max_age = 600)]
+struct V1 {
+    visits: u64,
+    level: u64,
+}
+
+/// Version 2: version 1 plus `theme`, which version 1 does not declare.
+#[derive(Session, Debug)]
+#[session(cookie_name = "versioned", max_age = 600)]
+struct V2 {
+    visits: u64,
+    level: u64,
+    theme: String,
+}
+
+/// Another version 2 that changed `level` to text: version 1 cannot decode what it stores there.
+#[derive(Session, Debug)]
+#[session(cookie_name = "versioned", max_age = 600)]
+struct V2Text {
+    visits: u64,
+    level: String,
+}
+
+fn light() -> String {
+    "light".to_owned()
+}
+
+/// Version 2 read with another default for `theme`, so a test tells a stored `theme` (even an
+/// empty one) from an absent one.
+#[derive(Session, Debug)]
+#[session(cookie_name = "versioned", max_age = 600)]
+struct V2Light {
+    visits: u64,
+    #[session(default = "light")]
+    theme: String,
+}
+
+#[derive(Deserialize)]
+struct Level<T> {
+    level: T,
+}
+
+#[derive(Deserialize)]
+struct Theme {
+    theme: String,
+}
+
+fn v1_shown(s: &TypedSession<V1>) -> String {
+    format!("{} {}", s.visits(), s.level())
+}
+
+async fn v1_show(s: TypedSession<V1>) -> String {
+    v1_shown(&s)
+}
+
+async fn v1_bump(mut s: TypedSession<V1>) -> String {
+    *s.visits_mut() += 1;
+    v1_shown(&s)
+}
+
+async fn v1_level(mut s: TypedSession<V1>, Query(q): Query<Level<u64>>) -> String {
+    s.set_level(q.level);
+    v1_shown(&s)
+}
+
+async fn v1_replace(mut s: TypedSession<V1>) -> String {
+    s.replace(V1 {
+        visits: 10,
+        level: 2,
+    });
+    v1_shown(&s)
+}
+
+async fn v1_login(mut s: TypedSession<V1>) -> String {
+    s.regenerate();
+    *s.visits_mut() += 1;
+    v1_shown(&s)
+}
+
+async fn v1_logout(mut s: TypedSession<V1>) -> StatusCode {
+    s.invalidate();
+    StatusCode::NO_CONTENT
+}
+
+fn v2_shown(s: &TypedSession<V2>) -> String {
+    format!("{} {} {:?}", s.visits(), s.level(), s.theme())
+}
+
+async fn v2_show(s: TypedSession<V2>) -> String {
+    v2_shown(&s)
+}
+
+async fn v2_bump(mut s: TypedSession<V2>) -> String {
+    *s.visits_mut() += 1;
+    v2_shown(&s)
+}
+
+async fn v2_theme(mut s: TypedSession<V2>, Query(q): Query<Theme>) -> String {
+    s.set_theme(q.theme);
+    v2_shown(&s)
+}
+
+async fn v2_text_show(s: TypedSession<V2Text>) -> String {
+    format!("{} {:?}", s.visits(), s.level())
+}
+
+async fn v2_text_level(mut s: TypedSession<V2Text>, Query(q): Query<Level<String>>) -> String {
+    s.set_level(q.level);
+    format!("{} {:?}", s.visits(), s.level())
+}
+
+async fn v2_light_show(s: TypedSession<V2Light>) -> String {
+    format!("{} {:?}", s.visits(), s.theme())
+}
+
+/// The routes of every version of the versioned session, behind `layer`.
+fn versioned_app(layer: SessionLayer) -> Router {
+    Router::new()
+        .route("/v1/show", get(v1_show))
+        .route("/v1/bump", get(v1_bump))
+        .route("/v1/level", get(v1_level))
+        .route("/v1/replace", get(v1_replace))
+        .route("/v1/login", post(v1_login))
+        .route("/v1/logout", post(v1_logout))
+        .route("/v2/show", get(v2_show))
+        .route("/v2/bump", get(v2_bump))
+        .route("/v2/theme", get(v2_theme))
+        .route("/v2-text/show", get(v2_text_show))
+        .route("/v2-text/level", get(v2_text_level))
+        .route("/v2-light/show", get(v2_light_show))
+        .route("/v1-purge/bump", get(v1_purge_bump))
+        .layer(layer)
+}
+
+/// A stored field that the session type does not declare survives every kind of write of that
+/// type: version 2 stores `theme`, version 1 changes its own fields through `x_mut()`, `set_x()`
+/// and `replace`, and version 2 still reads `theme` next to version 1's new values.
+pub async fn undeclared_fields_survive_an_older_version(h: &Harness) {
+    let run = h.start_with(test_config, versioned_app).await;
+    let c = browser();
+    assert_eq!(
+        get_text(&c, &run, "/v2/theme?theme=dark").await,
+        r#"0 0 "dark""#
+    );
+    assert_eq!(get_text(&c, &run, "/v1/bump").await, "1 0");
+    assert_eq!(
+        get_text(&c, &run, "/v2/show").await,
+        r#"1 0 "dark""#,
+        "a write through `visits_mut` keeps `theme`, which V1 does not declare"
+    );
+    assert_eq!(get_text(&c, &run, "/v1/level?level=4").await, "1 4");
+    assert_eq!(
+        get_text(&c, &run, "/v2/show").await,
+        r#"1 4 "dark""#,
+        "a write through `set_level` keeps `theme`"
+    );
+    assert_eq!(get_text(&c, &run, "/v1/replace").await, "10 2");
+    assert_eq!(
+        get_text(&c, &run, "/v2/show").await,
+        r#"10 2 "dark""#,
+        "`replace` changes every declared field and keeps `theme`"
+    );
+}
+
+/// A stored value that does not decode into the declared field's type reads as the default and
+/// is written back unchanged by a write that does not set that field; a write that sets it
+/// replaces it.
+pub async fn undecodable_values_survive_an_older_version(h: &Harness) {
+    let run = h.start_with(test_config, versioned_app).await;
+    let c = browser();
+    assert_eq!(
+        get_text(&c, &run, "/v2-text/level?level=gold").await,
+        r#"0 "gold""#
+    );
+    assert_eq!(
+        get_text(&c, &run, "/v1/show").await,
+        "0 0",
+        "`\"gold\"` is no u64: V1 reads its default"
+    );
+    assert_eq!(get_text(&c, &run, "/v1/bump").await, "1 0");
+    assert_eq!(
+        get_text(&c, &run, "/v2-text/show").await,
+        r#"1 "gold""#,
+        "V1 changed `visits` only: the `level` it could not decode is written back unchanged"
+    );
+    assert_eq!(get_text(&c, &run, "/v1/level?level=3").await, "1 3");
+    assert_eq!(get_text(&c, &run, "/v1/show").await, "1 3");
+    assert_eq!(
+        get_text(&c, &run, "/v2-text/show").await,
+        r#"1 """#,
+        "V1 set `level`: its number replaced the text (and V2Text cannot decode a number)"
+    );
+}
+
+/// A declared field that the loaded record lacks reads as its default and stays absent after a
+/// write that does not set it: version 2 does not write its default `theme` into a record of
+/// version 1.
+pub async fn absent_declared_fields_stay_absent(h: &Harness) {
+    let run = h.start_with(test_config, versioned_app).await;
+    let c = browser();
+    assert_eq!(get_text(&c, &run, "/v1/bump").await, "1 0");
+    assert_eq!(get_text(&c, &run, "/v2-light/show").await, r#"1 "light""#);
+    assert_eq!(get_text(&c, &run, "/v2/bump").await, r#"2 0 """#);
+    assert_eq!(
+        get_text(&c, &run, "/v2-light/show").await,
+        r#"2 "light""#,
+        "V2 did not set `theme`: it is still absent, not V2's default `\"\"`"
+    );
+    get_text(&c, &run, "/v2/theme?theme=").await;
+    assert_eq!(
+        get_text(&c, &run, "/v2-light/show").await,
+        r#"2 """#,
+        "a field the handler set is stored, even when it is set to its default"
+    );
+}
+
+/// `regenerate` carries the whole record to the new id, fields the type does not declare
+/// included; the old id no longer loads on server stores; `invalidate` deletes everything.
+pub async fn regenerate_carries_undeclared_fields(h: &Harness) {
+    let run = h.start_with(test_config, versioned_app).await;
+    let c = raw_client();
+    let with = |path: &str, value: &str| {
+        c.get(run.server.url(path))
+            .header("cookie", format!("versioned={value}"))
+    };
+    let (_, headers, _) = send(c.get(run.server.url("/v2/theme?theme=dark"))).await;
+    let before = cookie_value(&headers, "versioned").unwrap();
+    let (status, headers, body) = send(
+        c.post(run.server.url("/v1/login"))
+            .header("cookie", format!("versioned={before}")),
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (200, "1 0"));
+    let after = cookie_value(&headers, "versioned").unwrap();
+    assert_ne!(before, after);
+    let (_, _, body) = send(with("/v2/show", &after)).await;
+    assert_eq!(
+        body, r#"1 0 "dark""#,
+        "V1's regenerate carried `theme`, which it does not declare, to the new id"
+    );
+    if h.kind == StoreKind::Server {
+        let (_, _, body) = send(with("/v2/show", &before)).await;
+        assert_eq!(body, r#"0 0 """#, "the old id no longer loads");
+    }
+    let (status, headers, _) = send(
+        c.post(run.server.url("/v1/logout"))
+            .header("cookie", format!("versioned={after}")),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let cookies = set_cookies(&headers);
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    assert!(cookies[0].contains("Max-Age=0"), "{}", cookies[0]);
+    if h.kind == StoreKind::Server {
+        let (_, _, body) = send(with("/v2/show", &after)).await;
+        assert_eq!(
+            body, r#"0 0 """#,
+            "V1's invalidate deleted the record, `theme` included"
+        );
+    }
+}
+
+/// Version 1 built to purge what it does not declare: its next save drops version 2's `theme`.
+#[derive(Session, Debug)]
+#[session(cookie_name = "versioned", max_age = 600, purge_undeclared)]
+struct V1Purge {
+    visits: u64,
+    level: u64,
+}
+
+async fn v1_purge_bump(mut s: TypedSession<V1Purge>) -> String {
+    *s.visits_mut() += 1;
+    format!("{} {}", s.visits(), s.level())
+}
+
+/// With `#[session(purge_undeclared)]` a save drops the stored fields the type does not
+/// declare, and keeps the ones it does.
+pub async fn purge_undeclared_drops_what_the_type_does_not_declare(h: &Harness) {
+    let run = h.start_with(test_config, versioned_app).await;
+    let c = browser();
+    get_text(&c, &run, "/v2/theme?theme=dark").await;
+    get_text(&c, &run, "/v1/level?level=4").await;
+    assert_eq!(
+        get_text(&c, &run, "/v2/show").await,
+        r#"0 4 "dark""#,
+        "V1 keeps `theme`"
+    );
+    assert_eq!(get_text(&c, &run, "/v1-purge/bump").await, "1 4");
+    assert_eq!(
+        get_text(&c, &run, "/v2/show").await,
+        r#"1 4 """#,
+        "V1Purge's save dropped `theme`, which it does not declare"
+    );
+}
+
+/// A periodic renewal (server stores) moves the whole record to the new id, fields the type
+/// does not declare included: a renewal is a save of a loaded session that changes nothing.
+/// Cookie stores have no id to renew; the session simply stays as it was.
+pub async fn renewal_carries_undeclared_fields(h: &Harness) {
+    let renewing = |clock: &_| {
+        test_config(clock).with_renewal(Some((Duration::from_secs(300), Duration::from_secs(30))))
+    };
+    let Fixture { clock, server, .. } = h.start_with(renewing, versioned_app).await;
+    let c = raw_client();
+    let with = |path: &str, value: &str| {
+        c.get(server.url(path))
+            .header("cookie", format!("versioned={value}"))
+    };
+    let (_, headers, _) = send(c.get(server.url("/v2/theme?theme=dark"))).await;
+    let first = cookie_value(&headers, "versioned").unwrap();
+    clock.advance(Duration::from_secs(350));
+    let (_, headers, body) = send(with("/v1/show", &first)).await;
+    assert_eq!(body, "0 0");
+    let renewed = cookie_value(&headers, "versioned");
+    if h.kind == StoreKind::Server {
+        assert!(
+            renewed.as_ref().is_some_and(|second| *second != first),
+            "a read past the period renews the id: {renewed:?}"
+        );
+    }
+    let second = renewed.unwrap_or(first);
+    let (_, _, body) = send(with("/v2/show", &second)).await;
+    assert_eq!(
+        body, r#"0 0 "dark""#,
+        "V1's renewal carried `theme`, which it does not declare, to the new id"
+    );
+}
+
 /// Expands to one test per suite case for a store.
 #[macro_export]
 macro_rules! store_suite {
@@ -860,7 +1196,11 @@ macro_rules! store_suite {
             peek_creates_nothing, saved_for_every_response_kind, oversized_cookie_is_refused,
             explicit_save, metadata, same_type_twice_is_rejected,
             middleware_changes_reach_the_handler, unknown_id_is_never_adopted,
-            renewal_moves_the_id_with_a_grace_period, revoke_all_of_a_users_sessions_by_epoch);
+            renewal_moves_the_id_with_a_grace_period, revoke_all_of_a_users_sessions_by_epoch,
+            undeclared_fields_survive_an_older_version, undecodable_values_survive_an_older_version,
+            absent_declared_fields_stay_absent, regenerate_carries_undeclared_fields,
+            renewal_carries_undeclared_fields,
+            purge_undeclared_drops_what_the_type_does_not_declare);
     };
     (@cases $harness:expr; $($case:ident),* $(,)?) => {
         $(
