@@ -69,11 +69,8 @@ mod counter_example {
             ("a", A.to_vec()),
             ("prefs", PREFS.to_vec()),
         ];
-        let envelope = JsonCodec::encode_record(RecordRef {
-            metadata: &Metadata::new(now),
-            fields: &fields,
-        })
-        .unwrap();
+        let envelope =
+            JsonCodec::encode_record(RecordRef::new(&Metadata::new(now), &fields)).unwrap();
         let cookie = format!("counter={}", URL_SAFE_NO_PAD.encode(envelope));
 
         let (status, headers, body) =
