@@ -102,6 +102,11 @@ async fn seed(mut session: TypedSession<Newer>) -> &'static str {
     "seeded"
 }
 
+/// The example's routes and `/seed`.
+fn with_seed() -> Router {
+    routes().route("/seed", axum::routing::get(seed))
+}
+
 /// The measured requests; callgrind collects inside this function only.
 #[inline(never)]
 fn measure(
@@ -135,7 +140,7 @@ fn main() {
     let config = SessionConfig::default();
     let app = match store {
         "bare" => Router::new().route("/", axum::routing::get(|| async { 1u64.to_string() })),
-        "memory" => routes().layer(
+        "memory" => with_seed().layer(
             runtime
                 .block_on(layer(StoreChoice::Memory, None, config))
                 .expect("layer"),
@@ -145,7 +150,7 @@ fn main() {
                 session_runtime::store::Key::from_bytes(1, &[42; 32]).expect("32 bytes"),
             ))
             .with_config(config);
-            routes().layer(layer)
+            with_seed().layer(layer)
         }
         "redis" => {
             let url =
@@ -157,11 +162,10 @@ fn main() {
                         .connect(&url),
                 )
                 .expect("Redis answers");
-            routes().layer(SessionLayer::new(store).with_config(config))
+            with_seed().layer(SessionLayer::new(store).with_config(config))
         }
         other => panic!("unknown scenario `{other}`"),
     };
-    let app = app.route("/seed", axum::routing::get(seed));
     let cookie = send(&runtime, &app, if undeclared { "/seed" } else { "/" }, None);
     let cookie = cookie.as_deref();
     let warm = (count / 10).max(100);

@@ -532,8 +532,15 @@ impl<T: Session> Inner<T> {
         self.loaded
             .iter()
             .filter(|(name, _)| !fields.iter().any(|(encoded, _)| *encoded == &**name))
-            .filter(|(name, _)| T::KEEP_UNDECLARED || T::LOAD_NAMES.contains(&&**name))
-            .cloned()
+            .filter_map(|(name, value)| {
+                // A name the type reads is carried as its `&'static` name: no copy of the name.
+                let name = match T::LOAD_NAMES.iter().find(|known| **known == &**name) {
+                    Some(known) => Cow::Borrowed(*known),
+                    None if T::KEEP_UNDECLARED => name.clone(),
+                    None => return None,
+                };
+                Some((name, value.clone()))
+            })
             .collect()
     }
 
