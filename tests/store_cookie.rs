@@ -106,4 +106,54 @@ mod counter_example {
         );
         assert_eq!(record.metadata.created, now);
     }
+
+    /// Kept fields count toward the cookie's size limit: a cookie that only just fits, whose
+    /// write would grow past 4096 bytes (name and value) by one more digit of `visits`, is
+    /// refused like any oversized save (500, no `Set-Cookie`), so the client keeps its cookie and
+    /// nothing is dropped to make it fit.
+    #[tokio::test]
+    async fn kept_fields_count_toward_the_cookie_limit() {
+        let clock = TestClock::new();
+        let layer = session_examples::layer(StoreChoice::Simple, None, test_config(&clock))
+            .await
+            .unwrap();
+        let app = session_examples::app(CookieName::Counter, layer).unwrap();
+        let server = TestServer::start(app).await;
+        let now = clock.now_millis();
+        let cookie_of = |visits: u64, pad: usize| {
+            let theme = format!("\"{}\"", "x".repeat(pad)).into_bytes();
+            let fields = [
+                ("theme", theme),
+                ("visits", JsonCodec::encode(&visits).unwrap()),
+            ];
+            let envelope =
+                JsonCodec::encode_record(RecordRef::new(&Metadata::new(now), &fields)).unwrap();
+            format!("counter={}", URL_SAFE_NO_PAD.encode(envelope))
+        };
+        // The limit counts the name and the value, not the `=` between them.
+        let limit = 4096 + "=".len();
+        // The largest padding whose cookie with `visits` 9 fits; with 10 it no longer does.
+        let pad = (2000..4000)
+            .rev()
+            .find(|pad| cookie_of(9, *pad).len() <= limit)
+            .unwrap();
+        assert!(cookie_of(10, pad).len() > limit, "the write must not fit");
+
+        let cookie = cookie_of(9, pad);
+        let (status, headers, _) =
+            send(raw_client().get(server.url("/")).header("cookie", &cookie)).await;
+        assert_eq!(status, 500);
+        assert_eq!(cookie_value(&headers, "counter"), None, "no Set-Cookie");
+        let (status, _, body) = send(
+            raw_client()
+                .get(server.url("/read"))
+                .header("cookie", &cookie),
+        )
+        .await;
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "9"),
+            "the old cookie still works"
+        );
+    }
 }
