@@ -45,6 +45,10 @@ use session_runtime::store::MemoryStore;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
+#[path = "../common/serve.rs"]
+mod serve;
+use serve::{median, start_server, thread_cpu_ns};
+
 /// A cookie-less visit: creates a session.
 const NEW_SESSION: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
 /// How many times each active session is used during the flood.
@@ -95,81 +99,6 @@ fn parse_options() -> Result<Options, String> {
 
 // ---------------------------------------------------------------------------------------------
 // The server: one counter app per store, each on its own port.
-
-struct Server {
-    tid: u32,
-    addrs: Vec<SocketAddr>,
-}
-
-fn start_server(
-    core: Option<core_affinity::CoreId>,
-    stores: usize,
-    capacity: usize,
-) -> Result<(Server, tokio::sync::oneshot::Sender<()>), String> {
-    let (info_tx, info_rx) = std::sync::mpsc::channel::<Result<Server, String>>();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    std::thread::Builder::new()
-        .name("server".to_owned())
-        .spawn(move || {
-            if let Some(core) = core {
-                core_affinity::set_for_current(core);
-            }
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(e) => {
-                    let _ = info_tx.send(Err(e.to_string()));
-                    return;
-                }
-            };
-            runtime.block_on(async move {
-                let mut addrs = Vec::new();
-                for _ in 0..stores {
-                    let store = MemoryStore::new().with_capacity(capacity);
-                    let app = routes()
-                        .layer(SessionLayer::new(store).with_config(SessionConfig::default()));
-                    let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
-                        Ok(listener) => listener,
-                        Err(e) => {
-                            let _ = info_tx.send(Err(e.to_string()));
-                            return;
-                        }
-                    };
-                    match listener.local_addr() {
-                        Ok(addr) => addrs.push(addr),
-                        Err(e) => {
-                            let _ = info_tx.send(Err(e.to_string()));
-                            return;
-                        }
-                    }
-                    tokio::spawn(async move {
-                        let _ = axum::serve(listener, app).await;
-                    });
-                }
-                let tid = std::fs::read_link("/proc/thread-self")
-                    .ok()
-                    .and_then(|path| path.file_name()?.to_str()?.parse().ok())
-                    .unwrap_or(0);
-                let _ = info_tx.send(Ok(Server { tid, addrs }));
-                let _ = stop_rx.await;
-            });
-        })
-        .map_err(|e| e.to_string())?;
-    let server = info_rx
-        .recv()
-        .map_err(|_| "the server thread died".to_owned())??;
-    Ok((server, stop_tx))
-}
-
-/// The server thread's CPU time so far, in nanoseconds.
-fn thread_cpu_ns(tid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat"))
-        .ok()
-        .and_then(|text| text.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
 
 // ---------------------------------------------------------------------------------------------
 // The client: HTTP/1.1 keep-alive, one request in flight per connection.
@@ -445,16 +374,6 @@ async fn survival(
 
 // ---------------------------------------------------------------------------------------------
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        f64::midpoint(values[n / 2 - 1], values[n / 2])
-    }
-}
-
 fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
@@ -479,11 +398,17 @@ fn run() -> Result<(), String> {
         (None, None)
     };
     let capacity = options.capacity;
-    let (server, stop) = start_server(
-        server_core,
-        options.rounds + 1,
-        usize::try_from(capacity).map_err(|e| e.to_string())?,
-    )?;
+    let stores = options.rounds + 1;
+    let store_capacity = usize::try_from(capacity).map_err(|e| e.to_string())?;
+    let (server, stop) = start_server(server_core, move || async move {
+        Ok((0..stores)
+            .map(|_| {
+                let store = MemoryStore::new().with_capacity(store_capacity);
+                let layer = SessionLayer::new(store).with_config(SessionConfig::default());
+                ("counter", routes().layer(layer))
+            })
+            .collect())
+    })?;
     if let Some(core) = client_core {
         core_affinity::set_for_current(core);
     }
@@ -502,7 +427,7 @@ fn run() -> Result<(), String> {
     let (rounds, survival) = runtime.block_on(async {
         let mut rounds = Vec::new();
         for round in 0..options.rounds {
-            let addr = server.addrs[round];
+            let addr = server.addrs[round].1;
             let progress = Arc::new(AtomicU64::new(0));
             let conns = connect_all(addr, options.connections).await?;
             let phase = |conns, requests| {
@@ -528,7 +453,7 @@ fn run() -> Result<(), String> {
             );
             rounds.push((below, full));
         }
-        let survival = survival(server.addrs[options.rounds], &options, server.tid).await?;
+        let survival = survival(server.addrs[options.rounds].1, &options, server.tid).await?;
         Ok::<_, String>((rounds, survival))
     })?;
     let _ = stop.send(());

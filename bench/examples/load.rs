@@ -52,6 +52,10 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tower_sessions_redis_store::fred::prelude::{ClientLike as _, Config, Pool};
 
+#[path = "../common/serve.rs"]
+mod serve;
+use serve::{median, start_server, thread_cpu_ns};
+
 /// Counts the allocations of the server thread only.
 mod counting {
     use std::alloc::{GlobalAlloc, Layout, System};
@@ -457,85 +461,6 @@ async fn build_apps(
     Ok(apps)
 }
 
-struct ServerInfo {
-    tid: u32,
-    addrs: Vec<(&'static str, SocketAddr)>,
-}
-
-/// Starts the server thread, pinned to `core`, serving every app on its own port.
-fn start_server(
-    core: Option<core_affinity::CoreId>,
-    redis_url: String,
-    with_redis: bool,
-) -> Result<(ServerInfo, tokio::sync::oneshot::Sender<()>), String> {
-    let (info_tx, info_rx) = std::sync::mpsc::channel::<Result<ServerInfo, String>>();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    std::thread::Builder::new()
-        .name("server".to_owned())
-        .spawn(move || {
-            if let Some(core) = core {
-                core_affinity::set_for_current(core);
-            }
-            counting::enable_on_this_thread();
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(e) => {
-                    let _ = info_tx.send(Err(e.to_string()));
-                    return;
-                }
-            };
-            runtime.block_on(async move {
-                let apps = match build_apps(&redis_url, with_redis).await {
-                    Ok(apps) => apps,
-                    Err(e) => {
-                        let _ = info_tx.send(Err(e));
-                        return;
-                    }
-                };
-                let mut addrs = Vec::new();
-                for (name, app) in apps {
-                    let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
-                        Ok(listener) => listener,
-                        Err(e) => {
-                            let _ = info_tx.send(Err(e.to_string()));
-                            return;
-                        }
-                    };
-                    let Ok(addr) = listener.local_addr() else {
-                        let _ = info_tx.send(Err("no local address".to_owned()));
-                        return;
-                    };
-                    addrs.push((name, addr));
-                    tokio::spawn(async move {
-                        let _ = axum::serve(listener, app).await;
-                    });
-                }
-                let tid = std::fs::read_link("/proc/thread-self")
-                    .ok()
-                    .and_then(|path| path.file_name()?.to_str()?.parse().ok())
-                    .unwrap_or(0);
-                let _ = info_tx.send(Ok(ServerInfo { tid, addrs }));
-                let _ = stop_rx.await;
-            });
-        })
-        .map_err(|e| e.to_string())?;
-    let info = info_rx
-        .recv()
-        .map_err(|_| "the server thread died".to_owned())??;
-    Ok((info, stop_tx))
-}
-
-/// The server thread's CPU time so far, in nanoseconds.
-fn thread_cpu_ns(tid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat"))
-        .ok()
-        .and_then(|text| text.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 // ---------------------------------------------------------------------------------------------
 // The load client: HTTP/1.1 keep-alive, one cookie jar (one session) per connection.
 
@@ -828,18 +753,6 @@ async fn run_scenario(
     Ok(RoundResult { sample, commands })
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n == 0 {
-        f64::NAN
-    } else if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        f64::midpoint(values[n / 2 - 1], values[n / 2])
-    }
-}
-
 fn main() -> ExitCode {
     match run() {
         // Missed targets are reported in the table, not as a failure of the run.
@@ -884,7 +797,10 @@ fn run() -> Result<bool, String> {
         None
     };
     let redis_url = redis.as_ref().map_or_else(String::new, |r| r.url.clone());
-    let (server, stop) = start_server(server_core, redis_url, with_redis)?;
+    let (server, stop) = start_server(server_core, move || {
+        counting::enable_on_this_thread();
+        async move { build_apps(&redis_url, with_redis).await }
+    })?;
     if let Some(core) = client_core {
         core_affinity::set_for_current(core);
     }

@@ -1,0 +1,107 @@
+//! A server thread for the load harnesses (`examples/load.rs`, `examples/flood.rs`): one
+//! current-thread tokio runtime, pinned to a core, serving each app on a loopback port of its
+//! own, with its CPU time readable from outside; and the median the harnesses report.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::Router;
+
+/// The running server thread: its kernel thread id (for [`thread_cpu_ns`]) and each app's
+/// name and address, in the order the apps were built.
+pub(crate) struct Server {
+    pub(crate) tid: u32,
+    pub(crate) addrs: Vec<(&'static str, SocketAddr)>,
+}
+
+/// Starts the server thread, pinned to `core`, and serves the apps `build` makes on it (`build`
+/// runs on that thread, so it may set thread-local state first). Dropping or sending on the
+/// returned sender stops the server.
+pub(crate) fn start_server<F, Fut>(
+    core: Option<core_affinity::CoreId>,
+    build: F,
+) -> Result<(Server, tokio::sync::oneshot::Sender<()>), String>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Vec<(&'static str, Router)>, String>>,
+{
+    let (info_tx, info_rx) = std::sync::mpsc::channel::<Result<Server, String>>();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("server".to_owned())
+        .spawn(move || {
+            if let Some(core) = core {
+                core_affinity::set_for_current(core);
+            }
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    let _ = info_tx.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            let apps = build();
+            runtime.block_on(async move {
+                let apps = match apps.await {
+                    Ok(apps) => apps,
+                    Err(e) => {
+                        let _ = info_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let mut addrs = Vec::new();
+                for (name, app) in apps {
+                    let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+                        Ok(listener) => listener,
+                        Err(e) => {
+                            let _ = info_tx.send(Err(e.to_string()));
+                            return;
+                        }
+                    };
+                    let Ok(addr) = listener.local_addr() else {
+                        let _ = info_tx.send(Err("no local address".to_owned()));
+                        return;
+                    };
+                    addrs.push((name, addr));
+                    tokio::spawn(async move {
+                        let _ = axum::serve(listener, app).await;
+                    });
+                }
+                let tid = std::fs::read_link("/proc/thread-self")
+                    .ok()
+                    .and_then(|path| path.file_name()?.to_str()?.parse().ok())
+                    .unwrap_or(0);
+                let _ = info_tx.send(Ok(Server { tid, addrs }));
+                let _ = stop_rx.await;
+            });
+        })
+        .map_err(|e| e.to_string())?;
+    let server = info_rx
+        .recv()
+        .map_err(|_| "the server thread died".to_owned())??;
+    Ok((server, stop_tx))
+}
+
+/// The CPU time of thread `tid` of this process so far, in nanoseconds.
+pub(crate) fn thread_cpu_ns(tid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat"))
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The median of `values` (NaN when there are none).
+pub(crate) fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        f64::midpoint(values[n / 2 - 1], values[n / 2])
+    }
+}
