@@ -39,6 +39,8 @@ mod simple {
 /// changes `visits` only, and fields `Counter` declares that the cookie lacks (`b`, `user`) stay
 /// absent.
 mod counter_example {
+    use std::sync::Arc;
+
     use base64::Engine as _;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use session_examples::{CookieName, StoreChoice};
@@ -53,14 +55,19 @@ mod counter_example {
     const PREFS: &[u8] = br#"{"z": 1, "a": [1.50, "\u00e9"]}"#;
     const A: &[u8] = br#""notanumber""#;
 
-    #[tokio::test]
-    async fn simple_store_keeps_undeclared_and_undecodable_fields() {
+    /// The counter example on `--store simple`, with a clock the test can read.
+    async fn counter_on_simple_store() -> (Arc<TestClock>, TestServer) {
         let clock = TestClock::new();
         let layer = session_examples::layer(StoreChoice::Simple, None, test_config(&clock))
             .await
             .unwrap();
         let app = session_examples::app(CookieName::Counter, layer).unwrap();
-        let server = TestServer::start(app).await;
+        (clock, TestServer::start(app).await)
+    }
+
+    #[tokio::test]
+    async fn simple_store_keeps_undeclared_and_undecodable_fields() {
+        let (clock, server) = counter_on_simple_store().await;
 
         let now = clock.now_millis();
         let fields = [
@@ -113,12 +120,7 @@ mod counter_example {
     /// nothing is dropped to make it fit.
     #[tokio::test]
     async fn kept_fields_count_toward_the_cookie_limit() {
-        let clock = TestClock::new();
-        let layer = session_examples::layer(StoreChoice::Simple, None, test_config(&clock))
-            .await
-            .unwrap();
-        let app = session_examples::app(CookieName::Counter, layer).unwrap();
-        let server = TestServer::start(app).await;
+        let (clock, server) = counter_on_simple_store().await;
         let now = clock.now_millis();
         let cookie_of = |visits: u64, pad: usize| {
             let theme = format!("\"{}\"", "x".repeat(pad)).into_bytes();
