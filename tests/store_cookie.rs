@@ -159,3 +159,51 @@ mod counter_example {
         );
     }
 }
+
+/// A field renamed with `alias` reads its current name when a cookie holds both names, in either
+/// order (an aiohttp envelope comes back sorted by name, so the alias can come last).
+mod aliases {
+    use axum::Router;
+    use axum::routing::get;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use session_runtime::codec::{Codec as _, JsonCodec};
+    use session_runtime::config::Clock as _;
+    use session_runtime::session::{Metadata, RecordRef};
+    use session_runtime::store::SimpleCookieStore;
+    use session_runtime::{Session, SessionLayer, TypedSession};
+    use session_tests::server::{TestClock, TestServer, raw_client, send, test_config};
+
+    #[derive(Session)]
+    #[session(cookie_name = "address")]
+    struct Address {
+        #[session(alias = "zip")]
+        postcode: String,
+    }
+
+    async fn read(session: TypedSession<Address>) -> String {
+        session.postcode().clone()
+    }
+
+    #[tokio::test]
+    async fn the_current_name_wins_over_an_alias_in_any_order() {
+        let clock = TestClock::new();
+        let layer = SessionLayer::new(SimpleCookieStore::new()).with_config(test_config(&clock));
+        let server = TestServer::start(Router::new().route("/", get(read)).layer(layer)).await;
+        let current = ("postcode", JsonCodec::encode("NEW").unwrap());
+        let alias = ("zip", JsonCodec::encode("OLD").unwrap());
+        for fields in [[current.clone(), alias.clone()], [alias, current]] {
+            let metadata = Metadata::new(clock.now_millis());
+            let envelope = JsonCodec::encode_record(RecordRef::new(&metadata, &fields)).unwrap();
+            let cookie = format!("address={}", URL_SAFE_NO_PAD.encode(envelope));
+            let (status, _, body) =
+                send(raw_client().get(server.url("/")).header("cookie", cookie)).await;
+            assert_eq!(
+                (status, body.as_str()),
+                (200, "NEW"),
+                "{:?}",
+                fields.map(|f| f.0)
+            );
+        }
+    }
+}

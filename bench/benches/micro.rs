@@ -64,7 +64,7 @@ fn encode_session<T: Session>(data: &T) -> Vec<u8> {
     let fields = encode_fields(data).expect("encodes");
     <T::Codec as Codec>::encode_record(session_runtime::session::RecordRef {
         metadata: &metadata(),
-        fields: &fields,
+        encoded: &fields,
         kept: &[],
     })
     .expect("encodes")
@@ -160,7 +160,7 @@ fn fields_of_envelope(size: usize) -> Vec<(&'static str, Vec<u8>)> {
     };
     let base = JsonCodec::encode_record(session_runtime::session::RecordRef {
         metadata: &meta,
-        fields: &make(0),
+        encoded: &make(0),
         kept: &[],
     })
     .expect("encodes")
@@ -168,7 +168,7 @@ fn fields_of_envelope(size: usize) -> Vec<(&'static str, Vec<u8>)> {
     let fields = make(size - base);
     let len = JsonCodec::encode_record(session_runtime::session::RecordRef {
         metadata: &meta,
-        fields: &fields,
+        encoded: &fields,
         kept: &[],
     })
     .expect("encodes")

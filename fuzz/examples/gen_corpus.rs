@@ -53,7 +53,7 @@ fn envelope<C: Codec>(max_age: Option<u64>) -> Vec<u8> {
     };
     C::encode_record(RecordRef {
         metadata: &metadata,
-        fields: &sample_fields::<C>(),
+        encoded: &sample_fields::<C>(),
         kept: &[],
     })
     .unwrap()

@@ -43,7 +43,7 @@ fn reencode<C: Codec>(record: &Record, bytes: Option<&[u8]>) {
     };
     let encoded = C::encode_record(RecordRef {
         metadata: &record.metadata,
-        fields: &fields,
+        encoded: &fields,
         kept: &[],
     })
     .expect("a decoded record encodes");

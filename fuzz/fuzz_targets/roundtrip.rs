@@ -82,7 +82,7 @@ fn run<T: Session + Clone + PartialEq + std::fmt::Debug>(
     };
     let envelope = T::Codec::encode_record(RecordRef {
         metadata: &metadata,
-        fields: &fields,
+        encoded: &fields,
         kept: &[],
     })
     .unwrap();

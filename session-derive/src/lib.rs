@@ -78,7 +78,11 @@ use crate::ctxt::Ctxt;
 /// field. With `purge_undeclared`, the next save removes the stored fields the struct does not
 /// declare instead (the generated `Session::KEEP_UNDECLARED` is `false`): use it when a field was
 /// removed so that its stored value goes away, like a field dropped for privacy reasons, and no
-/// other app reading the same sessions needs it. Keys inside a field's value belong to the field's
+/// other app reading the same sessions needs it. Such a type's saves write the record whole on
+/// every store, so two requests of one session that change different fields at the same time
+/// are not merged (the layer serializes one process's requests by default); a rolling-expiry
+/// touch, which writes no field, does not purge, and a renewed-away id keeps the old fields until
+/// its grace period ends. Keys inside a field's value belong to the field's
 /// type: serde drops the unknown keys of a nested struct unless it keeps them with
 /// `#[serde(flatten)]` (see `docs/nested-values.md`).
 ///

@@ -149,7 +149,7 @@ async fn leave_forward(
         op: SaveOp::Update { id: old },
         record: RecordRef {
             metadata: &write.metadata,
-            fields: &fields,
+            encoded: &fields,
             kept: if whole { &write.kept } else { &[] },
         },
         expires_at: until,
@@ -218,14 +218,8 @@ async fn follow_renewal(
                 return Ok((outcome, id));
             }
             // Another request renewed (or ended) the session first: apply this request's
-            // changes to the session where that renewal put it.
-            let changed: Vec<_> = write
-                .fields
-                .iter()
-                .filter(|(field, _)| write.dirty.contains(field))
-                .cloned()
-                .collect();
-            redirect(write, name, old, Some(&changed), now, shared).await
+            // changes (a renewal encodes only those) to the session where that renewal put it.
+            redirect(write, name, old, Some(&write.fields), now, shared).await
         }
         // The loaded id was renewed away by a request this one did not wait for (another
         // process, or serialization off): follow the forward instead of losing the write.

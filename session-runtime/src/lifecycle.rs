@@ -265,14 +265,28 @@ impl<T: Session> Inner<T> {
     /// The session a loaded record holds. Fields that no longer decode start from their default.
     fn from_record(record: Record, id: Option<SessionId>, lock: Option<SessionGuard>) -> Self {
         let mut data = T::new_default();
-        for (name, bytes) in &record.fields {
-            if let FieldDecode::Failed(error) = data.decode_field(name, bytes) {
-                tracing::warn!(
-                    cookie = T::COOKIE_NAME,
-                    field = &**name,
-                    error = &error as &dyn std::error::Error,
-                    "stored session field no longer decodes; it starts from its default"
-                );
+        // A type with aliases decodes the names that are not current ones first, so that where a
+        // record holds a field under both names the current name wins, whatever order the store
+        // keeps them in (an aiohttp envelope comes back sorted by name).
+        let has_aliases = T::LOAD_NAMES.len() != T::FIELD_NAMES.len();
+        let passes: &[Option<bool>] = if has_aliases {
+            &[Some(false), Some(true)]
+        } else {
+            &[None]
+        };
+        for current in passes {
+            for (name, bytes) in &record.fields {
+                if current.is_some_and(|current| T::FIELD_NAMES.contains(&&**name) != current) {
+                    continue;
+                }
+                if let FieldDecode::Failed(error) = data.decode_field(name, bytes) {
+                    tracing::warn!(
+                        cookie = T::COOKIE_NAME,
+                        field = &**name,
+                        error = &error as &dyn std::error::Error,
+                        "stored session field no longer decodes; it starts from its default"
+                    );
+                }
             }
         }
         Self {
@@ -477,15 +491,6 @@ impl<T: Session> Inner<T> {
                         (fields, kept)
                     }
                 };
-                // A renewal that loses a race re-applies only the changed fields (see `execute`).
-                let dirty = if matches!(op, WriteOp::Renew(_)) {
-                    (0..T::FIELD_NAMES.len())
-                        .filter(|index| state.dirty().contains(*index))
-                        .map(|index| T::FIELD_NAMES[index])
-                        .collect()
-                } else {
-                    Vec::new()
-                };
                 let metadata = Metadata {
                     updated: now,
                     ..self.meta
@@ -497,7 +502,6 @@ impl<T: Session> Inner<T> {
                     fields,
                     kept,
                     replace: purge,
-                    dirty,
                     expires_at,
                     codec: RecordCodec::of::<T::Codec>(),
                 })
@@ -560,11 +564,10 @@ impl<T: Session> Inner<T> {
                 .retain(|(name, _)| T::LOAD_NAMES.contains(&&**name));
         }
         for (name, value) in executed.written {
-            let value = Bytes::from(value);
-            match self.loaded.iter_mut().find(|(loaded, _)| loaded == name) {
-                Some(slot) => slot.1 = value,
-                None => self.loaded.push((Cow::Borrowed(name), value)),
-            }
+            // Every stored copy of the name goes (a record may hold one twice), then the value
+            // just written.
+            self.loaded.retain(|(loaded, _)| loaded != name);
+            self.loaded.push((Cow::Borrowed(name), Bytes::from(value)));
         }
         match executed.saved {
             Saved::Stored(id) => {

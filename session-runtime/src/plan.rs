@@ -28,8 +28,6 @@ pub(crate) struct Write {
     pub(crate) kept: Vec<(Cow<'static, str>, Bytes)>,
     /// The save replaces the stored fields (see [`Save::replace`]).
     pub(crate) replace: bool,
-    /// For a renewal: the names of the changed fields.
-    pub(crate) dirty: Vec<&'static str>,
     pub(crate) expires_at: u64,
     pub(crate) codec: RecordCodec,
 }
@@ -40,7 +38,7 @@ impl Write {
         Save {
             record: RecordRef {
                 metadata: &self.metadata,
-                fields: &self.fields,
+                encoded: &self.fields,
                 kept: &self.kept,
             },
             replace: self.replace,

@@ -115,14 +115,16 @@ impl fmt::Debug for Record {
 ///
 /// A record has two parts: `kept`, the stored fields carried as they were loaded (fields the
 /// session type does not declare, values that no longer decode, and declared fields the handler
-/// did not change), and `fields`, the values the runtime encoded. The two never share a name.
-/// A writer that stores the record whole writes both, through [`RecordRef::iter`].
+/// did not change), and `encoded`, the values the runtime encoded. The two never share a name.
+/// A writer that stores the record (a codec's envelope, a store's value) goes through
+/// [`RecordRef::iter`], which yields both: reading `encoded` alone would drop the kept fields.
 #[derive(Clone, Copy)]
 pub struct RecordRef<'a> {
     /// The metadata.
     pub metadata: &'a Metadata,
-    /// The fields the runtime encoded: stored name and the codec's bytes.
-    pub fields: &'a [(&'static str, Vec<u8>)],
+    /// The fields the runtime encoded: stored name and the codec's bytes. Not the whole record:
+    /// a writer goes through [`RecordRef::iter`], which yields [`RecordRef::kept`] too.
+    pub encoded: &'a [(&'static str, Vec<u8>)],
     /// The stored fields carried as they were loaded, byte for byte.
     pub kept: &'a [(Cow<'static, str>, Bytes)],
 }
@@ -130,10 +132,10 @@ pub struct RecordRef<'a> {
 impl<'a> RecordRef<'a> {
     /// A record of encoded fields only, nothing kept.
     #[must_use]
-    pub fn new(metadata: &'a Metadata, fields: &'a [(&'static str, Vec<u8>)]) -> Self {
+    pub fn new(metadata: &'a Metadata, encoded: &'a [(&'static str, Vec<u8>)]) -> Self {
         Self {
             metadata,
-            fields,
+            encoded,
             kept: &[],
         }
     }
@@ -141,16 +143,16 @@ impl<'a> RecordRef<'a> {
     /// Every field of the record, the kept ones first, as stored name and bytes.
     pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + Clone + use<'a> {
         let kept = self.kept;
-        let fields = self.fields;
+        let encoded = self.encoded;
         kept.iter()
             .map(|(name, value)| (&**name, &value[..]))
-            .chain(fields.iter().map(|(name, value)| (*name, &value[..])))
+            .chain(encoded.iter().map(|(name, value)| (*name, &value[..])))
     }
 
     /// How many fields [`RecordRef::iter`] yields.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.kept.len() + self.fields.len()
+        self.kept.len() + self.encoded.len()
     }
 
     /// Whether the record has no field at all.

@@ -109,7 +109,7 @@ mod tests {
         let fields = [("a", b"1".to_vec()), ("bb", b"[2]".to_vec())];
         let bytes = encode(RecordRef {
             metadata: &metadata,
-            fields: &fields,
+            encoded: &fields,
             kept: &[],
         });
         let record = decode(&bytes).unwrap();

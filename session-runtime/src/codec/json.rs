@@ -212,7 +212,7 @@ mod tests {
         };
         JsonCodec::encode_record(RecordRef {
             metadata: &meta,
-            fields: &fields,
+            encoded: &fields,
             kept: &[],
         })
         .unwrap()

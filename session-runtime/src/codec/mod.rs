@@ -83,9 +83,10 @@ pub trait Codec: Send + Sync + 'static {
     /// Returns [`CodecError`] when the bytes are not a valid `T`.
     fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError>;
 
-    /// Encodes a whole session (metadata and encoded fields) as one value, for cookie stores.
+    /// Encodes a whole session (metadata and every field) as one value, for cookie stores.
     ///
-    /// The default is a compact binary framing that embeds the field bytes unchanged.
+    /// Write every field [`RecordRef::iter`] yields, the kept ones included, each value's bytes
+    /// unchanged. The default is a compact binary framing that embeds the field bytes unchanged.
     ///
     /// # Errors
     ///
@@ -180,7 +181,7 @@ mod tests {
             .collect();
         let bytes = C::encode_record(RecordRef {
             metadata: &metadata,
-            fields: &fields,
+            encoded: &fields,
             kept: &[],
         })
         .unwrap();

@@ -290,7 +290,7 @@ mod tests {
         ];
         let bytes = MsgpackCodec::encode_record(RecordRef {
             metadata: &metadata,
-            fields: &fields,
+            encoded: &fields,
             kept: &[],
         })
         .unwrap();

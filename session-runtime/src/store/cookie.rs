@@ -465,7 +465,7 @@ mod tests {
         let plaintext = RecordCodec::of::<JsonCodec>()
             .encode(RecordRef {
                 metadata: &metadata,
-                fields: &fields,
+                encoded: &fields,
                 kept: &[],
             })
             .unwrap();

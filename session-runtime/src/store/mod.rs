@@ -14,7 +14,7 @@
 //!
 //! Periodic id renewal ([`SessionConfig::with_renewal`](crate::config::SessionConfig::with_renewal))
 //! asks one thing more of a server store that writes single fields: the runtime creates the
-//! record under the new id ([`SaveOp::Create`]), then updates the old one ([`SaveOp::Update`])
+//! record under the new id ([`SaveOp::Renew`]), then updates the old one ([`SaveOp::Update`])
 //! with the reserved field [`RENEWED_FIELD`], a forward to the new id until the grace period
 //! ends, and sets the old record's expiry to that moment. The store must refuse to update or
 //! touch a record that holds that field ([`Record::is_renewed`], answered with
@@ -287,7 +287,7 @@ pub struct Save<'a> {
     /// What to do.
     pub op: SaveOp<'a>,
     /// The metadata and the fields to write. A new session's first save carries every field.
-    /// After that, [`SaveOp::Update`] carries only the changed fields (in [`RecordRef::fields`]),
+    /// After that, [`SaveOp::Update`] carries only the changed fields (in [`RecordRef::encoded`]),
     /// unless the store writes whole records ([`StoreFormat::with_whole_records`]) or the save
     /// [`replace`](Save::replace)s; [`SaveOp::Touch`] carries none; every other save carries the
     /// record as it was loaded ([`RecordRef::kept`]) overlaid with the changed fields.
@@ -338,7 +338,7 @@ impl Save<'_> {
     fn owned_fields(&self) -> impl Iterator<Item = (Cow<'static, str>, Bytes)> + '_ {
         self.record.kept.iter().cloned().chain(
             self.record
-                .fields
+                .encoded
                 .iter()
                 .map(|(name, value)| (Cow::Borrowed(*name), Bytes::copy_from_slice(value))),
         )
@@ -353,7 +353,8 @@ pub enum SaveOutcome {
     Saved(String),
     /// The record to update or touch no longer exists; nothing was written.
     Missing,
-    /// [`SaveOp::Create`] or [`SaveOp::Regenerate`] found its new id taken; nothing was written.
+    /// [`SaveOp::Create`], [`SaveOp::Regenerate`] or [`SaveOp::Renew`] found its new id taken;
+    /// nothing was written.
     IdTaken,
 }
 

@@ -79,8 +79,10 @@ end
 if ARGV[1] == 'r' then
   redis.call('DEL', KEYS[1])
 end
-if #ARGV > 2 then
-  redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+-- In slices of 500 pairs: unpack() fails past a few thousand values, and a record that
+-- carries fields another version stored may hold many.
+for i = 3, #ARGV, 1000 do
+  redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
 end
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 return 1

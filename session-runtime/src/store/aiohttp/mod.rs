@@ -13,8 +13,9 @@
 //!
 //! The *envelope* is `{"created": <unix seconds>, "session": {<key>: <value>, ...}}`. The
 //! session struct's stored field names (after `rename`) are the keys of the `session` dict, and
-//! every field is JSON: use the default `json` codec. A Python key the struct does not know is
-//! ignored by Rust and **dropped on Rust's next save**, so declare every key both sides use.
+//! every field is JSON: use the default `json` codec. A Python key the struct does not declare
+//! is ignored by Rust and written back unchanged when Rust saves; a declared key the Python
+//! session lacks stays absent unless a Rust handler sets it.
 //!
 //! # Semantics across the two servers
 //!
@@ -229,7 +230,7 @@ mod tests {
             .collect();
         encode_envelope(RecordRef {
             metadata: &metadata,
-            fields: &fields,
+            encoded: &fields,
             kept: &[],
         })
         .unwrap()
@@ -259,7 +260,7 @@ mod tests {
         assert!(
             encode_envelope(RecordRef {
                 metadata: &metadata,
-                fields: &fields,
+                encoded: &fields,
                 kept: &[],
             })
             .is_err()
