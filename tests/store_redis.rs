@@ -932,3 +932,51 @@ async fn a_stale_touch_keeps_another_requests_max_age() {
     );
     assert_eq!(record.metadata.updated, now + 2, "the touch landed");
 }
+
+/// Regenerate and periodic renewal never move a session that is gone (a logout elsewhere during
+/// the request) or renewed away to a new id: the store answers `Missing` and writes nothing, so
+/// a logout is never undone under a new id.
+#[tokio::test]
+async fn a_gone_session_never_moves_to_a_new_id() {
+    use session_runtime::__internals::{record_codec, save};
+    use session_runtime::codec::JsonCodec;
+    use session_runtime::config::{Clock as _, SystemClock};
+    use session_runtime::session::Metadata;
+    use session_runtime::store::{RENEWED_FIELD, SaveOp, SaveOutcome, SessionStore as _};
+
+    let store = keys_of(&unique_prefix("gone")).await;
+    let codec = record_codec::<JsonCodec>();
+    let now = SystemClock.now_millis();
+    let metadata = Metadata::new(now);
+    let fields = [("visits", b"1".to_vec())];
+    let (gone, renewed, new) = (
+        SessionId::generate().unwrap(),
+        SessionId::generate().unwrap(),
+        SessionId::generate().unwrap(),
+    );
+    let forward = [(RENEWED_FIELD, b"\"elsewhere\"".to_vec())];
+    let create = save(
+        "s",
+        SaveOp::Create { id: &renewed },
+        &metadata,
+        &forward,
+        now + 600_000,
+        codec,
+    );
+    assert!(matches!(
+        store.save(create).await,
+        Ok(SaveOutcome::Saved(_))
+    ));
+    let mut redis = raw_redis().await;
+    for old in [&gone, &renewed] {
+        for op in [
+            SaveOp::Regenerate { old, new: &new },
+            SaveOp::Renew { old, new: &new },
+        ] {
+            let moved = save("s", op, &metadata, &fields, now + 600_000, codec);
+            assert!(matches!(store.save(moved).await, Ok(SaveOutcome::Missing)));
+            let written: bool = redis.exists(store.key_of(&new)).await.unwrap();
+            assert!(!written, "nothing under the new id");
+        }
+    }
+}

@@ -59,7 +59,7 @@ pub fn save<'a>(
         cookie_name,
         op,
         record: RecordRef::new(metadata, fields),
-        replace: false,
+        purge: None,
         expires_at,
         now: metadata.updated,
         codec,

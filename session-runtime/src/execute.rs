@@ -35,7 +35,7 @@ pub(crate) async fn execute(plan: Plan, shared: &Shared) -> Result<Executed, Err
             saved: Saved::Nothing,
             metadata: None,
             written: Vec::new(),
-            replaced: false,
+            purged: false,
         });
     };
     let (outcome, id) = match &write.op {
@@ -98,7 +98,7 @@ pub(crate) async fn execute(plan: Plan, shared: &Shared) -> Result<Executed, Err
                 saved: Saved::Stored(id),
                 metadata: Some(write.metadata),
                 written: write.fields,
-                replaced: write.replace,
+                purged: write.purge.is_some(),
             })
         }
         SaveOutcome::Missing => {
@@ -111,7 +111,7 @@ pub(crate) async fn execute(plan: Plan, shared: &Shared) -> Result<Executed, Err
                 saved: Saved::Missing,
                 metadata: None,
                 written: Vec::new(),
-                replaced: false,
+                purged: false,
             })
         }
         SaveOutcome::IdTaken => Err(Error::IdCollision),
@@ -153,7 +153,7 @@ async fn leave_forward(
             kept: if whole { &write.kept } else { &[] },
         },
         expires_at: until,
-        replace: false,
+        purge: None,
         now,
         codec: write.codec,
     };
@@ -222,8 +222,11 @@ async fn follow_renewal(
             redirect(write, name, old, Some(&write.fields), now, shared).await
         }
         // The loaded id was renewed away by a request this one did not wait for (another
-        // process, or serialization off): follow the forward instead of losing the write.
-        (WriteOp::Update(old), SaveOutcome::Missing, _) => {
+        // process, or serialization off): follow the forward instead of losing the write. A
+        // renewal that finds its id renewed away already (the store refuses to move it) does
+        // the same with its changes. (A regeneration does not: moving a login into a session
+        // another request renewed would defeat the fixation defence.)
+        (WriteOp::Update(old) | WriteOp::Renew(old), SaveOutcome::Missing, _) => {
             redirect(write, name, old, Some(&write.fields), now, shared).await
         }
         (WriteOp::Touch(old), SaveOutcome::Missing, _) => {

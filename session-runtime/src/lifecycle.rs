@@ -469,15 +469,14 @@ impl<T: Session> Inner<T> {
                 let state = self.fields.state();
                 // What the save carries. A new session: every declared field. A loaded one:
                 // the fields the handler changed; and, where the store writes the record whole
-                // (a cookie, a whole-record format, a new id, a purge), the loaded fields as they
+                // (a cookie, a whole-record format, a new id), the loaded fields as they
                 // are beside them, so nothing the handler did not touch is lost or added.
                 let purge = !T::KEEP_UNDECLARED
                     && matches!(
                         op,
                         WriteOp::Update(_) | WriteOp::Regenerate(_) | WriteOp::Renew(_)
                     );
-                let whole_write =
-                    !matches!(op, WriteOp::Update(_)) || self.rewrite || whole || purge;
+                let whole_write = !matches!(op, WriteOp::Update(_)) || self.rewrite || whole;
                 let (fields, kept) = match op {
                     WriteOp::Touch(_) => (Vec::new(), Vec::new()),
                     _ if self.is_new => (self.encode(|_| true)?, Vec::new()),
@@ -501,7 +500,7 @@ impl<T: Session> Inner<T> {
                     metadata,
                     fields,
                     kept,
-                    replace: purge,
+                    purge: purge.then_some(T::LOAD_NAMES),
                     expires_at,
                     codec: RecordCodec::of::<T::Codec>(),
                 })
@@ -559,7 +558,7 @@ impl<T: Session> Inner<T> {
         if let Some(metadata) = executed.metadata {
             self.meta = metadata;
         }
-        if executed.replaced {
+        if executed.purged {
             self.loaded
                 .retain(|(name, _)| T::LOAD_NAMES.contains(&&**name));
         }

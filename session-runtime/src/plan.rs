@@ -26,8 +26,8 @@ pub(crate) struct Write {
     pub(crate) fields: Vec<(&'static str, Vec<u8>)>,
     /// The loaded fields the save carries as they are (see [`RecordRef::kept`]).
     pub(crate) kept: Vec<(Cow<'static, str>, Bytes)>,
-    /// The save replaces the stored fields (see [`Save::replace`]).
-    pub(crate) replace: bool,
+    /// The session type's names, when it purges what it does not declare (see [`Save::purge`]).
+    pub(crate) purge: Option<&'static [&'static str]>,
     pub(crate) expires_at: u64,
     pub(crate) codec: RecordCodec,
 }
@@ -41,7 +41,7 @@ impl Write {
                 encoded: &self.fields,
                 kept: &self.kept,
             },
-            replace: self.replace,
+            purge: self.purge,
             ..self.save_fields(cookie_name, op, now, &[])
         }
     }
@@ -59,7 +59,7 @@ impl Write {
             op,
             record: RecordRef::new(&self.metadata, fields),
             expires_at: self.expires_at,
-            replace: false,
+            purge: None,
             now,
             codec: self.codec,
         }
@@ -107,6 +107,6 @@ pub(crate) struct Executed {
     pub(crate) metadata: Option<Metadata>,
     /// The fields the save encoded and wrote, for the session to carry into its next save.
     pub(crate) written: Vec<(&'static str, Vec<u8>)>,
-    /// The save replaced the stored fields.
-    pub(crate) replaced: bool,
+    /// The save purged the stored fields the type does not declare.
+    pub(crate) purged: bool,
 }

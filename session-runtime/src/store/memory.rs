@@ -142,6 +142,17 @@ impl MemoryStore {
                     }
                     records.remove(slot);
                 }
+                // A session a logout deleted meanwhile, or another request renewed away, does
+                // not move to a new id: that would bring it back.
+                if let SaveOp::Regenerate { old, .. } | SaveOp::Renew { old, .. } = save.op {
+                    let live = records.slot(old.as_str()).is_some_and(|slot| {
+                        let node = records.node(slot);
+                        node.expires_at > save.now && !node.record.is_renewed()
+                    });
+                    if !live {
+                        return (Ok(SaveOutcome::Missing), None);
+                    }
+                }
                 // A regenerated session is the same user's: it keeps its place.
                 let mut segment = Segment::Probation;
                 // A renewal leaves the old record in place (the runtime turns it into a
@@ -501,7 +512,7 @@ mod tests {
         let metadata = Metadata::new(now);
         store
             .save_now(Save {
-                replace: false,
+                purge: None,
                 cookie_name: "s",
                 op,
                 record: RecordRef::new(&metadata, fields),
@@ -870,6 +881,21 @@ mod tests {
             save_at(&store, taken, &fields, 10, LIFETIME),
             SaveOutcome::IdTaken
         );
+
+        // A session deleted meanwhile (a logout), or renewed away, never moves to a new id.
+        let (gone, fresh) = (id(40), id(41));
+        for old in [&gone, &renewed] {
+            for op in [
+                SaveOp::Regenerate { old, new: &fresh },
+                SaveOp::Renew { old, new: &fresh },
+            ] {
+                assert_eq!(
+                    save_at(&store, op, &fields, 10, LIFETIME),
+                    SaveOutcome::Missing
+                );
+                assert!(load(&store, 41, 10).is_none(), "nothing written");
+            }
+        }
         check_invariants(&store);
     }
 }

@@ -65,6 +65,12 @@
 //!                 if map.contains_key(id.as_str()) {
 //!                     return Ok(SaveOutcome::IdTaken);
 //!                 }
+//!                 if let SaveOp::Regenerate { old, .. } | SaveOp::Renew { old, .. } = save.op {
+//!                     // Never resurrect a session a logout deleted meanwhile.
+//!                     if !map.get(old.as_str()).is_some_and(|(old, _)| !old.is_renewed()) {
+//!                         return Ok(SaveOutcome::Missing);
+//!                     }
+//!                 }
 //!                 if let SaveOp::Regenerate { old, .. } = save.op {
 //!                     map.remove(old.as_str());
 //!                 }
@@ -253,11 +259,14 @@ pub enum SaveOp<'a> {
         /// The record's id.
         id: &'a SessionId,
     },
-    /// Writes the record under `new` (never overwriting), then deletes `old`.
+    /// Writes the record under `new` (never overwriting), then deletes `old`. If `old` is gone
+    /// (a logout elsewhere during the request) or renewed away ([`Record::is_renewed`]), write
+    /// nothing and answer [`SaveOutcome::Missing`]: a regeneration never resurrects a session.
     ///
     /// The save carries every field the runtime loaded, overlaid with the changed ones. A store
     /// whose loads return only [`Load::names`] must also copy the other stored fields of `old`
-    /// (those the session type does not declare), so they move with the session.
+    /// (those the session type does not declare, unless [`Save::purge`]), so they move with the
+    /// session.
     Regenerate {
         /// The id being retired.
         old: &'a SessionId,
@@ -294,11 +303,13 @@ pub struct Save<'a> {
     pub record: RecordRef<'a>,
     /// When the record expires, Unix milliseconds; set it in the same write.
     pub expires_at: u64,
-    /// The save carries the whole record, and the stored fields it does not carry must go (the
-    /// session type purges the fields it does not declare: `#[session(purge_undeclared)]`): an
-    /// [`SaveOp::Update`] drops them instead of keeping them, a [`SaveOp::Regenerate`] or
-    /// [`SaveOp::Renew`] does not copy them. Never set for other saves.
-    pub replace: bool,
+    /// `Some(names)` when the session type purges the stored fields it does not declare
+    /// (`#[session(purge_undeclared)]`): the record keeps only stored fields named in `names`
+    /// (the type's [`Session::LOAD_NAMES`](crate::Session::LOAD_NAMES)) besides the store's own
+    /// reserved ones. An [`SaveOp::Update`] drops the others as it writes; a
+    /// [`SaveOp::Regenerate`] or [`SaveOp::Renew`] does not carry them to the new id. `None`
+    /// for every other type and for touches.
+    pub purge: Option<&'a [&'static str]>,
     /// The current time, Unix milliseconds.
     pub now: u64,
     /// The session type's envelope codec.
@@ -318,13 +329,11 @@ impl Save<'_> {
     }
 
     /// Applies this save's metadata and fields to a stored record, replacing fields by name and
-    /// keeping the others; with [`Save::replace`], dropping the others.
+    /// keeping the others, except those [`Save::purge`] drops.
     pub fn merge_into(&self, record: &mut Record) {
         record.metadata = *self.record.metadata;
-        if self.replace {
-            record.fields.clear();
-            record.fields.extend(self.owned_fields());
-            return;
+        if let Some(names) = self.purge {
+            record.fields.retain(|(name, _)| names.contains(&&**name));
         }
         for (name, value) in self.owned_fields() {
             match record.fields.iter_mut().find(|(n, _)| *n == name) {

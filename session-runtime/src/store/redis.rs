@@ -65,10 +65,11 @@ fn parse_meta(meta: &[u8], max_age: Option<&[u8]>) -> Option<Metadata> {
 
 /// The one write script. `KEYS[1]` is the session's hash; `ARGV[1]` the mode (`c`: create,
 /// never overwriting; `u`: update an existing record, never recreating it nor writing into a
-/// renewed-away one; `r`: as `u`, but the pairs replace every stored field); `ARGV[2]` the
-/// expiry in Unix milliseconds; the rest are field/value pairs to set (a later pair wins over an
-/// earlier one of the same name). Returns 1 when written, 0 when a create found the key taken,
-/// -1 when an update found the key gone or holding a renewal forward (`__renewed`).
+/// renewed-away one; `p`: as `u`, but first delete every stored field not named in the list
+/// that follows); `ARGV[2]` the expiry in Unix milliseconds; for `p`, `ARGV[3]` the count of
+/// names and the names; the rest are field/value pairs to set (a later pair wins over an earlier
+/// one of the same name). Returns 1 when written, 0 when a create found the key taken, -1 when
+/// an update found the key gone or holding a renewal forward (`__renewed`).
 const WRITE: &str = r"
 local exists = redis.call('EXISTS', KEYS[1])
 if ARGV[1] == 'c' then
@@ -76,12 +77,19 @@ if ARGV[1] == 'c' then
 elseif exists == 0 or redis.call('HEXISTS', KEYS[1], '__renewed') == 1 then
   return -1
 end
-if ARGV[1] == 'r' then
-  redis.call('DEL', KEYS[1])
+local first = 3
+if ARGV[1] == 'p' then
+  local keep = { __meta = true, __max_age = true }
+  local count = tonumber(ARGV[3])
+  for i = 4, 3 + count do keep[ARGV[i]] = true end
+  for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+    if not keep[field] then redis.call('HDEL', KEYS[1], field) end
+  end
+  first = 4 + count
 end
 -- In slices of 500 pairs: unpack() fails past a few thousand values, and a record that
 -- carries fields another version stored may hold many.
-for i = 3, #ARGV, 1000 do
+for i = first, #ARGV, 1000 do
   redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
 end
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
@@ -350,20 +358,28 @@ impl RedisStore {
     }
 
     /// The stored fields of `old` that a load of the session type does not read (the type does
-    /// not declare them) and the save does not carry: a new id must hold them too. One
-    /// `HGETALL`, a round trip of its own: on a cluster the two keys live in different slots.
+    /// not declare them) and the save does not carry, which a new id must hold too; `None` when
+    /// `old` is gone or renewed away, so the session must not move. One `HGETALL`, a round trip
+    /// of its own: on a cluster the two keys live in different slots.
     async fn undeclared_fields(
         &self,
         old: &SessionId,
         save: &Save<'_>,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
-        if save.replace {
-            return Ok(Vec::new());
-        }
+    ) -> Result<Option<Vec<(Vec<u8>, Vec<u8>)>>, StoreError> {
         let key = self.key(old);
         let mut stored: Vec<(Vec<u8>, Vec<u8>)> = self
             .run(|mut conn| async move { conn.hgetall(&key).await })
             .await?;
+        let live = stored.iter().any(|(name, _)| name == META.as_bytes())
+            && !stored
+                .iter()
+                .any(|(name, _)| name == RENEWED_FIELD.as_bytes());
+        if !live {
+            return Ok(None);
+        }
+        if save.purge.is_some() {
+            return Ok(Some(Vec::new()));
+        }
         stored.retain(|(name, _)| {
             name.as_slice() != META.as_bytes()
                 && name.as_slice() != MAX_AGE.as_bytes()
@@ -373,7 +389,7 @@ impl RedisStore {
                     .iter()
                     .any(|(carried, _)| carried.as_bytes() == name)
         });
-        Ok(stored)
+        Ok(Some(stored))
     }
 
     /// Runs the write script on `id`'s hash in `mode` (see [`WRITE`]): `copied` pairs first (the
@@ -400,6 +416,10 @@ impl RedisStore {
             .arg(&key)
             .arg(mode)
             .arg(save.expires_at);
+        if mode == "p" {
+            let names = save.purge.unwrap_or_default();
+            evalsha.arg(names.len()).arg(names);
+        }
         for (name, value) in copied {
             evalsha.arg(name.as_slice()).arg(value.as_slice());
         }
@@ -565,16 +585,20 @@ impl SessionStore for RedisStore {
         let (id, outcome) = match save.op {
             SaveOp::Create { id } => (id, self.write(id, "c", &save, false, &[]).await?),
             SaveOp::Update { id } => {
-                let mode = if save.replace { "r" } else { "u" };
+                let mode = if save.purge.is_some() { "p" } else { "u" };
                 (id, self.write(id, mode, &save, false, &[]).await?)
             }
             SaveOp::Touch { id } => (id, self.write(id, "u", &save, true, &[]).await?),
             SaveOp::Renew { old, new } => {
-                let copied = self.undeclared_fields(old, &save).await?;
+                let Some(copied) = self.undeclared_fields(old, &save).await? else {
+                    return Ok(SaveOutcome::Missing);
+                };
                 (new, self.write(new, "c", &save, false, &copied).await?)
             }
             SaveOp::Regenerate { old, new } => {
-                let copied = self.undeclared_fields(old, &save).await?;
+                let Some(copied) = self.undeclared_fields(old, &save).await? else {
+                    return Ok(SaveOutcome::Missing);
+                };
                 let outcome = self.write(new, "c", &save, false, &copied).await?;
                 if outcome == 1 {
                     let key = self.key(old);
