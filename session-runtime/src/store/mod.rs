@@ -297,9 +297,9 @@ pub struct Save<'a> {
     pub op: SaveOp<'a>,
     /// The metadata and the fields to write. A new session's first save carries every field.
     /// After that, [`SaveOp::Update`] carries only the changed fields (in [`RecordRef::encoded`]),
-    /// unless the store writes whole records ([`StoreFormat::with_whole_records`]) or the save
-    /// [`replace`](Save::replace)s; [`SaveOp::Touch`] carries none; every other save carries the
-    /// record as it was loaded ([`RecordRef::kept`]) overlaid with the changed fields.
+    /// unless the store writes whole records ([`StoreFormat::with_whole_records`]) or asked for
+    /// a rewrite ([`Record::rewrite`]); [`SaveOp::Touch`] carries none; every other save carries
+    /// the record as it was loaded ([`RecordRef::kept`]) overlaid with the changed fields.
     pub record: RecordRef<'a>,
     /// When the record expires, Unix milliseconds; set it in the same write.
     pub expires_at: u64,
