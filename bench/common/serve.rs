@@ -93,6 +93,27 @@ pub(crate) fn thread_cpu_ns(tid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The status code and the `Content-Length` of an HTTP/1.1 response head (0 for either when it
+/// is missing), and the values of its `Set-Cookie` headers.
+pub(crate) fn response_head(head: &str) -> (u16, usize, impl Iterator<Item = &str>) {
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let headers = lines.filter_map(|line| line.split_once(':'));
+    let length = headers
+        .clone()
+        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, value)| value.trim().parse().ok())
+        .unwrap_or(0);
+    let cookies = headers
+        .filter(|(name, _)| name.eq_ignore_ascii_case("set-cookie"))
+        .map(|(_, value)| value.trim());
+    (status, length, cookies)
+}
+
 /// The median of `values` (NaN when there are none).
 pub(crate) fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);

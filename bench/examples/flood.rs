@@ -47,7 +47,7 @@ use tokio::net::TcpStream;
 
 #[path = "../common/serve.rs"]
 mod serve;
-use serve::{median, start_server, thread_cpu_ns};
+use serve::{median, response_head, start_server, thread_cpu_ns};
 
 /// A cookie-less visit: creates a session.
 const NEW_SESSION: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
@@ -152,25 +152,12 @@ impl Conn {
             self.fill().await?;
         };
         let head = String::from_utf8_lossy(&self.buf[..header_end]).into_owned();
-        let mut lines = head.split("\r\n");
-        let status = lines
-            .next()
-            .and_then(|line| line.split(' ').nth(1))
-            .and_then(|code| code.parse().ok())
-            .unwrap_or(0);
-        let mut length = 0;
+        let (status, length, cookies) = response_head(&head);
         let mut cookie = None;
-        for line in lines {
-            let Some((name, value)) = line.split_once(':') else {
-                continue;
-            };
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().unwrap_or(0);
-            } else if name.eq_ignore_ascii_case("set-cookie") {
-                let pair = value.trim().split(';').next().unwrap_or("");
-                if let Some(value) = pair.strip_prefix("counter=") {
-                    cookie = Some(value.to_owned());
-                }
+        for value in cookies {
+            let pair = value.split(';').next().unwrap_or("");
+            if let Some(value) = pair.strip_prefix("counter=") {
+                cookie = Some(value.to_owned());
             }
         }
         while self.buf.len() < header_end + length {

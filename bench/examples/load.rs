@@ -54,7 +54,7 @@ use tower_sessions_redis_store::fred::prelude::{ClientLike as _, Config, Pool};
 
 #[path = "../common/serve.rs"]
 mod serve;
-use serve::{median, start_server, thread_cpu_ns};
+use serve::{median, response_head, start_server, thread_cpu_ns};
 
 /// Counts the allocations of the server thread only.
 mod counting {
@@ -549,23 +549,10 @@ impl Conn {
             self.buf.extend_from_slice(&chunk[..n]);
         };
         let head = String::from_utf8_lossy(&self.buf[..header_end]).into_owned();
-        let mut lines = head.split("\r\n");
-        let status: u16 = lines
-            .next()
-            .and_then(|line| line.split(' ').nth(1))
-            .and_then(|code| code.parse().ok())
-            .unwrap_or(0);
-        let mut length = 0;
+        let (status, length, cookies) = response_head(&head);
         let mut changed = false;
-        for line in lines {
-            let Some((name, value)) = line.split_once(':') else {
-                continue;
-            };
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().unwrap_or(0);
-            } else if name.eq_ignore_ascii_case("set-cookie") {
-                changed |= client.set_cookie(value.trim());
-            }
+        for value in cookies {
+            changed |= client.set_cookie(value);
         }
         while self.buf.len() < header_end + length {
             let mut chunk = [0u8; 4096];
