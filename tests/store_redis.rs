@@ -979,4 +979,29 @@ async fn a_gone_session_never_moves_to_a_new_id() {
             assert!(!written, "nothing under the new id");
         }
     }
+
+    // aiohttp_session's Redis format too: a key that is gone, or that Python emptied to `{}`.
+    let aiohttp = session_runtime::store::aiohttp::AiohttpRedisStore::new(
+        keys_of(&unique_prefix("gone-aiohttp")).await,
+    );
+    let format = aiohttp.format("s").ids();
+    let (gone, emptied, new) = (
+        format.generate().unwrap(),
+        format.generate().unwrap(),
+        format.generate().unwrap(),
+    );
+    let _: () = redis
+        .set_ex(format!("s_{}", emptied.as_str()), "{}", 600)
+        .await
+        .unwrap();
+    for old in [&gone, &emptied] {
+        let op = SaveOp::Regenerate { old, new: &new };
+        let moved = save("s", op, &metadata, &fields, now + 600_000, codec);
+        assert!(matches!(
+            aiohttp.save(moved).await,
+            Ok(SaveOutcome::Missing)
+        ));
+        let written: bool = redis.exists(format!("s_{}", new.as_str())).await.unwrap();
+        assert!(!written, "nothing under the new id");
+    }
 }

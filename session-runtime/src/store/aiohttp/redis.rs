@@ -40,7 +40,7 @@ return 1
 /// | load | `GET` |
 /// | save (new session) | `SET key envelope EX ttl NX` (a taken id is retried with another) |
 /// | save (existing session) | a script: `GET`, then `SET key envelope EX ttl` unless the key is gone or holds `{}` |
-/// | regenerate | `SET … NX` under the new id, then `DEL` of the old key |
+/// | regenerate | `GET` of the old key (a session deleted meanwhile is not moved), `SET … NX` under the new id, then `DEL` of the old key |
 /// | invalidate | `DEL` (aiohttp_session writes `{}`; to it, a missing key means the same) |
 ///
 /// Every key gets a TTL, the session's idle timeout, even where aiohttp_session with
@@ -287,6 +287,16 @@ impl SessionStore for AiohttpRedisStore {
                 )
             }
             SaveOp::Regenerate { old, new } => {
+                // A session a logout deleted (or aiohttp_session emptied to `{}`) meanwhile does
+                // not come back under a new id.
+                let old_key = Self::key(name, old.as_str());
+                let stored: Option<String> = self
+                    .redis
+                    .run(|mut conn| async move { conn.get(&old_key).await })
+                    .await?;
+                if stored.is_none_or(|value| value == "{}") {
+                    return Ok(SaveOutcome::Missing);
+                }
                 let value = encode_envelope(save.record)?;
                 if !self
                     .create(Self::key(name, new.as_str()), &value, ttl)
