@@ -7,6 +7,31 @@ use std::net::SocketAddr;
 
 use axum::Router;
 
+/// The cores for the server thread and for the load client: the first two, or none when the
+/// machine has fewer (then both share the CPU, which the harness says).
+pub(crate) fn split_cores() -> (Option<core_affinity::CoreId>, Option<core_affinity::CoreId>) {
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    if cores.len() >= 2 {
+        (Some(cores[0]), Some(cores[1]))
+    } else {
+        eprintln!("note: fewer than 2 cores; server and client share the CPU");
+        (None, None)
+    }
+}
+
+/// Pins the calling thread, the load client's, to `core` and gives it a current-thread runtime.
+pub(crate) fn client_runtime(
+    core: Option<core_affinity::CoreId>,
+) -> Result<tokio::runtime::Runtime, String> {
+    if let Some(core) = core {
+        core_affinity::set_for_current(core);
+    }
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+}
+
 /// The running server thread: its kernel thread id (for [`thread_cpu_ns`]) and each app's
 /// name and address, in the order the apps were built.
 pub(crate) struct Server {

@@ -47,7 +47,7 @@ use tokio::net::TcpStream;
 
 #[path = "../common/serve.rs"]
 mod serve;
-use serve::{median, response_head, start_server, thread_cpu_ns};
+use serve::{client_runtime, median, response_head, split_cores, start_server, thread_cpu_ns};
 
 /// A cookie-less visit: creates a session.
 const NEW_SESSION: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
@@ -377,13 +377,7 @@ fn main() -> ExitCode {
 )]
 fn run() -> Result<(), String> {
     let options = parse_options()?;
-    let cores = core_affinity::get_core_ids().unwrap_or_default();
-    let (server_core, client_core) = if cores.len() >= 2 {
-        (Some(cores[0]), Some(cores[1]))
-    } else {
-        eprintln!("note: fewer than 2 cores; server and client share the CPU");
-        (None, None)
-    };
+    let (server_core, client_core) = split_cores();
     let capacity = options.capacity;
     let stores = options.rounds + 1;
     let store_capacity = usize::try_from(capacity).map_err(|e| e.to_string())?;
@@ -396,13 +390,7 @@ fn run() -> Result<(), String> {
             })
             .collect())
     })?;
-    if let Some(core) = client_core {
-        core_affinity::set_for_current(core);
-    }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime = client_runtime(client_core)?;
     eprintln!(
         "MemoryStore of capacity {capacity}, {} flooding connections, {} rounds; server on core {:?}, client on core {:?}",
         options.connections,

@@ -54,7 +54,7 @@ use tower_sessions_redis_store::fred::prelude::{ClientLike as _, Config, Pool};
 
 #[path = "../common/serve.rs"]
 mod serve;
-use serve::{median, response_head, start_server, thread_cpu_ns};
+use serve::{client_runtime, median, response_head, split_cores, start_server, thread_cpu_ns};
 
 /// Counts the allocations of the server thread only.
 mod counting {
@@ -757,13 +757,7 @@ fn main() -> ExitCode {
 )]
 fn run() -> Result<bool, String> {
     let options = parse_options()?;
-    let cores = core_affinity::get_core_ids().unwrap_or_default();
-    let (server_core, client_core) = if cores.len() >= 2 {
-        (Some(cores[0]), Some(cores[1]))
-    } else {
-        eprintln!("note: fewer than 2 cores; server and client share the CPU");
-        (None, None)
-    };
+    let (server_core, client_core) = split_cores();
     let wants = |name: &str| {
         name == "bare"
             || options
@@ -788,13 +782,7 @@ fn run() -> Result<bool, String> {
         counting::enable_on_this_thread();
         async move { build_apps(&redis_url, with_redis).await }
     })?;
-    if let Some(core) = client_core {
-        core_affinity::set_for_current(core);
-    }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime = client_runtime(client_core)?;
     let mut scenarios = Vec::new();
     for (app, addr) in &server.addrs {
         let variants: &[(&str, &str, bool)] = if *app == "bare" {
