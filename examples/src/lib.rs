@@ -4,7 +4,7 @@
 
 pub mod migrate;
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::str::FromStr;
 
 use axum::Router;
@@ -13,6 +13,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serde::Deserialize;
 use session_runtime::config::{ConfigError, SessionConfig};
+use session_runtime::owner::{SessionHandle, SessionInfo};
 use session_runtime::store::{
     EncryptedCookieStore, Key, KeyError, MemoryStore, RedisStore, SimpleCookieStore, StoreError,
 };
@@ -28,7 +29,9 @@ pub struct Counter {
     pub a: u64,
     /// Incremented by `GET /b`.
     pub b: u64,
-    /// Set by `POST /login?user=N`.
+    /// Set by `POST /login?user=N`: the owner, by which the store indexes the user's sessions
+    /// (`GET /sessions`, `POST /logout-everywhere`, ...).
+    #[session(owner)]
     pub user: Option<u64>,
 }
 
@@ -147,7 +150,9 @@ pub struct HostCounter {
     pub a: u64,
     /// Incremented by `GET /b`.
     pub b: u64,
-    /// Set by `POST /login?user=N`.
+    /// Set by `POST /login?user=N`: the owner, by which the store indexes the user's sessions
+    /// (`GET /sessions`, `POST /logout-everywhere`, ...).
+    #[session(owner)]
     pub user: Option<u64>,
 }
 
@@ -211,6 +216,10 @@ macro_rules! counter_routes {
                     .route("/login", post(login))
                     .route("/whoami", get(whoami))
                     .route("/logout", post(logout))
+                    .route("/sessions", get(sessions))
+                    .route("/sessions/revoke", post(revoke))
+                    .route("/logout-everywhere", post(logout_everywhere))
+                    .route("/logout-others", post(logout_others))
             }
 
             async fn visit(mut session: TypedSession<$session>) -> String {
@@ -251,6 +260,61 @@ macro_rules! counter_routes {
                 session.invalidate();
                 StatusCode::NO_CONTENT
             }
+
+            async fn sessions(session: TypedSession<$session>) -> (StatusCode, String) {
+                if session.user().is_none() {
+                    return (StatusCode::OK, "anonymous\n".to_owned());
+                }
+                match session.user_sessions().await {
+                    Ok(list) => (StatusCode::OK, session_lines(&list)),
+                    Err(error) => user_api_error(&error),
+                }
+            }
+
+            async fn revoke(
+                session: TypedSession<$session>,
+                Query(query): Query<RevokeQuery>,
+            ) -> (StatusCode, String) {
+                if session.user().is_none() {
+                    return (StatusCode::UNAUTHORIZED, "not logged in\n".to_owned());
+                }
+                let Some(handle) = SessionHandle::parse(&query.handle) else {
+                    return (
+                        StatusCode::NOT_FOUND,
+                        "no such session of yours\n".to_owned(),
+                    );
+                };
+                match session.revoke_session(&handle).await {
+                    Ok(true) => (StatusCode::OK, "revoked\n".to_owned()),
+                    Ok(false) => (
+                        StatusCode::NOT_FOUND,
+                        "no such session of yours\n".to_owned(),
+                    ),
+                    Err(error) => user_api_error(&error),
+                }
+            }
+
+            async fn logout_everywhere(
+                mut session: TypedSession<$session>,
+            ) -> (StatusCode, String) {
+                if session.user().is_none() {
+                    return (StatusCode::UNAUTHORIZED, "not logged in\n".to_owned());
+                }
+                match session.revoke_all_sessions().await {
+                    Ok(count) => (StatusCode::OK, format!("{count}\n")),
+                    Err(error) => user_api_error(&error),
+                }
+            }
+
+            async fn logout_others(session: TypedSession<$session>) -> (StatusCode, String) {
+                if session.user().is_none() {
+                    return (StatusCode::UNAUTHORIZED, "not logged in\n".to_owned());
+                }
+                match session.revoke_other_sessions().await {
+                    Ok(count) => (StatusCode::OK, format!("{count}\n")),
+                    Err(error) => user_api_error(&error),
+                }
+            }
         }
     };
 }
@@ -258,6 +322,70 @@ macro_rules! counter_routes {
 #[derive(Deserialize)]
 struct LoginQuery {
     user: u64,
+}
+
+#[derive(Deserialize)]
+struct RevokeQuery {
+    handle: String,
+}
+
+/// The lines of `GET /sessions`: `HANDLE CREATED_UNIX_SECONDS current|other`.
+fn session_lines<T>(list: &[SessionInfo<T>]) -> String {
+    let mut out = String::new();
+    for info in list {
+        let created = info
+            .created()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        let which = if info.is_current() {
+            "current"
+        } else {
+            "other"
+        };
+        let _ = writeln!(out, "{} {created} {which}", info.handle());
+    }
+    out
+}
+
+/// The answer to a failure of the per-user API: 501 on a store that cannot list sessions (the
+/// cookie stores), 503 when the store is unreachable, 500 otherwise.
+fn user_api_error(error: &session_runtime::Error) -> (StatusCode, String) {
+    use session_runtime::Error;
+    match error {
+        Error::Store(StoreError::Unsupported(_)) => (
+            StatusCode::NOT_IMPLEMENTED,
+            format!("{}\n", error_chain(error)),
+        ),
+        Error::Store(StoreError::Unavailable(_) | StoreError::Timeout) => {
+            tracing::error!(error = error_chain(error), "session store failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "session store unavailable\n".to_owned(),
+            )
+        }
+        _ => {
+            tracing::error!(
+                error = error_chain(error),
+                "per-user session operation failed"
+            );
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error\n".to_owned(),
+            )
+        }
+    }
+}
+
+/// An error and its sources, joined with `: `.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(next) = source {
+        out.push_str(": ");
+        out.push_str(&next.to_string());
+        source = next.source();
+    }
+    out
 }
 
 counter_routes!(counter, Counter);

@@ -125,6 +125,28 @@ impl<'a> Field<'a> {
         }
     }
 
+    /// Returns `K` when the field's type is written `Option<K>` (or `std::option::Option<K>`, or
+    /// `core::option::Option<K>`), the shape `#[session(owner)]` needs.
+    pub(crate) fn option_inner(&self) -> Option<&'a Type> {
+        let Type::Path(path) = self.ty else {
+            return None;
+        };
+        if path.qself.is_some() {
+            return None;
+        }
+        let segment = path.path.segments.last()?;
+        if segment.ident != "Option" {
+            return None;
+        }
+        let syn::PathArguments::AngleBracketed(args) = &segment.arguments else {
+            return None;
+        };
+        match args.args.iter().collect::<Vec<_>>()[..] {
+            [syn::GenericArgument::Type(inner)] => Some(inner),
+            _ => None,
+        }
+    }
+
     /// Returns the names of the three generated accessors: `f`, `f_mut` and `set_f`.
     pub(crate) fn accessor_names(&self) -> [String; 3] {
         [

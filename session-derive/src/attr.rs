@@ -21,7 +21,7 @@ pub(crate) const CONTAINER_KEYS: &[&str] = &[
 ];
 
 /// The keys of `#[session(...)]` on a field.
-pub(crate) const FIELD_KEYS: &[&str] = &["rename", "alias", "default", "skip"];
+pub(crate) const FIELD_KEYS: &[&str] = &["rename", "alias", "default", "skip", "owner"];
 
 /// The characters RFC 6265 (via RFC 2616 `separators`) forbids in a cookie name, besides
 /// spaces, control characters and non-ASCII characters.
@@ -67,6 +67,8 @@ pub(crate) struct FieldAttrs {
     pub(crate) default: Option<DefaultFn>,
     /// The span of the `skip` key.
     pub(crate) skip: Option<Span>,
+    /// The span of the `owner` key.
+    pub(crate) owner: Option<Span>,
 }
 
 /// `default = "path::to::function"`.
@@ -153,6 +155,11 @@ pub(crate) fn field(cx: &Ctxt, attrs: &[Attribute]) -> FieldAttrs {
         "skip" => {
             if no_value(cx, meta, key) {
                 out.skip = Some(meta.path.span());
+            }
+        }
+        "owner" => {
+            if no_value(cx, meta, key) {
+                out.owner = Some(meta.path.span());
             }
         }
         _ => unknown_key(cx, meta, Kind::Field, key),
@@ -272,6 +279,9 @@ fn flag_fix(key: &str) -> String {
     match key {
         "purge_undeclared" => format!(
             "write #[session({key})] to purge the stored fields the struct does not declare, or remove it to keep them (the default)"
+        ),
+        "owner" => format!(
+            "write #[session({key})] on the one `Option<K>` field that holds the user the session belongs to"
         ),
         _ => format!("write #[session({key})]"),
     }

@@ -71,6 +71,40 @@ pub(crate) fn impl_session(input: &Input<'_>) -> TokenStream {
         .attrs
         .purge_undeclared
         .map(|span| quote_spanned!(span=> const KEEP_UNDECLARED: #core::primitive::bool = false;));
+    // The owner field (`#[session(owner)]`): its index, its key for the store's index, and
+    // `OwnedSession`, whose `OwnerKey` bound on `K` is checked spanned on the field type.
+    let owner = fields
+        .iter()
+        .find(|f| f.field.attrs.owner.is_some() && f.index.is_some());
+    // `owner_key` goes through `OwnedSession`, so a key type that is not an `OwnerKey` is
+    // reported once, at `type Owner`.
+    let owner_items = owner.map(|f| {
+        let index = Literal::usize_unsuffixed(f.index.unwrap_or_default());
+        quote! {
+            const OWNER_INDEX: #core::option::Option<#core::primitive::usize> =
+                #core::option::Option::Some(#index);
+
+            fn owner_key(&self) -> #core::option::Option<::std::string::String> {
+                #private::owner_index_key::<Self>(self)
+            }
+        }
+    });
+    let owned_impl = owner.map(|f| {
+        let member = &f.member;
+        let ty = &f.ty;
+        let owner_ty = quote_spanned!(f.field.ty.span()=> <#ty as #private::OptionOf>::Inner);
+        quote! {
+            #[automatically_derived]
+            #[allow(unused_qualifications)]
+            impl #impl_generics #krate::owner::OwnedSession for #self_ty #session_where {
+                type Owner = #owner_ty;
+
+                fn owner(&self) -> #core::option::Option<&Self::Owner> {
+                    #private::OptionOf::get(&self.#member)
+                }
+            }
+        }
+    });
     let field_names: Vec<LitStr> = fields
         .iter()
         .filter(|f| f.index.is_some())
@@ -144,6 +178,7 @@ pub(crate) fn impl_session(input: &Input<'_>) -> TokenStream {
                 const FIELD_NAMES: &'static [&'static #core::primitive::str] = &[#(#field_names),*];
                 const LOAD_NAMES: &'static [&'static #core::primitive::str] = &[#(#load_names),*];
                 #keep_undeclared
+                #owner_items
 
                 fn new_default() -> Self {
                     Self { #(#inits,)* }
@@ -172,6 +207,8 @@ pub(crate) fn impl_session(input: &Input<'_>) -> TokenStream {
                     }
                 }
             }
+
+            #owned_impl
 
             #[automatically_derived]
             #[allow(unused_qualifications)]

@@ -96,6 +96,7 @@ use crate::ctxt::Ctxt;
 /// | `alias` | a non-empty string not starting with `__`; may be given several times | an older stored name that is still read when loading a session | `#[session(alias = "colour")]` |
 /// | `default` | the path of a function `fn() -> F` | the value of the field in a new session, and when the stored value is missing or no longer decodes (instead of `Default::default()`) | `#[session(default = "default_theme")]` |
 /// | `skip` | none | the field is not stored; it starts from its default in every request, and its accessors never mark it changed; can be combined with `default`, not with `rename` or `alias` | `#[session(skip)]` |
+/// | `owner` | none | the field holds the user the session belongs to: on one stored field of type `Option<K>`, `K` an integer type or `String`. Server-side stores then index sessions by owner, and the type implements `session_runtime::owner::OwnedSession`, which gives `TypedSession<T>` the per-user API (list the user's sessions, revoke one, all, or all but the current one; see the `owner` module) | `#[session(owner)]` |
 ///
 /// Stored names and aliases are unique across the struct. Several keys can share one attribute
 /// (`#[session(default = "light", alias = "colour")]`).
@@ -104,7 +105,8 @@ use crate::ctxt::Ctxt;
 ///
 /// `TypedSession<T>` has methods of its own that would hide an accessor: a field must not
 /// generate one of `id`, `is_new`, `created`, `max_age`, `set_max_age`, `regenerate`,
-/// `invalidate`, `data`, `data_mut`, `replace`, `is_dirty` or `save` (so fields `data` and
+/// `invalidate`, `data`, `data_mut`, `replace`, `is_dirty`, `save`, `user_sessions`,
+/// `revoke_session`, `revoke_all_sessions` or `revoke_other_sessions` (so fields `data` and
 /// `max_age` are refused, because of `data()` and `set_max_age()`). Keep the stored name and
 /// rename the Rust field:
 ///

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use syn::spanned::Spanned as _;
+
 use crate::ast::{Field, Input};
 use crate::attr::cookie_name_problem;
 use crate::ctxt::Ctxt;
@@ -28,6 +30,10 @@ pub(crate) const TYPED_SESSION_METHODS: &[&str] = &[
     "replace",
     "is_dirty",
     "save",
+    "user_sessions",
+    "revoke_session",
+    "revoke_all_sessions",
+    "revoke_other_sessions",
 ];
 
 /// Runs every check, field by field, so that errors come out in source order.
@@ -35,8 +41,10 @@ pub(crate) fn check(cx: &Ctxt, input: &Input<'_>) {
     check_default_cookie_name(cx, input);
     let mut accessors = BTreeMap::new();
     let mut keys = BTreeMap::new();
+    let mut owner = None;
     for field in &input.fields {
         check_field(cx, field);
+        check_owner(cx, field, &mut owner);
         check_accessor_collisions(cx, field, &mut accessors);
         if field.is_stored() {
             check_duplicate_keys(cx, field, &mut keys);
@@ -111,6 +119,39 @@ fn check_field(cx: &Ctxt, field: &Field<'_>) {
             )
         };
         cx.error(field.ident.span(), message);
+    }
+}
+
+/// `#[session(owner)]`: on one stored field, of type `Option<K>`. `first` is the owner field seen
+/// so far.
+fn check_owner<'f, 'a>(cx: &Ctxt, field: &'f Field<'a>, first: &mut Option<&'f Field<'a>>) {
+    let Some(span) = field.attrs.owner else {
+        return;
+    };
+    if let Some(first) = first {
+        cx.error(
+            span,
+            format!(
+                "only one field can be the session's owner, and field `{}` already is; remove #[session(owner)] from one of them",
+                first.name
+            ),
+        );
+        return;
+    }
+    *first = Some(field);
+    if let Some(skip) = field.attrs.skip {
+        cx.error(
+            skip,
+            "the owner field must be stored: `skip` and `owner` cannot go together; remove one of them",
+        );
+    } else if field.option_inner().is_none() {
+        cx.error(
+            field.ty.span(),
+            format!(
+                "the owner field `{}` must have type `Option<K>`, where `K` is the user's key (an integer or a `String`): `None` while nobody is logged in",
+                field.name
+            ),
+        );
     }
 }
 

@@ -63,6 +63,7 @@ pub fn save<'a>(
         expires_at,
         now: metadata.updated,
         codec,
+        owner: None,
     }
 }
 

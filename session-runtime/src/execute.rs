@@ -156,6 +156,8 @@ async fn leave_forward(
         purge: None,
         now,
         codec: write.codec,
+        // The forward is no session of anyone's: the new id holds the index entry.
+        owner: None,
     };
     if let SaveOutcome::Saved(_) = store.save(save).await? {
         return Ok(true);

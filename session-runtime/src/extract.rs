@@ -124,6 +124,11 @@ impl<T: Session> TypedSession<T> {
         Ok((inner, Arc::clone(request)))
     }
 
+    /// What the layer shares: the store and the configuration.
+    pub(crate) fn shared(&self) -> &crate::shared::Shared {
+        &self.request.shared
+    }
+
     fn inner(&self) -> &Inner<T> {
         // `inner` is only `None` during `drop`.
         self.inner.as_deref().unwrap_or_else(unreachable_none)

@@ -48,7 +48,8 @@
 //! ```
 //!
 //! The attributes of the derive are listed on [`Session`](macro@Session); the configuration and
-//! its defaults on [`SessionConfig`]; the stores, and how to write your own, in [`store`]; what
+//! its defaults on [`SessionConfig`]; a user's sessions (list, revoke, log out everywhere) in
+//! [`owner`]; the stores, and how to write your own, in [`store`]; what
 //! each request costs in store round trips on `RedisStore` (feature `redis-store`).
 //!
 //! # Features
@@ -77,6 +78,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod layer;
+pub mod owner;
 pub mod service;
 pub mod session;
 pub mod store;

@@ -12,6 +12,7 @@ use crate::config::SessionConfig;
 use crate::cookie_header::{CookieAction, find_cookies};
 use crate::error::Error;
 use crate::lock::SessionGuard;
+use crate::owner;
 use crate::plan::{Executed, Plan, Saved, Write, WriteOp};
 use crate::record::{Bytes, Metadata, RENEWED_FIELD, Record, SessionId};
 use crate::rejection::SessionRejection;
@@ -264,31 +265,7 @@ impl<T: Session> Inner<T> {
 
     /// The session a loaded record holds. Fields that no longer decode start from their default.
     fn from_record(record: Record, id: Option<SessionId>, lock: Option<SessionGuard>) -> Self {
-        let mut data = T::new_default();
-        // A type with aliases decodes the names that are not current ones first, so that where a
-        // record holds a field under both names the current name wins, whatever order the store
-        // keeps them in (an aiohttp envelope comes back sorted by name).
-        let has_aliases = T::LOAD_NAMES.len() != T::FIELD_NAMES.len();
-        let passes: &[Option<bool>] = if has_aliases {
-            &[Some(false), Some(true)]
-        } else {
-            &[None]
-        };
-        for current in passes {
-            for (name, bytes) in &record.fields {
-                if current.is_some_and(|current| T::FIELD_NAMES.contains(&&**name) != current) {
-                    continue;
-                }
-                if let FieldDecode::Failed(error) = data.decode_field(name, bytes) {
-                    tracing::warn!(
-                        cookie = T::COOKIE_NAME,
-                        field = &**name,
-                        error = &error as &dyn std::error::Error,
-                        "stored session field no longer decodes; it starts from its default"
-                    );
-                }
-            }
-        }
+        let data = decode_data::<T>(&record.fields);
         Self {
             fields: T::Fields::from_state(State::new(data)),
             meta: record.metadata,
@@ -338,12 +315,7 @@ impl<T: Session> Inner<T> {
                 return Err(SessionRejection::StoreUnavailable(error));
             }
         };
-        let meta = record.metadata;
-        let idle = idle_secs::<T>(&meta, &shared.config);
-        if meta.created > meta.updated
-            || meta.updated > now.saturating_add(MAX_CLOCK_SKEW)
-            || meta.expires_at(idle, T::ABSOLUTE_MAX_AGE) <= now
-        {
+        if is_live::<T>(&record.metadata, &shared.config, now).is_none() {
             tracing::debug!(
                 cookie = T::COOKIE_NAME,
                 "session expired or saved in the future; starting a fresh session"
@@ -495,6 +467,7 @@ impl<T: Session> Inner<T> {
                     ..self.meta
                 };
                 let expires_at = metadata.expires_at(self.idle_secs(config), T::ABSOLUTE_MAX_AGE);
+                let owner = self.owner_entry(&op, &fields, expires_at, config);
                 Ok::<_, Error>(Write {
                     op,
                     metadata,
@@ -503,6 +476,7 @@ impl<T: Session> Inner<T> {
                     purge: purge.then_some(T::LOAD_NAMES),
                     expires_at,
                     codec: RecordCodec::of::<T::Codec>(),
+                    owner,
                 })
             })
             .transpose()?;
@@ -515,6 +489,50 @@ impl<T: Session> Inner<T> {
             remove_cookie: self.remove_cookie,
             previous: self.cookie.clone(),
         })
+    }
+
+    /// The per-owner index entry a write keeps, for a type with an owner field (see
+    /// [`OwnerEntry`](crate::store::OwnerEntry)): under a new id, the owner if there is one; on
+    /// an update, the owner (or none) when it changed, and when the expiry moves past the
+    /// entry's horizon. `None` otherwise: a request that leaves the owner alone costs nothing.
+    fn owner_entry(
+        &self,
+        op: &WriteOp,
+        fields: &[(&'static str, Vec<u8>)],
+        expires_at: u64,
+        config: &SessionConfig,
+    ) -> Option<(Option<String>, u64)> {
+        let index = T::OWNER_INDEX?;
+        let name = T::FIELD_NAMES.get(index)?;
+        let data = self.fields.state().data();
+        let until = owner::horizon(expires_at);
+        match op {
+            WriteOp::Seal => None,
+            WriteOp::Create | WriteOp::Regenerate(_) | WriteOp::Renew(_) => {
+                data.owner_key().map(|key| (Some(key), until))
+            }
+            WriteOp::Update(_) | WriteOp::Touch(_) => {
+                let loaded = self
+                    .loaded
+                    .iter()
+                    .rev()
+                    .find(|(loaded, _)| loaded == name)
+                    .map(|(_, value)| &value[..]);
+                let changed = fields
+                    .iter()
+                    .find(|(encoded, _)| encoded == name)
+                    .is_some_and(|(_, value)| loaded != Some(&value[..]));
+                if changed {
+                    return Some((data.owner_key(), until));
+                }
+                let old_expiry = self
+                    .meta
+                    .expires_at(self.idle_secs(config), T::ABSOLUTE_MAX_AGE);
+                (self.meta_dirty || owner::passes_horizon(old_expiry, expires_at))
+                    .then(|| data.owner_key().map(|key| (Some(key), until)))
+                    .flatten()
+            }
+        }
     }
 
     /// Encodes the stored fields whose index `include` accepts.
@@ -582,6 +600,53 @@ impl<T: Session> Inner<T> {
         }
         self.cookie = executed.cookie;
     }
+}
+
+/// The session data a record's fields hold. Fields that no longer decode start from their
+/// default, with a warning.
+#[inline]
+pub(crate) fn decode_data<T: Session>(fields: &[(Cow<'static, str>, Bytes)]) -> T {
+    let mut data = T::new_default();
+    // A type with aliases decodes the names that are not current ones first, so that where a
+    // record holds a field under both names the current name wins, whatever order the store
+    // keeps them in (an aiohttp envelope comes back sorted by name).
+    let has_aliases = T::LOAD_NAMES.len() != T::FIELD_NAMES.len();
+    let passes: &[Option<bool>] = if has_aliases {
+        &[Some(false), Some(true)]
+    } else {
+        &[None]
+    };
+    for current in passes {
+        for (name, bytes) in fields {
+            if current.is_some_and(|current| T::FIELD_NAMES.contains(&&**name) != current) {
+                continue;
+            }
+            if let FieldDecode::Failed(error) = data.decode_field(name, bytes) {
+                tracing::warn!(
+                    cookie = T::COOKIE_NAME,
+                    field = &**name,
+                    error = &error as &dyn std::error::Error,
+                    "stored session field no longer decodes; it starts from its default"
+                );
+            }
+        }
+    }
+    data
+}
+
+/// When a session with metadata `meta` expires, if it is live at `now`: `None` when it expired,
+/// or its timestamps are inconsistent or lie in the future (a clock off by more than
+/// [`MAX_CLOCK_SKEW`]).
+pub(crate) fn is_live<T: Session>(
+    meta: &Metadata,
+    config: &SessionConfig,
+    now: u64,
+) -> Option<u64> {
+    let expires_at = meta.expires_at(idle_secs::<T>(meta, config), T::ABSOLUTE_MAX_AGE);
+    (meta.created <= meta.updated
+        && meta.updated <= now.saturating_add(MAX_CLOCK_SKEW)
+        && expires_at > now)
+        .then_some(expires_at)
 }
 
 /// The idle timeout in seconds of a session of type `T` with metadata `meta`: its own

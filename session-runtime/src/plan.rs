@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use crate::codec::RecordCodec;
 use crate::cookie_header::CookieAction;
 use crate::record::{Bytes, Metadata, RecordRef, SessionId};
-use crate::store::{Save, SaveOp};
+use crate::store::{OwnerEntry, Save, SaveOp};
 
 /// The writes one session needs at the end of a request (or on `save().await`).
 pub(crate) struct Plan {
@@ -30,6 +30,9 @@ pub(crate) struct Write {
     pub(crate) purge: Option<&'static [&'static str]>,
     pub(crate) expires_at: u64,
     pub(crate) codec: RecordCodec,
+    /// The per-owner index entry the save keeps (see [`OwnerEntry`]): the owner's index key,
+    /// `None` for no owner, and the entry's horizon.
+    pub(crate) owner: Option<(Option<String>, u64)>,
 }
 
 impl Write {
@@ -62,6 +65,10 @@ impl Write {
             purge: None,
             now,
             codec: self.codec,
+            owner: self.owner.as_ref().map(|(owner, until)| OwnerEntry {
+                owner: owner.as_deref(),
+                until: *until,
+            }),
         }
     }
 }

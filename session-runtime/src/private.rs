@@ -8,6 +8,7 @@ pub use crate::codec::JsonCodec;
 #[cfg(feature = "msgpack")]
 pub use crate::codec::MsgpackCodec;
 pub use crate::codec::{Codec, CodecError};
+pub use crate::owner::{OwnedSession, OwnerKey};
 pub use crate::session::{FieldDecode, Session};
 pub use crate::state::{DirtySet, Fields, Plain, State};
 pub use core;
@@ -110,4 +111,28 @@ pub fn decode_into<C: Codec, V: serde::de::DeserializeOwned>(
         }
         Err(error) => FieldDecode::Failed(error),
     }
+}
+
+/// Names `K` of an owner field `Option<K>` (`<Option<K> as OptionOf>::Inner`), so the derive can
+/// name it through the field type as written.
+pub trait OptionOf {
+    /// `K`.
+    type Inner;
+    /// The value, if any.
+    fn get(&self) -> Option<&Self::Inner>;
+}
+
+impl<K> OptionOf for Option<K> {
+    type Inner = K;
+
+    #[inline]
+    fn get(&self) -> Option<&K> {
+        self.as_ref()
+    }
+}
+
+/// The owner field's value as a store indexes it.
+#[inline]
+pub fn owner_index_key<S: OwnedSession>(data: &S) -> Option<String> {
+    data.owner().map(OwnerKey::index_key)
 }

@@ -64,6 +64,17 @@ pub trait Session: Sized + Send + Sync + 'static {
     /// longer decode, are written back byte-identical unless the handler set that field.
     const KEEP_UNDECLARED: bool = true;
 
+    /// The index in [`Session::FIELD_NAMES`] of the owner field (`#[session(owner)]`), if the
+    /// type has one; the type then implements [`OwnedSession`](crate::owner::OwnedSession).
+    const OWNER_INDEX: Option<usize> = None;
+
+    /// The owner field's value as a store indexes it ([`OwnerKey::index_key`](crate::owner::OwnerKey::index_key)),
+    /// `None` when the type has no owner field or nobody owns the session.
+    #[doc(hidden)]
+    fn owner_key(&self) -> Option<String> {
+        None
+    }
+
     /// Builds the value of a new session: every field from its `default` function or
     /// [`Default::default`].
     #[doc(hidden)]

@@ -5,7 +5,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use super::{Delete, Load, Save, SaveOutcome, SessionStore, StoreError, StoreFormat, StoreKind};
+use super::{
+    Delete, ListOwned, Load, OwnedRecords, Revoke, Save, SaveOutcome, SessionStore, StoreError,
+    StoreFormat, StoreKind,
+};
 use crate::record::Record;
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -42,6 +45,12 @@ pub(crate) trait DynStore: Send + Sync + 'static {
     fn load<'a>(&'a self, load: Load<'a>) -> StoreFuture<'a, Result<Option<Record>, StoreError>>;
     fn save<'a>(&'a self, save: Save<'a>) -> StoreFuture<'a, Result<SaveOutcome, StoreError>>;
     fn delete<'a>(&'a self, delete: Delete<'a>) -> StoreFuture<'a, Result<(), StoreError>>;
+    /// Off the request path (the per-user API): always boxed.
+    fn list_owned<'a>(
+        &'a self,
+        list: ListOwned<'a>,
+    ) -> BoxFuture<'a, Result<OwnedRecords, StoreError>>;
+    fn revoke<'a>(&'a self, revoke: Revoke<'a>) -> BoxFuture<'a, Result<usize, StoreError>>;
 }
 
 impl<S: SessionStore> DynStore for S {
@@ -71,5 +80,14 @@ impl<S: SessionStore> DynStore for S {
             Some(store) => StoreFuture::Ready(Some(store.delete_now(delete))),
             None => StoreFuture::Boxed(Box::pin(SessionStore::delete(self, delete))),
         }
+    }
+    fn list_owned<'a>(
+        &'a self,
+        list: ListOwned<'a>,
+    ) -> BoxFuture<'a, Result<OwnedRecords, StoreError>> {
+        Box::pin(SessionStore::list_owned(self, list))
+    }
+    fn revoke<'a>(&'a self, revoke: Revoke<'a>) -> BoxFuture<'a, Result<usize, StoreError>> {
+        Box::pin(SessionStore::revoke(self, revoke))
     }
 }

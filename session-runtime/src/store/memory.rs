@@ -5,7 +5,11 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Mutex, MutexGuard};
 
-use super::{Delete, Immediate, Load, Save, SaveOp, SaveOutcome, StoreError, StoreKind};
+use super::{
+    Delete, Immediate, ListOwned, Load, OwnedRecords, OwnerEntry, Revoke, Save, SaveOp,
+    SaveOutcome, StoreError, StoreKind,
+};
+use crate::owner::SessionHandle;
 use crate::record::{Record, SessionId};
 
 /// The end of a list: no slot.
@@ -54,6 +58,10 @@ impl Borrow<str> for Key {
 /// Every operation takes constant time on average, on a full store too: none scans the
 /// records. Dropping live sessions is logged as a warning at most once a minute, with the
 /// count of sessions dropped since the previous warning.
+///
+/// Sessions of a type with an owner field (`#[session(owner)]`) are indexed by owner, exactly:
+/// a record leaves its owner's index when it is deleted, expires, is evicted or changes owner,
+/// so the index never holds more than the records themselves.
 ///
 /// # Examples
 ///
@@ -169,7 +177,10 @@ impl MemoryStore {
                 warning = records.make_room(self.capacity, save.now);
                 // A regenerated record takes the place of the old one, so the protected list
                 // does not grow past its capacity.
-                records.insert(id.clone(), save.to_record(), save.expires_at, segment);
+                let slot = records.insert(id.clone(), save.to_record(), save.expires_at, segment);
+                if let Some(entry) = save.owner {
+                    records.set_owner(slot, save.cookie_name, entry);
+                }
                 id
             }
             SaveOp::Update { id } | SaveOp::Touch { id } => {
@@ -187,6 +198,9 @@ impl MemoryStore {
                 let node = records.node_mut(slot);
                 save.merge_into(&mut node.record);
                 node.expires_at = save.expires_at;
+                if let Some(entry) = save.owner {
+                    records.set_owner(slot, save.cookie_name, entry);
+                }
                 records.promote(slot, self.protected_capacity());
                 id
             }
@@ -239,6 +253,64 @@ impl Immediate for MemoryStore {
         }
         Ok(())
     }
+
+    fn list_owned_now(&self, list: ListOwned<'_>) -> Result<OwnedRecords, StoreError> {
+        let mut records = self.lock();
+        let key = owner_key(list.cookie_name, list.owner);
+        let Some(entries) = records.owners.get(&key) else {
+            return Ok(Vec::new());
+        };
+        let entries: Vec<(SessionHandle, usize)> = entries
+            .iter()
+            .map(|(handle, slot)| (handle.clone(), *slot))
+            .collect();
+        Ok(entries
+            .into_iter()
+            .map(|(handle, slot)| {
+                if records.node(slot).expires_at <= list.now {
+                    records.remove(slot);
+                    return (handle, None);
+                }
+                (handle, Some(records.node(slot).record.clone()))
+            })
+            .collect())
+    }
+
+    fn revoke_now(&self, revoke: Revoke<'_>) -> Result<usize, StoreError> {
+        let mut records = self.lock();
+        let key = owner_key(revoke.cookie_name, revoke.owner);
+        let mut revoked = 0;
+        for (handle, owner_bytes) in revoke.sessions {
+            let Some(slot) = records.owned_slot(&key, handle) else {
+                continue;
+            };
+            let holds = records
+                .node(slot)
+                .record
+                .fields
+                .iter()
+                .rev()
+                .find(|(name, _)| name == revoke.field)
+                .is_some_and(|(_, value)| value == owner_bytes);
+            if holds {
+                records.remove(slot);
+                revoked += 1;
+            }
+        }
+        // The runtime found these expired (or gone): the records go with their entries.
+        for handle in revoke.stale {
+            if let Some(slot) = records.owned_slot(&key, handle) {
+                records.remove(slot);
+            }
+        }
+        Ok(revoked)
+    }
+}
+
+/// The key of an owner's index: the cookie name, prefixed with its length so that no cookie
+/// name and owner key pair reads as another, and the owner's key.
+fn owner_key(cookie_name: &str, owner: &str) -> String {
+    format!("{}:{cookie_name}:{owner}", cookie_name.len())
 }
 
 /// The list a record is in.
@@ -254,6 +326,8 @@ enum Segment {
 struct Node {
     id: SessionId,
     record: Record,
+    /// The owner index this record is in ([`owner_key`]) and its handle there.
+    owner: Option<Box<(String, SessionHandle)>>,
     expires_at: u64,
     segment: Segment,
     /// The slot of the next more recently used record of the list, or [`NIL`].
@@ -284,6 +358,8 @@ impl List {
 struct Records {
     /// Each record's slot, by id.
     index: HashMap<Key, usize>,
+    /// The slots of each owner's records, by owner index key ([`owner_key`]) and handle.
+    owners: HashMap<String, HashMap<SessionHandle, usize>>,
     /// The records; `None` for a free slot.
     slots: Vec<Option<Node>>,
     /// The free slots.
@@ -302,6 +378,7 @@ impl Records {
     fn new() -> Self {
         Self {
             index: HashMap::new(),
+            owners: HashMap::new(),
             slots: Vec::new(),
             free: Vec::new(),
             probation: List::EMPTY,
@@ -376,11 +453,19 @@ impl Records {
         list.len += 1;
     }
 
-    /// Stores a record at the head of `segment`; there must be no record with this id.
-    fn insert(&mut self, id: SessionId, record: Record, expires_at: u64, segment: Segment) {
+    /// Stores a record at the head of `segment`; there must be no record with this id. Returns
+    /// its slot.
+    fn insert(
+        &mut self,
+        id: SessionId,
+        record: Record,
+        expires_at: u64,
+        segment: Segment,
+    ) -> usize {
         let node = Node {
             id: id.clone(),
             record,
+            owner: None,
             expires_at,
             segment,
             prev: NIL,
@@ -395,10 +480,47 @@ impl Records {
         };
         self.index.insert(Key(id), slot);
         self.push_front(slot, segment);
+        slot
     }
 
-    /// Removes the record in `slot` and returns it.
+    /// Moves the record in `slot` to the index of the owner `entry` names (out of every index
+    /// when it names none).
+    fn set_owner(&mut self, slot: usize, cookie_name: &str, entry: OwnerEntry<'_>) {
+        self.unindex_owner(slot);
+        let Some(owner) = entry.owner else {
+            return;
+        };
+        let key = owner_key(cookie_name, owner);
+        let handle = SessionHandle::of(&self.node(slot).id);
+        self.owners
+            .entry(key.clone())
+            .or_default()
+            .insert(handle.clone(), slot);
+        self.node_mut(slot).owner = Some(Box::new((key, handle)));
+    }
+
+    /// Takes the record in `slot` out of its owner's index, if it is in one.
+    fn unindex_owner(&mut self, slot: usize) {
+        let Some(owner) = self.node_mut(slot).owner.take() else {
+            return;
+        };
+        let (key, handle) = *owner;
+        if let Some(entries) = self.owners.get_mut(&key) {
+            entries.remove(&handle);
+            if entries.is_empty() {
+                self.owners.remove(&key);
+            }
+        }
+    }
+
+    /// The slot of the record `handle` in the index `key`.
+    fn owned_slot(&self, key: &str, handle: &SessionHandle) -> Option<usize> {
+        self.owners.get(key)?.get(handle).copied()
+    }
+
+    /// Removes the record in `slot` (and its owner index entry) and returns it.
     fn remove(&mut self, slot: usize) -> Node {
+        self.unindex_owner(slot);
         self.unlink(slot);
         let node = self.slots[slot]
             .take()
@@ -519,6 +641,7 @@ mod tests {
                 expires_at,
                 now,
                 codec: RecordCodec::of::<JsonCodec>(),
+                owner: None,
             })
             .unwrap()
     }
@@ -598,6 +721,116 @@ mod tests {
         );
         assert!(records.len() <= store.capacity);
         assert!(records.protected.len <= store.protected_capacity());
+        // The owner index names exactly the records that say they are in it.
+        let mut indexed = 0;
+        for (key, entries) in &records.owners {
+            assert!(!entries.is_empty(), "an empty owner index is removed");
+            for (handle, slot) in entries {
+                let node = records.node(*slot);
+                let (node_key, node_handle) = &**node.owner.as_ref().expect("indexed node");
+                assert_eq!((node_key, node_handle), (key, handle));
+                assert_eq!(*handle, SessionHandle::of(&node.id));
+                indexed += 1;
+            }
+        }
+        let owned = records
+            .slots
+            .iter()
+            .flatten()
+            .filter(|n| n.owner.is_some())
+            .count();
+        assert_eq!(indexed, owned);
+    }
+
+    /// Creates session `n` owned by `owner`.
+    fn create_owned(store: &MemoryStore, n: usize, owner: &str, now: u64) -> SaveOutcome {
+        let metadata = Metadata::new(now);
+        let fields = [("user", owner.as_bytes().to_vec())];
+        store
+            .save_now(Save {
+                purge: None,
+                cookie_name: "s",
+                op: SaveOp::Create { id: &id(n) },
+                record: RecordRef::new(&metadata, &fields),
+                expires_at: now + LIFETIME,
+                now,
+                codec: RecordCodec::of::<JsonCodec>(),
+                owner: Some(OwnerEntry {
+                    owner: Some(owner),
+                    until: now + 2 * LIFETIME,
+                }),
+            })
+            .unwrap()
+    }
+
+    fn listed(store: &MemoryStore, owner: &str, now: u64) -> usize {
+        store
+            .list_owned_now(ListOwned {
+                cookie_name: "s",
+                owner,
+                now,
+            })
+            .unwrap()
+            .len()
+    }
+
+    /// The owner index follows evictions, expiry and deletes: it never names a record that is
+    /// gone, and never outgrows the store.
+    #[test]
+    fn the_owner_index_follows_the_records() {
+        let store = MemoryStore::new().with_capacity(10);
+        for n in 0..25 {
+            create_owned(&store, n, if n % 2 == 0 { "ann" } else { "bob" }, 0);
+            check_invariants(&store);
+        }
+        assert_eq!(listed(&store, "ann", 1) + listed(&store, "bob", 1), 10);
+        store
+            .delete_now(Delete {
+                cookie_name: "s",
+                id: &id(24),
+            })
+            .unwrap();
+        check_invariants(&store);
+        assert_eq!(listed(&store, "ann", 1) + listed(&store, "bob", 1), 9);
+        // Past their expiry, a listing drops them.
+        assert_eq!(
+            store
+                .list_owned_now(ListOwned {
+                    cookie_name: "s",
+                    owner: "ann",
+                    now: LIFETIME + 1,
+                })
+                .unwrap()
+                .iter()
+                .filter(|(_, record)| record.is_some())
+                .count(),
+            0
+        );
+        check_invariants(&store);
+        assert_eq!(listed(&store, "ann", LIFETIME + 1), 0);
+        // Revoking checks the owner field's bytes.
+        let bob = store
+            .list_owned_now(ListOwned {
+                cookie_name: "s",
+                owner: "bob",
+                now: 1,
+            })
+            .unwrap();
+        let (handle, _) = bob[0].clone();
+        let wrong = [(handle.clone(), crate::record::Bytes::from_static(b"ann"))];
+        let right = [(handle, crate::record::Bytes::from_static(b"bob"))];
+        let revoke = |sessions| Revoke {
+            cookie_name: "s",
+            owner: "bob",
+            field: "user",
+            sessions,
+            stale: &[],
+            now: 1,
+        };
+        assert_eq!(store.revoke_now(revoke(&wrong)).unwrap(), 0);
+        assert_eq!(store.revoke_now(revoke(&right)).unwrap(), 1);
+        assert_eq!(store.revoke_now(revoke(&right)).unwrap(), 0);
+        check_invariants(&store);
     }
 
     /// 1,000 sessions in steady use keep their place while new sessions that are never used

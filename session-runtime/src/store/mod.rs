@@ -116,6 +116,8 @@ pub use crate::codec::RecordCodec;
 #[doc(inline)]
 pub use crate::cookie_header::CookieQuoting;
 #[doc(inline)]
+pub use crate::owner::SessionHandle;
+#[doc(inline)]
 pub use crate::record::RENEWED_FIELD;
 use crate::record::{Bytes, IdFormat, Record, RecordRef, SessionId};
 
@@ -314,6 +316,75 @@ pub struct Save<'a> {
     pub now: u64,
     /// The session type's envelope codec.
     pub codec: RecordCodec,
+    /// `Some` when this save must update the per-owner index of a session type with an owner
+    /// field (see [`OwnerEntry`]); `None` for every other save, which must not touch the index.
+    pub owner: Option<OwnerEntry<'a>>,
+}
+
+/// How a save keeps the per-owner index (session types with `#[session(owner)]`; see
+/// [`owner`](crate::owner)). The index of an owner is per cookie name; its entries name
+/// sessions by [`SessionHandle`] and each carries a *horizon*, `until`, a time the session
+/// surely expires before, so that entries past their horizon can be dropped unread.
+///
+/// A save carries one when the record is written under a new id ([`SaveOp::Create`],
+/// [`SaveOp::Regenerate`], [`SaveOp::Renew`]) and has an owner; when an
+/// [`SaveOp::Update`] changes the owner (to another user or to none); and when an
+/// [`SaveOp::Update`] or [`SaveOp::Touch`] moves the expiry past the horizon the entry had.
+/// What the store must do:
+/// - `owner: Some(key)`: index the saved record (its new id for a new-id save) under `key`
+///   with horizon `until` (raising an existing entry's horizon, never lowering it). Do it so
+///   that the record is never live with an owner without its entry: for a new id, after the
+///   record is written (nothing else knows the new id yet); for an update, before. For a
+///   [`SaveOp::Regenerate`] or [`SaveOp::Renew`], the old id's entry may go in the same step.
+/// - `owner: None`: the record has no owner any more; its entry may go (or be left to be
+///   dropped when listed or past its horizon).
+///
+/// Entries of records that are gone need not be removed at once: [`SessionStore::list_owned`]
+/// answers them as missing and the runtime drops them with [`SessionStore::revoke`].
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct OwnerEntry<'a> {
+    /// The owner's index key ([`OwnerKey::index_key`](crate::owner::OwnerKey::index_key)), or
+    /// `None` when the record no longer has an owner.
+    pub owner: Option<&'a str>,
+    /// The entry's horizon, Unix milliseconds: later than [`Save::expires_at`].
+    pub until: u64,
+}
+
+/// A request to list the records an owner's index names.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct ListOwned<'a> {
+    /// The cookie name of the session type.
+    pub cookie_name: &'a str,
+    /// The owner's index key.
+    pub owner: &'a str,
+    /// The current time, Unix milliseconds. Entries past their horizon may be dropped.
+    pub now: u64,
+}
+
+/// The answer of [`SessionStore::list_owned`]: each indexed session's handle and its record,
+/// `None` when the record is gone.
+pub type OwnedRecords = Vec<(SessionHandle, Option<Record>)>;
+
+/// A request to end sessions of one owner and to drop index entries.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct Revoke<'a> {
+    /// The cookie name of the session type.
+    pub cookie_name: &'a str,
+    /// The owner's index key.
+    pub owner: &'a str,
+    /// The stored name of the owner field.
+    pub field: &'static str,
+    /// The sessions to end, with the bytes their owner field held when they were listed: delete
+    /// each record (and its entry) only if its `field` still holds them, in one atomic step, so a
+    /// session that changed hands meanwhile is not ended for its new owner.
+    pub sessions: &'a [(SessionHandle, Bytes)],
+    /// Entries of sessions that are gone or expired: drop them from the owner's index.
+    pub stale: &'a [SessionHandle],
+    /// The current time, Unix milliseconds.
+    pub now: u64,
 }
 
 impl Save<'_> {
@@ -422,6 +493,42 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Returns [`StoreError`] when the store cannot be reached.
     fn delete(&self, delete: Delete<'_>) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Lists the records that the index of [`ListOwned::owner`] names, each with its handle:
+    /// `None` for an entry whose record is gone. The runtime checks expiry and ownership, and
+    /// drops the entries of records that are gone with [`SessionStore::revoke`].
+    ///
+    /// The default answers [`StoreError::Unsupported`]: a store keeps an index only if it
+    /// implements this and [`SessionStore::revoke`], and follows [`Save::owner`].
+    ///
+    /// # Errors
+    ///
+    /// Returns [`StoreError`] when the store cannot answer.
+    fn list_owned(
+        &self,
+        list: ListOwned<'_>,
+    ) -> impl Future<Output = Result<OwnedRecords, StoreError>> + Send {
+        let _ = list;
+        std::future::ready(Err(StoreError::Unsupported(
+            "list a user's sessions (it keeps no index by owner)",
+        )))
+    }
+
+    /// Ends the sessions [`Revoke::sessions`] names (each only if its owner field still holds
+    /// the given bytes) and drops [`Revoke::stale`] from the owner's index. Returns how many
+    /// sessions ended.
+    ///
+    /// The default answers [`StoreError::Unsupported`], as [`SessionStore::list_owned`] does.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`StoreError`] when the store cannot answer.
+    fn revoke(&self, revoke: Revoke<'_>) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        let _ = revoke;
+        std::future::ready(Err(StoreError::Unsupported(
+            "revoke a user's sessions (it keeps no index by owner)",
+        )))
+    }
+
     /// The stores of this crate that never wait answer with their operations as plain
     /// functions, which the layer then calls without a future. Other stores cannot implement
     /// `Immediate` and keep this default.
@@ -432,7 +539,9 @@ pub trait SessionStore: Send + Sync + 'static {
 }
 
 mod sealed {
-    use super::{Delete, Load, Record, Save, SaveOutcome, StoreError};
+    use super::{
+        Delete, ListOwned, Load, OwnedRecords, Record, Revoke, Save, SaveOutcome, StoreError,
+    };
 
     /// The operations of a store of this crate that never waits, as plain functions. Sealed:
     /// nothing outside this crate can name it.
@@ -440,6 +549,22 @@ mod sealed {
         fn load_now(&self, load: Load<'_>) -> Result<Option<Record>, StoreError>;
         fn save_now(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError>;
         fn delete_now(&self, delete: Delete<'_>) -> Result<(), StoreError>;
+        /// [`SessionStore::list_owned`](super::SessionStore::list_owned); unsupported unless
+        /// the store keeps an owner index.
+        fn list_owned_now(&self, list: ListOwned<'_>) -> Result<OwnedRecords, StoreError> {
+            let _ = list;
+            Err(StoreError::Unsupported(
+                "list a user's sessions (they live in the clients' cookies)",
+            ))
+        }
+        /// [`SessionStore::revoke`](super::SessionStore::revoke); unsupported unless the store
+        /// keeps an owner index.
+        fn revoke_now(&self, revoke: Revoke<'_>) -> Result<usize, StoreError> {
+            let _ = revoke;
+            Err(StoreError::Unsupported(
+                "revoke a user's sessions (they live in the clients' cookies)",
+            ))
+        }
     }
 }
 
@@ -489,6 +614,20 @@ macro_rules! immediate_store {
                 $crate::store::Immediate::delete_now(self, delete)
             }
 
+            async fn list_owned(
+                &self,
+                list: $crate::store::ListOwned<'_>,
+            ) -> Result<$crate::store::OwnedRecords, $crate::store::StoreError> {
+                $crate::store::Immediate::list_owned_now(self, list)
+            }
+
+            async fn revoke(
+                &self,
+                revoke: $crate::store::Revoke<'_>,
+            ) -> Result<usize, $crate::store::StoreError> {
+                $crate::store::Immediate::revoke_now(self, revoke)
+            }
+
             fn __immediate(&self) -> Option<&dyn $crate::store::Immediate> {
                 Some(self)
             }
@@ -513,6 +652,10 @@ pub enum StoreError {
     /// The record could not be encoded for this store.
     #[error("failed to encode the session record")]
     Codec(#[from] CodecError),
+    /// The store cannot do this at all: a cookie store cannot list or revoke a user's sessions,
+    /// which live in the clients' cookies.
+    #[error("this session store cannot {0}")]
+    Unsupported(&'static str),
 }
 
 impl StoreError {

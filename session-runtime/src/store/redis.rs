@@ -15,7 +15,8 @@ use redis::{
 
 use super::deadline::Deadlines;
 use super::{
-    Delete, Load, RENEWED_FIELD, Save, SaveOp, SaveOutcome, SessionStore, StoreError, StoreKind,
+    Delete, ListOwned, Load, OwnedRecords, OwnerEntry, RENEWED_FIELD, Revoke, Save, SaveOp,
+    SaveOutcome, SessionHandle, SessionStore, StoreError, StoreKind,
 };
 use crate::record::{Bytes, Metadata, Record, SessionId};
 
@@ -96,6 +97,39 @@ redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 return 1
 ";
 
+/// The owner index script. `KEYS[1]` is an owner's index, a sorted set of session handles
+/// scored by each entry's horizon (a time its session surely expires before). `ARGV[1]` is the
+/// current time in Unix milliseconds; entries past their horizon are dropped first. `ARGV[2]` is
+/// the mode: `a` adds (or raises the horizon of) handle `ARGV[4]` with horizon `ARGV[3]` and
+/// drops handle `ARGV[5]` if given (the old id of a regenerated session); `r` drops the handles
+/// `ARGV[3..]`; `l` lists. The key then expires with its latest horizon (Redis deletes an empty
+/// sorted set by itself). Returns the handles for `l`, an empty array otherwise.
+const INDEX: &str = r"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if ARGV[2] == 'a' then
+  redis.call('ZADD', KEYS[1], 'GT', ARGV[3], ARGV[4])
+  if ARGV[5] then redis.call('ZREM', KEYS[1], ARGV[5]) end
+elseif ARGV[2] == 'r' then
+  for i = 3, #ARGV, 1000 do
+    redis.call('ZREM', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+  end
+end
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if #last == 0 then return {} end
+redis.call('PEXPIREAT', KEYS[1], last[2])
+if ARGV[2] == 'l' then return redis.call('ZRANGE', KEYS[1], 0, -1) end
+return {}
+";
+
+/// Revokes one session: `KEYS[1]` is its hash; deleted only if its owner field `ARGV[1]` still
+/// holds `ARGV[2]`. Returns 1 when deleted.
+const REVOKE: &str = r"
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+";
+
 #[derive(Clone)]
 enum Connection {
     Single(ConnectionManager),
@@ -121,6 +155,20 @@ enum Connection {
 /// | regenerate | `HGETALL` of the old id (its fields the type does not declare move along), the write script under the new id, then `DEL` of the old id (two keys, two slots, three round trips) |
 /// | periodic renewal | as regenerate, with the old id's forward (a second script) instead of the `DEL` |
 /// | invalidate | `DEL` |
+/// | login (with an owner field, `#[session(owner)]`) | as regenerate, plus the index script on the owner's index between the write and the `DEL` |
+///
+/// **Owner index.** A session type with an owner field gets one sorted set per owner,
+/// `<prefix>owner:<SHA-256 of cookie name and owner key, base64url>`, in a slot of its own:
+/// members are the sessions' handles ([`SessionHandle`](crate::owner::SessionHandle), the
+/// part of their key after the prefix), scores a *horizon* each session surely expires before
+/// (the end of the hour after the hour it expires in). The key expires with its latest horizon,
+/// so it lives at least as long as the owner's longest session and never forever. A save that
+/// sets or changes the owner writes the index once; a save that moves an owned session's expiry
+/// into a later hour raises its horizon, one more command (a round trip before the write) at
+/// most once an hour per session in use; every other request sends nothing more. Entries past
+/// their horizon are dropped by every index write; entries of sessions that are gone are dropped
+/// when the owner's sessions are listed or revoked (listing reads each session with `HGETALL`,
+/// concurrently; revoking deletes each with a one-key script that checks the owner first).
 ///
 /// A request that extracts no session sends nothing; a read sends one command; a write two (load
 /// and script). The script is sent with `EVALSHA` and loaded once on `NOSCRIPT`.
@@ -152,6 +200,8 @@ pub struct RedisStore {
     prefix: String,
     deadlines: Arc<Deadlines>,
     script: Script,
+    index: Script,
+    revoke: Script,
 }
 
 impl fmt::Debug for RedisStore {
@@ -276,6 +326,8 @@ impl RedisStoreBuilder {
             prefix: self.prefix,
             deadlines: Deadlines::start(self.response_timeout),
             script: Script::new(WRITE),
+            index: Script::new(INDEX),
+            revoke: Script::new(REVOKE),
         }
     }
 }
@@ -451,6 +503,128 @@ impl RedisStore {
     }
 }
 
+impl RedisStore {
+    /// The key of the owner index of `owner` for the cookie `cookie_name`.
+    fn index_key(&self, cookie_name: &str, owner: &str) -> String {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let mut digest = sha2::Sha256::new();
+        // The cookie name's length first, so that no pair of names reads as another.
+        digest.update(cookie_name.len().to_string().as_bytes());
+        digest.update(b":");
+        digest.update(cookie_name.as_bytes());
+        digest.update(b":");
+        digest.update(owner.as_bytes());
+        let mut key = String::with_capacity(self.prefix.len() + 49);
+        key.push_str(&self.prefix);
+        key.push_str("owner:");
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_string(digest.finalize(), &mut key);
+        key
+    }
+
+    /// The key of the session `handle` names (a handle is the hash a session key ends in).
+    fn key_of_handle(&self, handle: &SessionHandle) -> String {
+        let mut key = String::with_capacity(self.prefix.len() + 43);
+        key.push_str(&self.prefix);
+        key.push_str(handle.as_str());
+        key
+    }
+
+    /// Runs the index script on `owner`'s index with `args` after the time: see [`INDEX`].
+    async fn run_index(
+        &self,
+        cookie_name: &str,
+        owner: &str,
+        now: u64,
+        args: &[&str],
+    ) -> Result<Vec<String>, StoreError> {
+        let key = self.index_key(cookie_name, owner);
+        let mut invocation = self.index.prepare_invoke();
+        invocation.key(&key).arg(now);
+        for arg in args {
+            invocation.arg(*arg);
+        }
+        self.run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+            .await
+    }
+
+    /// Indexes the session `id` under the owner `entry` names, if any, dropping the entry of
+    /// `old` (a regenerated or renewed id) in the same step.
+    async fn index(
+        &self,
+        save: &Save<'_>,
+        id: &SessionId,
+        old: Option<&SessionId>,
+    ) -> Result<(), StoreError> {
+        let Some(OwnerEntry {
+            owner: Some(owner),
+            until,
+            ..
+        }) = save.owner
+        else {
+            return Ok(());
+        };
+        let handle = SessionHandle::of(id);
+        let until = until.to_string();
+        let old = old.map(SessionHandle::of);
+        let mut args = vec!["a", &until, handle.as_str()];
+        if let Some(old) = &old {
+            args.push(old.as_str());
+        }
+        self.run_index(save.cookie_name, owner, save.now, &args)
+            .await
+            .map(drop)
+    }
+
+    /// Writes a record under a new id, then indexes it (never before: a record nobody holds
+    /// the id of is harmless, an owned record without its entry is not). If indexing fails, the
+    /// new record is deleted again and the save fails.
+    async fn create_indexed(
+        &self,
+        new: &SessionId,
+        old: Option<&SessionId>,
+        save: &Save<'_>,
+        copied: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<i64, StoreError> {
+        let outcome = self.write(new, "c", save, false, copied).await?;
+        if outcome == 1 {
+            if let Err(error) = self.index(save, new, old).await {
+                let key = self.key(new);
+                let _ = self
+                    .run(|mut conn| async move { conn.del::<_, i64>(&key).await })
+                    .await;
+                return Err(error);
+            }
+        }
+        Ok(outcome)
+    }
+}
+
+/// Reads an `HGETALL` reply into a record; `None` when the key is gone or its metadata is
+/// missing or malformed.
+fn record_from_hash(hash: Vec<(Vec<u8>, Vec<u8>)>) -> Option<Record> {
+    let mut meta = None;
+    let mut max_age = None;
+    let mut fields = Vec::with_capacity(hash.len());
+    for (name, value) in hash {
+        match &name[..] {
+            b"__meta" => meta = Some(value),
+            b"__max_age" => max_age = Some(value),
+            _ => {
+                let name = String::from_utf8(name).ok()?;
+                let name = if name == RENEWED_FIELD {
+                    Cow::Borrowed(RENEWED_FIELD)
+                } else {
+                    Cow::Owned(name)
+                };
+                fields.push((name, Bytes::from(value)));
+            }
+        }
+    }
+    let metadata = parse_meta(&meta?, max_age.as_deref())?;
+    Some(Record::from_parts(metadata, fields))
+}
+
 /// A connection handle of either kind.
 pub(super) struct Conn(Connection);
 
@@ -583,23 +757,31 @@ impl SessionStore for RedisStore {
 
     async fn save(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError> {
         let (id, outcome) = match save.op {
-            SaveOp::Create { id } => (id, self.write(id, "c", &save, false, &[]).await?),
+            SaveOp::Create { id } => (id, self.create_indexed(id, None, &save, &[]).await?),
             SaveOp::Update { id } => {
+                // The entry first: an owned record is never live without it.
+                self.index(&save, id, None).await?;
                 let mode = if save.purge.is_some() { "p" } else { "u" };
                 (id, self.write(id, mode, &save, false, &[]).await?)
             }
-            SaveOp::Touch { id } => (id, self.write(id, "u", &save, true, &[]).await?),
+            SaveOp::Touch { id } => {
+                self.index(&save, id, None).await?;
+                (id, self.write(id, "u", &save, true, &[]).await?)
+            }
             SaveOp::Renew { old, new } => {
                 let Some(copied) = self.undeclared_fields(old, &save).await? else {
                     return Ok(SaveOutcome::Missing);
                 };
-                (new, self.write(new, "c", &save, false, &copied).await?)
+                (
+                    new,
+                    self.create_indexed(new, Some(old), &save, &copied).await?,
+                )
             }
             SaveOp::Regenerate { old, new } => {
                 let Some(copied) = self.undeclared_fields(old, &save).await? else {
                     return Ok(SaveOutcome::Missing);
                 };
-                let outcome = self.write(new, "c", &save, false, &copied).await?;
+                let outcome = self.create_indexed(new, Some(old), &save, &copied).await?;
                 if outcome == 1 {
                     let key = self.key(old);
                     self.run(|mut conn| async move { conn.del::<_, i64>(&key).await })
@@ -625,6 +807,46 @@ impl SessionStore for RedisStore {
         self.run(|mut conn| async move { conn.del::<_, i64>(&key).await })
             .await?;
         Ok(())
+    }
+
+    async fn list_owned(&self, list: ListOwned<'_>) -> Result<OwnedRecords, StoreError> {
+        let handles = self
+            .run_index(list.cookie_name, list.owner, list.now, &["l"])
+            .await?;
+        let handles: Vec<SessionHandle> = handles
+            .iter()
+            .filter_map(|handle| SessionHandle::parse(handle))
+            .collect();
+        // One `HGETALL` per session, all at once: on one node they share the connection's
+        // pipeline; on a cluster each goes to its slot's node.
+        let reads = handles.iter().map(|handle| {
+            let key = self.key_of_handle(handle);
+            self.run(
+                |mut conn| async move { conn.hgetall::<_, Vec<(Vec<u8>, Vec<u8>)>>(&key).await },
+            )
+        });
+        let hashes = futures_util::future::try_join_all(reads).await?;
+        Ok(handles
+            .into_iter()
+            .zip(hashes)
+            .map(|(handle, hash)| (handle, record_from_hash(hash)))
+            .collect())
+    }
+
+    async fn revoke(&self, revoke: Revoke<'_>) -> Result<usize, StoreError> {
+        let revocations = revoke.sessions.iter().map(|(handle, owner_bytes)| {
+            let key = self.key_of_handle(handle);
+            let mut invocation = self.revoke.prepare_invoke();
+            invocation.key(key).arg(revoke.field).arg(&owner_bytes[..]);
+            self.run(|mut conn| async move { invocation.invoke_async::<i64>(&mut conn).await })
+        });
+        let deleted = futures_util::future::try_join_all(revocations).await?;
+        let mut args = vec!["r"];
+        args.extend(revoke.sessions.iter().map(|(handle, _)| handle.as_str()));
+        args.extend(revoke.stale.iter().map(SessionHandle::as_str));
+        self.run_index(revoke.cookie_name, revoke.owner, revoke.now, &args)
+            .await?;
+        Ok(deleted.into_iter().filter(|deleted| *deleted == 1).count())
     }
 }
 

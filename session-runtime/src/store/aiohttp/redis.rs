@@ -44,7 +44,10 @@ return 1
 /// | invalidate | `DEL` (aiohttp_session writes `{}`; to it, a missing key means the same) |
 ///
 /// Every key gets a TTL, the session's idle timeout, even where aiohttp_session with
-/// `max_age=None` writes none. Ids from cookies that are not 32 lowercase hexadecimal characters
+/// `max_age=None` writes none. It keeps no index by owner: the Python app writing the same
+/// sessions would not keep one, so no listing could be complete, and the per-user API
+/// ([`owner`](crate::owner)) answers [`StoreError::Unsupported`](crate::store::StoreError::Unsupported).
+/// Ids from cookies that are not 32 lowercase hexadecimal characters
 /// (a Python `key_factory` of another shape) are not accepted. See the [module docs](super) for
 /// the semantics across servers.
 ///
