@@ -3,13 +3,19 @@
 //!
 //! ```text
 //! cargo run --release -p session-examples --example counter -- \
-//!     [--store memory|simple|encrypted|redis|redis-cluster] [--addr 127.0.0.1:3000] \
-//!     [--redis-url URL] [--insecure] [--cookie-name counter|__Host-counter]
+//!     [--store memory|simple|encrypted|redis|redis-cluster|postgres|sqlite] \
+//!     [--addr 127.0.0.1:3000] [--redis-url URL] [--database-url URL] [--insecure] \
+//!     [--cookie-name counter|__Host-counter]
 //! ```
 //!
 //! `GET /` counts visits, `GET /read` shows the count without changing it, `GET /a` and `GET /b`
 //! bump two separate fields and answer `a,b`, `POST /login?user=N` regenerates the session and
 //! sets the user, `GET /whoami` answers the user or `anonymous`, `POST /logout` invalidates.
+//! `GET /sessions` lists the user's sessions (`HANDLE CREATED current|other` per line),
+//! `POST /sessions/revoke?handle=H` ends one, `POST /logout-everywhere` all of them and
+//! `POST /logout-others` all but this one (501 on the cookie stores). `--database-url` names the
+//! database of `--store postgres` (default: the local server) and `--store sqlite` (default: a
+//! file under `target/`; `sqlite://PATH` creates a missing file).
 //! `--insecure` drops the `Secure` cookie attribute for plain-HTTP testing. `--cookie-name
 //! __Host-counter` serves the same routes under a `__Host-` cookie (refused with `--insecure`,
 //! which browsers would drop; `http://localhost` counts as secure in browsers). The encrypted store
@@ -18,13 +24,19 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use session_examples::{CookieName, StoreChoice, app, layer};
+use session_examples::{CookieName, StoreChoice, app, layer_with_database};
 use session_runtime::config::SessionConfig;
+
+const USAGE: &str =
+    "usage: counter [--store memory|simple|encrypted|redis|redis-cluster|postgres|sqlite]
+               [--addr 127.0.0.1:3000] [--redis-url URL(,URL...)] [--database-url URL]
+               [--cookie-name counter|__Host-counter] [--insecure]";
 
 struct Args {
     store: StoreChoice,
     addr: SocketAddr,
     redis_url: Option<String>,
+    database_url: Option<String>,
     insecure: bool,
     cookie_name: CookieName,
 }
@@ -34,6 +46,7 @@ fn parse_args() -> Result<Args, String> {
         store: StoreChoice::Memory,
         addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
         redis_url: None,
+        database_url: None,
         insecure: false,
         cookie_name: CookieName::Counter,
     };
@@ -48,6 +61,8 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|e| format!("invalid --addr: {e}"))?;
             }
             "--redis-url" => args.redis_url = Some(value("--redis-url")?),
+            "--database-url" => args.database_url = Some(value("--database-url")?),
+            "--help" | "-h" => return Err(String::new()),
             "--insecure" => args.insecure = true,
             "--cookie-name" => args.cookie_name = value("--cookie-name")?.parse()?,
             other => return Err(format!("unknown argument `{other}`")),
@@ -61,8 +76,15 @@ async fn main() -> ExitCode {
     session_examples::init_tracing();
     let args = match parse_args() {
         Ok(args) => args,
+        Err(message) if message.is_empty() => {
+            #[expect(clippy::print_stdout, reason = "the answer to --help")]
+            {
+                println!("{USAGE}");
+            }
+            return ExitCode::SUCCESS;
+        }
         Err(message) => {
-            tracing::error!("{message}");
+            tracing::error!("{message}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
@@ -71,8 +93,20 @@ async fn main() -> ExitCode {
     {
         tracing::warn!("--redis-url is ignored by the {:?} store", args.store);
     }
+    if args.database_url.is_some()
+        && !matches!(args.store, StoreChoice::Postgres | StoreChoice::Sqlite)
+    {
+        tracing::warn!("--database-url is ignored by the {:?} store", args.store);
+    }
     let config = SessionConfig::default().with_secure(!args.insecure);
-    let layer = match layer(args.store, args.redis_url.as_deref(), config).await {
+    let layer = match layer_with_database(
+        args.store,
+        args.redis_url.as_deref(),
+        args.database_url.as_deref(),
+        config,
+    )
+    .await
+    {
         Ok(layer) => layer,
         Err(error) => {
             tracing::error!(error = &error as &dyn std::error::Error, "cannot start");

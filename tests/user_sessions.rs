@@ -12,7 +12,9 @@ use std::time::Duration;
 use redis::AsyncCommands as _;
 use session_runtime::SessionLayer;
 use session_runtime::config::SessionConfig;
-use session_runtime::store::{MemoryStore, RedisStore, SimpleCookieStore};
+use session_runtime::store::{
+    MemoryStore, PostgresStore, RedisStore, SimpleCookieStore, SqliteStore,
+};
 use session_tests::redis::unique_prefix;
 use session_tests::server::{TestClock, TestServer, browser, send, test_config};
 
@@ -22,13 +24,81 @@ enum Backend {
     Memory,
     Redis,
     Cluster,
+    Postgres,
+    Sqlite,
 }
 
-/// The example app on a fresh store of `backend`, with its clock; for Redis, the key prefix.
+/// A layer on a fresh store of `backend`; for Redis, under `prefix`.
+async fn backend_layer(backend: Backend, prefix: &str) -> (SessionLayer, Option<Sql>) {
+    match backend {
+        Backend::Memory => (SessionLayer::new(MemoryStore::new()), None),
+        Backend::Redis => (
+            SessionLayer::new(
+                RedisStore::builder()
+                    .key_prefix(prefix)
+                    .connect(session_tests::redis::server().await.url())
+                    .await
+                    .unwrap(),
+            ),
+            None,
+        ),
+        Backend::Cluster => (
+            SessionLayer::new(
+                RedisStore::builder()
+                    .key_prefix(prefix)
+                    .connect_cluster(session_tests::redis::cluster().await.urls())
+                    .await
+                    .unwrap(),
+            ),
+            None,
+        ),
+        Backend::Postgres => {
+            let store =
+                session_tests::sql::postgres_store("owners", None, Duration::from_secs(5)).await;
+            (SessionLayer::new(store.clone()), Some(Sql::Postgres(store)))
+        }
+        Backend::Sqlite => {
+            let store = session_tests::sql::sqlite_store("owners").await;
+            (SessionLayer::new(store.clone()), Some(Sql::Sqlite(store)))
+        }
+    }
+}
+
+/// A SQL store a test looks into.
+#[derive(Debug, Clone)]
+enum Sql {
+    Postgres(PostgresStore),
+    Sqlite(SqliteStore),
+}
+
+impl Sql {
+    /// How many rows name an owner: the SQL stores' index.
+    async fn owned_rows(&self) -> i64 {
+        let count = |table: &str| {
+            sqlx::AssertSqlSafe(format!(
+                "SELECT count(*) FROM {table} WHERE owner IS NOT NULL"
+            ))
+        };
+        match self {
+            Self::Postgres(store) => sqlx::query_scalar(count(store.table()))
+                .fetch_one(store.pool())
+                .await
+                .unwrap(),
+            Self::Sqlite(store) => sqlx::query_scalar(count(store.table()))
+                .fetch_one(store.pool())
+                .await
+                .unwrap(),
+        }
+    }
+}
+
+/// The example app on a fresh store of `backend`, with its clock; what the test looks into:
+/// the memory store, the SQL store, the Redis key prefix.
 struct App {
     server: TestServer,
     clock: Arc<TestClock>,
     memory: Option<Arc<MemoryStore>>,
+    sql: Option<Sql>,
     prefix: String,
     backend: Backend,
 }
@@ -92,26 +162,12 @@ impl App {
         let config = config(&clock);
         let prefix = unique_prefix("owners");
         let mut memory = None;
-        let layer = match backend {
-            Backend::Memory => {
-                let store = Arc::new(MemoryStore::new());
-                memory = Some(Arc::clone(&store));
-                SessionLayer::new(Shared(store))
-            }
-            Backend::Redis => SessionLayer::new(
-                RedisStore::builder()
-                    .key_prefix(&prefix)
-                    .connect(session_tests::redis::server().await.url())
-                    .await
-                    .unwrap(),
-            ),
-            Backend::Cluster => SessionLayer::new(
-                RedisStore::builder()
-                    .key_prefix(&prefix)
-                    .connect_cluster(session_tests::redis::cluster().await.urls())
-                    .await
-                    .unwrap(),
-            ),
+        let (layer, sql) = if backend == Backend::Memory {
+            let store = Arc::new(MemoryStore::new());
+            memory = Some(Arc::clone(&store));
+            (SessionLayer::new(Shared(store)), None)
+        } else {
+            backend_layer(backend, &prefix).await
         };
         let server =
             TestServer::start(session_examples::routes().layer(layer.with_config(config))).await;
@@ -119,6 +175,7 @@ impl App {
             server,
             clock,
             memory,
+            sql,
             prefix,
             backend,
         }
@@ -167,7 +224,7 @@ impl App {
         let pattern = format!("{}owner:*", self.prefix);
         let mut out = Vec::new();
         match self.backend {
-            Backend::Memory => {}
+            Backend::Memory | Backend::Postgres | Backend::Sqlite => {}
             Backend::Redis => {
                 let mut conn = session_tests::redis::server()
                     .await
@@ -208,6 +265,9 @@ impl App {
         }
         let keys = self.index_keys().await;
         assert!(keys.is_empty(), "owner index keys left: {keys:?}");
+        if let Some(sql) = &self.sql {
+            assert_eq!(sql.owned_rows().await, 0, "rows with an owner left");
+        }
     }
 }
 
@@ -248,7 +308,10 @@ async fn twenty_devices(backend: Backend) {
         vec![(current_0, listing[0].1, true)],
         "{backend:?}"
     );
-    if backend != Backend::Memory {
+    if let Some(sql) = &app.sql {
+        assert_eq!(sql.owned_rows().await, 1, "{backend:?}: one owned row left");
+    }
+    if matches!(backend, Backend::Redis | Backend::Cluster) {
         let keys = app.index_keys().await;
         assert_eq!(keys.len(), 1, "one index key: {keys:?}");
         assert!(
@@ -271,6 +334,16 @@ async fn twenty_devices_redis() {
 #[tokio::test]
 async fn twenty_devices_cluster() {
     twenty_devices(Backend::Cluster).await;
+}
+
+#[tokio::test]
+async fn twenty_devices_postgres() {
+    twenty_devices(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn twenty_devices_sqlite() {
+    twenty_devices(Backend::Sqlite).await;
 }
 
 /// 100 concurrent logins of one user interleaved with 10 `POST /logout-everywhere`, then one
@@ -330,6 +403,16 @@ async fn logins_race_logout_everywhere_cluster() {
     logins_race_logout_everywhere(Backend::Cluster).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn logins_race_logout_everywhere_postgres() {
+    logins_race_logout_everywhere(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn logins_race_logout_everywhere_sqlite() {
+    logins_race_logout_everywhere(Backend::Sqlite).await;
+}
+
 /// Sessions that expired are never listed, and their entries go.
 async fn expired_sessions_are_not_listed(backend: Backend) {
     // Idle timeout 10 minutes.
@@ -376,6 +459,16 @@ async fn expired_sessions_are_not_listed_redis() {
 #[tokio::test]
 async fn expired_sessions_are_not_listed_cluster() {
     expired_sessions_are_not_listed(Backend::Cluster).await;
+}
+
+#[tokio::test]
+async fn expired_sessions_are_not_listed_postgres() {
+    expired_sessions_are_not_listed(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn expired_sessions_are_not_listed_sqlite() {
+    expired_sessions_are_not_listed(Backend::Sqlite).await;
 }
 
 /// A user cannot revoke another user's session: 404, and nothing changes. Their own handle
@@ -446,6 +539,16 @@ async fn revoking_another_users_session_redis() {
 #[tokio::test]
 async fn revoking_another_users_session_cluster() {
     revoking_another_users_session(Backend::Cluster).await;
+}
+
+#[tokio::test]
+async fn revoking_another_users_session_postgres() {
+    revoking_another_users_session(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn revoking_another_users_session_sqlite() {
+    revoking_another_users_session(Backend::Sqlite).await;
 }
 
 /// Logging out, logging in as someone else and expiring leave the index as the records are.
@@ -552,23 +655,7 @@ async fn in_flight_save_does_not_resurrect(backend: Backend) {
     }
     let clock = TestClock::new();
     let prefix = unique_prefix("inflight");
-    let layer = match backend {
-        Backend::Memory => SessionLayer::new(MemoryStore::new()),
-        Backend::Redis => SessionLayer::new(
-            RedisStore::builder()
-                .key_prefix(&prefix)
-                .connect(session_tests::redis::server().await.url())
-                .await
-                .unwrap(),
-        ),
-        Backend::Cluster => SessionLayer::new(
-            RedisStore::builder()
-                .key_prefix(&prefix)
-                .connect_cluster(session_tests::redis::cluster().await.urls())
-                .await
-                .unwrap(),
-        ),
-    };
+    let (layer, _) = backend_layer(backend, &prefix).await;
     let app = session_examples::routes()
         .route("/slow", get(slow))
         .layer(layer.with_config(test_config(&clock)));
@@ -610,4 +697,14 @@ async fn in_flight_save_does_not_resurrect_redis() {
 #[tokio::test]
 async fn in_flight_save_does_not_resurrect_cluster() {
     in_flight_save_does_not_resurrect(Backend::Cluster).await;
+}
+
+#[tokio::test]
+async fn in_flight_save_does_not_resurrect_postgres() {
+    in_flight_save_does_not_resurrect(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn in_flight_save_does_not_resurrect_sqlite() {
+    in_flight_save_does_not_resurrect(Backend::Sqlite).await;
 }

@@ -15,7 +15,8 @@ use serde::Deserialize;
 use session_runtime::config::{ConfigError, SessionConfig};
 use session_runtime::owner::{SessionHandle, SessionInfo};
 use session_runtime::store::{
-    EncryptedCookieStore, Key, KeyError, MemoryStore, RedisStore, SimpleCookieStore, StoreError,
+    EncryptedCookieStore, Key, KeyError, MemoryStore, PostgresStore, RedisStore, SimpleCookieStore,
+    SqliteStore, StoreError,
 };
 use session_runtime::{Session, SessionLayer, TypedSession};
 
@@ -48,6 +49,10 @@ pub enum StoreChoice {
     Redis,
     /// [`RedisStore`] on a Redis Cluster.
     RedisCluster,
+    /// [`PostgresStore`], table `sessions`.
+    Postgres,
+    /// [`SqliteStore`], table `sessions`.
+    Sqlite,
 }
 
 impl FromStr for StoreChoice {
@@ -60,8 +65,10 @@ impl FromStr for StoreChoice {
             "encrypted" => Ok(Self::Encrypted),
             "redis" => Ok(Self::Redis),
             "redis-cluster" => Ok(Self::RedisCluster),
+            "postgres" => Ok(Self::Postgres),
+            "sqlite" => Ok(Self::Sqlite),
             other => Err(format!(
-                "unknown store `{other}`; expected memory, simple, encrypted, redis or redis-cluster"
+                "unknown store `{other}`; expected memory, simple, encrypted, redis, redis-cluster, postgres or sqlite"
             )),
         }
     }
@@ -74,6 +81,8 @@ pub enum SetupError {
     Key(KeyError),
     /// Redis could not be reached.
     Redis(StoreError),
+    /// The database could not be reached or refused the table.
+    Database(StoreError),
 }
 
 impl fmt::Display for SetupError {
@@ -81,6 +90,7 @@ impl fmt::Display for SetupError {
         match self {
             Self::Key(_) => f.write_str("invalid SESSION_KEY; expected 32 bytes in base64"),
             Self::Redis(_) => f.write_str("cannot connect to Redis"),
+            Self::Database(_) => f.write_str("cannot set up the session table"),
         }
     }
 }
@@ -89,13 +99,27 @@ impl std::error::Error for SetupError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Key(error) => Some(error),
-            Self::Redis(error) => Some(error),
+            Self::Redis(error) | Self::Database(error) => Some(error),
         }
     }
 }
 
 /// The Redis URL used when none is given.
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// The PostgreSQL URL used when none is given: the local server.
+pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// The SQLite URL used when none is given: a file under the workspace's `target/`.
+pub const DEFAULT_SQLITE_URL: &str = concat!(
+    "sqlite://",
+    env!("CARGO_MANIFEST_DIR"),
+    "/../target/counter-sessions.sqlite"
+);
+
+/// How long one store operation of the SQL stores may take: an unreachable database answers
+/// 503 well within 2 seconds (sqlx's own defaults wait 30).
+pub const SQL_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(800);
 
 /// Builds the session layer for a store. The encrypted store reads its key from `SESSION_KEY`
 /// (32 bytes in base64) and generates a random one, with a warning, when it is unset. The Redis
@@ -108,6 +132,22 @@ pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 pub async fn layer(
     store: StoreChoice,
     redis_url: Option<&str>,
+    config: SessionConfig,
+) -> Result<SessionLayer, SetupError> {
+    layer_with_database(store, redis_url, None, config).await
+}
+
+/// [`layer`], with the database of the SQL stores at `database_url`
+/// ([`DEFAULT_POSTGRES_URL`] or [`DEFAULT_SQLITE_URL`] when `None`; `sqlite://PATH` creates a
+/// missing file). The table `sessions` is created if missing.
+///
+/// # Errors
+///
+/// [`SetupError`] for a bad key, an unreachable Redis or database.
+pub async fn layer_with_database(
+    store: StoreChoice,
+    redis_url: Option<&str>,
+    database_url: Option<&str>,
     config: SessionConfig,
 ) -> Result<SessionLayer, SetupError> {
     let redis_url = redis_url.unwrap_or(DEFAULT_REDIS_URL);
@@ -133,6 +173,38 @@ pub async fn layer(
                 .await
                 .map_err(SetupError::Redis)?,
         ),
+        StoreChoice::Postgres => {
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(SQL_TIMEOUT)
+                .test_before_acquire(false)
+                .connect_lazy(database_url.unwrap_or(DEFAULT_POSTGRES_URL))
+                .map_err(|error| SetupError::Database(StoreError::backend(error)))?;
+            let store = PostgresStore::new(pool)
+                .with_timeout(SQL_TIMEOUT)
+                .with_cleanup(std::time::Duration::from_secs(300));
+            store.migrate().await.map_err(SetupError::Database)?;
+            SessionLayer::new(store)
+        }
+        StoreChoice::Sqlite => {
+            let url = database_url.unwrap_or(DEFAULT_SQLITE_URL);
+            if let Some(parent) = url
+                .strip_prefix("sqlite://")
+                .map(|path| std::path::Path::new(path.split('?').next().unwrap_or(path)))
+                .and_then(std::path::Path::parent)
+                .filter(|parent| !parent.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(parent)
+                    .map_err(|error| SetupError::Database(StoreError::backend(error)))?;
+            }
+            let store = SqliteStore::connect(url)
+                .await
+                .map_err(SetupError::Database)?
+                .with_timeout(SQL_TIMEOUT)
+                .with_cleanup(std::time::Duration::from_secs(300));
+            store.migrate().await.map_err(SetupError::Database)?;
+            SessionLayer::new(store)
+        }
     };
     Ok(layer.with_config(config))
 }

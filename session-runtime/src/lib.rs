@@ -63,6 +63,8 @@
 //! | `msgpack` | `MsgpackCodec` (rmp-serde, maps with field names) | no |
 //! | `cookie-store` | `EncryptedCookieStore` (AES-256-GCM-SIV, key ring) and `SimpleCookieStore` (plain, for tests only) | no |
 //! | `redis-store` | `RedisStore` on one node or a Redis Cluster, field-level writes | no |
+//! | `postgres-store` | `PostgresStore` (sqlx): one row per session, `jsonb` fields merged field by field | no |
+//! | `sqlite-store` | `SqliteStore` (sqlx, bundled SQLite): the same in one file | no |
 //! | `aiohttp-compat` | stores that read and write Python `aiohttp_session`'s formats (`store::aiohttp`: JSON cookie, Fernet cookie, with `redis-store` its Redis records), to run a Python and a Rust server side by side | no |
 //!
 //! # Errors

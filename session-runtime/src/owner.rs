@@ -14,7 +14,8 @@
 //! and saves afterwards does not bring it back (saves never recreate a deleted record).
 //!
 //! Server-side stores keep the index ([`MemoryStore`](crate::store::MemoryStore), `RedisStore`
-//! on one node or a cluster). A cookie store cannot: the record lives in each client's cookie,
+//! on one node or a cluster, `PostgresStore` and `SqliteStore`, whose rows carry the owner in a
+//! column of its own). A cookie store cannot: the record lives in each client's cookie,
 //! and nothing on the server can list or delete it. The owner field still works there as plain
 //! data, but every call of this API answers [`StoreError::Unsupported`](crate::store::StoreError::Unsupported): never a silent no-op.
 //!
@@ -306,6 +307,7 @@ async fn live_sessions<T: OwnedSession>(
             cookie_name: T::COOKIE_NAME,
             owner: key,
             now,
+            codec: crate::codec::RecordCodec::of::<T::Codec>(),
         })
         .await?;
     let Some(owner_index) = T::OWNER_INDEX else {

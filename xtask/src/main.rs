@@ -59,15 +59,15 @@ struct Requirement {
 
 /// Everything the tests and CI need that a fresh Debian machine with only the Rust toolchain may
 /// lack. The checks look where the tests look (same environment overrides, same paths). To add
-/// one, add an entry; for a `PostgreSQL` server, for example:
+/// one, add an entry; for a `memcached` server, for example:
 ///
 /// ```text
 /// Requirement {
-///     name: "postgres",
-///     used_by: "the PostgreSQL store tests",
+///     name: "memcached",
+///     used_by: "the Memcached store tests",
 ///     scope: Scope::Tests,
-///     present: || program_present(Some("PG_CTL"), "/usr/lib/postgresql/15/bin/pg_ctl"),
-///     packages: &["postgresql"],
+///     present: || program_present(Some("MEMCACHED_BIN"), "memcached"),
+///     packages: &["memcached"],
 /// },
 /// ```
 const REQUIREMENTS: &[Requirement] = &[
@@ -84,6 +84,14 @@ const REQUIREMENTS: &[Requirement] = &[
         scope: Scope::Tests,
         present: || program_present(Some("REDIS_CLI_BIN"), "redis-cli"),
         packages: &["redis-tools"],
+    },
+    Requirement {
+        name: "PostgreSQL server binaries (initdb, pg_ctl)",
+        used_by: "the PostgreSQL store tests (when no server answers on 127.0.0.1:5432 and \
+                  DATABASE_URL is unset, they start their own)",
+        scope: Scope::Tests,
+        present: postgres_server_present,
+        packages: &["postgresql"],
     },
     Requirement {
         name: "python3 with venv and ensurepip",
@@ -423,6 +431,22 @@ fn find_program(program: impl AsRef<OsStr>) -> Option<PathBuf> {
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt as _;
     fs::metadata(path).is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+}
+
+/// Whether `initdb` is where `tests/src/postgres.rs` looks for it: in `$PG_BIN` if set, else
+/// on `PATH`, else in a `/usr/lib/postgresql/*/bin` (Debian keeps the server binaries there, off
+/// `PATH`). Running as root, the tests run it as the `postgres` user, which the package creates,
+/// through `runuser`, which util-linux provides (essential on Debian, so not listed here).
+fn postgres_server_present() -> bool {
+    if let Some(dir) = env::var_os("PG_BIN").filter(|dir| !dir.is_empty()) {
+        return is_executable(&Path::new(&dir).join("initdb"));
+    }
+    find_program("initdb").is_some()
+        || fs::read_dir("/usr/lib/postgresql").is_ok_and(|versions| {
+            versions
+                .filter_map(Result::ok)
+                .any(|version| is_executable(&version.path().join("bin").join("initdb")))
+        })
 }
 
 /// The Python that creates the venv: `$PYTHON`, else `python3`.

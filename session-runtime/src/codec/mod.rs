@@ -112,16 +112,30 @@ pub struct RecordCodec {
     decode: fn(&[u8]) -> Result<Record, CodecError>,
     encode_text: fn(&str) -> Result<Vec<u8>, CodecError>,
     decode_text: fn(&[u8]) -> Result<String, CodecError>,
+    json: bool,
 }
 
 impl RecordCodec {
     pub(crate) fn of<C: Codec>() -> Self {
+        #[cfg(feature = "json")]
+        let json = std::any::TypeId::of::<C>() == std::any::TypeId::of::<JsonCodec>();
+        #[cfg(not(feature = "json"))]
+        let json = false;
         Self {
             encode: C::encode_record,
             decode: C::decode_record,
             encode_text: |text| C::encode(text),
             decode_text: |bytes| C::decode(bytes),
+            json,
         }
+    }
+
+    /// Whether every field value is JSON text: the session type uses `JsonCodec`. A store that
+    /// keeps fields in a JSON document (the SQL stores) embeds such values as they are and
+    /// others as base64 strings.
+    #[must_use]
+    pub fn writes_json(&self) -> bool {
+        self.json
     }
 
     /// Encodes a string as a field value of this codec (the runtime's own reserved fields).

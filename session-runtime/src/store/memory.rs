@@ -769,6 +769,7 @@ mod tests {
                 cookie_name: "s",
                 owner,
                 now,
+                codec: RecordCodec::of::<JsonCodec>(),
             })
             .unwrap()
             .len()
@@ -799,6 +800,7 @@ mod tests {
                     cookie_name: "s",
                     owner: "ann",
                     now: LIFETIME + 1,
+                    codec: RecordCodec::of::<JsonCodec>(),
                 })
                 .unwrap()
                 .iter()
@@ -814,6 +816,7 @@ mod tests {
                 cookie_name: "s",
                 owner: "bob",
                 now: 1,
+                codec: RecordCodec::of::<JsonCodec>(),
             })
             .unwrap();
         let (handle, _) = bob[0].clone();

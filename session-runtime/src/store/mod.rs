@@ -361,6 +361,8 @@ pub struct ListOwned<'a> {
     pub owner: &'a str,
     /// The current time, Unix milliseconds. Entries past their horizon may be dropped.
     pub now: u64,
+    /// The session type's envelope codec.
+    pub codec: RecordCodec,
 }
 
 /// The answer of [`SessionStore::list_owned`]: each indexed session's handle and its record,
@@ -682,9 +684,17 @@ mod deadline;
 #[cfg(feature = "memory-store")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory-store")))]
 mod memory;
+#[cfg(feature = "postgres-store")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres-store")))]
+mod postgres;
 #[cfg(feature = "redis-store")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis-store")))]
 pub(crate) mod redis;
+#[cfg(any(feature = "postgres-store", feature = "sqlite-store"))]
+mod sql;
+#[cfg(feature = "sqlite-store")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite-store")))]
+mod sqlite;
 
 #[cfg(feature = "cookie-store")]
 #[doc(inline)]
@@ -692,6 +702,12 @@ pub use cookie::{EncryptedCookieStore, Key, KeyError, SimpleCookieStore};
 #[cfg(feature = "memory-store")]
 #[doc(inline)]
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres-store")]
+#[doc(inline)]
+pub use postgres::PostgresStore;
 #[cfg(feature = "redis-store")]
 #[doc(inline)]
 pub use redis::{RedisStore, RedisStoreBuilder};
+#[cfg(feature = "sqlite-store")]
+#[doc(inline)]
+pub use sqlite::SqliteStore;
