@@ -4,8 +4,8 @@
 //! ```text
 //! cargo run --release -p session-examples --example counter -- \
 //!     [--store memory|simple|encrypted|redis|redis-cluster|postgres|sqlite] \
-//!     [--addr 127.0.0.1:3000] [--redis-url URL] [--database-url URL] [--insecure] \
-//!     [--cookie-name counter|__Host-counter]
+//!     [--addr 127.0.0.1:3000] [--redis-url URL] [--database-url URL] [--redis-wait N] \
+//!     [--insecure] [--cookie-name counter|__Host-counter]
 //! ```
 //!
 //! `GET /` counts visits, `GET /read` shows the count without changing it, `GET /a` and `GET /b`
@@ -15,7 +15,8 @@
 //! `POST /sessions/revoke?handle=H` ends one, `POST /logout-everywhere` all of them and
 //! `POST /logout-others` all but this one (501 on the cookie stores). `--database-url` names the
 //! database of `--store postgres` (default: the local server) and `--store sqlite` (default: a
-//! file under `target/`; `sqlite://PATH` creates a missing file).
+//! file under `target/`; `sqlite://PATH` creates a missing file). `--redis-wait N` makes each
+//! Redis save wait for N replicas' acknowledgement. `--help` lists the flags.
 //! `--insecure` drops the `Secure` cookie attribute for plain-HTTP testing. `--cookie-name
 //! __Host-counter` serves the same routes under a `__Host-` cookie (refused with `--insecure`,
 //! which browsers would drop; `http://localhost` counts as secure in browsers). The encrypted store
@@ -24,19 +25,23 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use session_examples::{CookieName, StoreChoice, app, layer_with_database};
+use session_examples::{Backends, CookieName, StoreChoice, app, layer_with};
 use session_runtime::config::SessionConfig;
 
 const USAGE: &str =
     "usage: counter [--store memory|simple|encrypted|redis|redis-cluster|postgres|sqlite]
                [--addr 127.0.0.1:3000] [--redis-url URL(,URL...)] [--database-url URL]
-               [--cookie-name counter|__Host-counter] [--insecure]";
+               [--redis-wait N] [--cookie-name counter|__Host-counter] [--insecure]
+
+--redis-wait N: each Redis save waits (up to 500 ms) until N replicas acknowledged it;
+                fewer in time answers 503 (see RedisStoreBuilder::wait_for_replicas)";
 
 struct Args {
     store: StoreChoice,
     addr: SocketAddr,
     redis_url: Option<String>,
     database_url: Option<String>,
+    redis_wait: u32,
     insecure: bool,
     cookie_name: CookieName,
 }
@@ -47,6 +52,7 @@ fn parse_args() -> Result<Args, String> {
         addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
         redis_url: None,
         database_url: None,
+        redis_wait: 0,
         insecure: false,
         cookie_name: CookieName::Counter,
     };
@@ -62,6 +68,11 @@ fn parse_args() -> Result<Args, String> {
             }
             "--redis-url" => args.redis_url = Some(value("--redis-url")?),
             "--database-url" => args.database_url = Some(value("--database-url")?),
+            "--redis-wait" => {
+                args.redis_wait = value("--redis-wait")?
+                    .parse()
+                    .map_err(|e| format!("invalid --redis-wait: {e}"))?;
+            }
             "--help" | "-h" => return Err(String::new()),
             "--insecure" => args.insecure = true,
             "--cookie-name" => args.cookie_name = value("--cookie-name")?.parse()?,
@@ -99,14 +110,12 @@ async fn main() -> ExitCode {
         tracing::warn!("--database-url is ignored by the {:?} store", args.store);
     }
     let config = SessionConfig::default().with_secure(!args.insecure);
-    let layer = match layer_with_database(
-        args.store,
-        args.redis_url.as_deref(),
-        args.database_url.as_deref(),
-        config,
-    )
-    .await
-    {
+    let backends = Backends {
+        redis_url: args.redis_url.as_deref(),
+        database_url: args.database_url.as_deref(),
+        redis_wait: args.redis_wait,
+    };
+    let layer = match layer_with(args.store, &backends, config).await {
         Ok(layer) => layer,
         Err(error) => {
             tracing::error!(error = &error as &dyn std::error::Error, "cannot start");

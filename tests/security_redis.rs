@@ -247,8 +247,8 @@ async fn blocked_write(
 }
 
 /// SECURITY.md item 38: Redis is killed (`SIGKILL`) between a request's load and its save: the
-/// response is a 500 without `Set-Cookie`, and once Redis is back (empty: no persistence) the
-/// old cookie is a fresh session, not an error.
+/// response is a 503 (an outage, not a server error) without `Set-Cookie`, and once Redis is
+/// back (empty: no persistence) the old cookie is a fresh session, not an error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_mid_request() {
     let mut own = OwnRedis::start().await;
@@ -268,7 +268,7 @@ async fn redis_killed_mid_request() {
     own.stop().await;
     signals.1.notify_one();
     let (status, headers, _) = request.await.unwrap();
-    assert_eq!(status, 500, "the save failed");
+    assert_eq!(status, 503, "the save failed on an outage");
     assert!(set_cookies(&headers).is_empty());
     own.restart().await;
     let mut answered = None;

@@ -767,3 +767,130 @@ async fn a_gone_session_never_moves_to_a_new_id() {
         assert!(!written, "nothing under the new id");
     }
 }
+
+/// `wait_for_replicas`: with no replica to acknowledge, a save answers 503 without `Set-Cookie`
+/// (not acknowledged is not saved, as far as the client knows); with a replica attached, every
+/// save returns only once the replica holds it, so what a client was told is saved is on two
+/// nodes.
+#[tokio::test]
+async fn waiting_for_a_replica() {
+    let primary = OwnRedis::start().await;
+    let store = RedisStore::builder()
+        .wait_for_replicas(1, Duration::from_millis(200))
+        .connect(&primary.url())
+        .await
+        .unwrap();
+    let keys = RedisStore::connect(&primary.url()).await.unwrap();
+    let Fixture { server, .. } = Fixture::start(store, app).await;
+    let c = raw_client();
+    let started = Instant::now();
+    let (status, headers, _) = send(c.get(server.url("/visit"))).await;
+    let alone = started.elapsed();
+    assert_eq!(status, 503, "no replica acknowledged the save");
+    assert!(set_cookies(&headers).is_empty());
+
+    let replica = OwnRedis::start().await;
+    let mut replica_conn = replica
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(primary.port())
+        .query_async(&mut replica_conn)
+        .await
+        .unwrap();
+    let mut linked = false;
+    for _ in 0..200 {
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(&mut replica_conn)
+            .await
+            .unwrap();
+        if info.contains("master_link_status:up") {
+            linked = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(linked, "the replica never linked to the primary");
+
+    let (status, headers, body) = send(c.get(server.url("/visit"))).await;
+    assert_eq!((status, body.as_str()), (200, "1"));
+    let id = cookie_value(&headers, "suite").unwrap();
+    let cookie = format!("suite={id}");
+    let key = keys.key_of(&SessionId::parse(&id).unwrap());
+    for expected in 1..=20 {
+        if expected > 1 {
+            let (status, _, body) =
+                send(c.get(server.url("/visit")).header("cookie", &cookie)).await;
+            assert_eq!((status, body), (200, expected.to_string()));
+        }
+        // No waiting here: the save returned only once the replica had it.
+        let on_replica: Option<String> = replica_conn.hget(&key, "visits").await.unwrap();
+        assert_eq!(on_replica, Some(expected.to_string()), "save {expected}");
+    }
+    println!(
+        "WAIT: no replica -> 503 after {alone:?}; with one, 20 of 20 saves on the replica when acknowledged"
+    );
+}
+
+/// After a restart or a failover the node has no scripts (`NOSCRIPT`): every script of the store
+/// (the write, the owner index, the revocation) is loaded again and its operation lands, on one
+/// node and on the cluster (`SCRIPT FLUSH` on every node between the requests). Private servers:
+/// a flush must not pull scripts from under other tests.
+#[tokio::test]
+async fn every_script_is_reloaded_after_a_flush() {
+    let own = OwnRedis::start().await;
+    let cluster = session_tests::redis::RedisCluster::start().await;
+    for on_cluster in [false, true] {
+        let clock = TestClock::new();
+        let (store, urls) = if on_cluster {
+            let store = RedisStore::builder()
+                .connect_cluster(cluster.urls())
+                .await
+                .unwrap();
+            (store, cluster.urls().to_vec())
+        } else {
+            (
+                RedisStore::connect(&own.url()).await.unwrap(),
+                vec![own.url()],
+            )
+        };
+        let layer = SessionLayer::new(store).with_config(test_config(&clock));
+        let server = TestServer::start(session_examples::routes().layer(layer)).await;
+        let flush = async || {
+            for url in &urls {
+                let mut conn = redis::Client::open(url.as_str())
+                    .unwrap()
+                    .get_multiplexed_async_connection()
+                    .await
+                    .unwrap();
+                let () = redis::cmd("SCRIPT")
+                    .arg("FLUSH")
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+            }
+        };
+        let (laptop, phone) = (browser(), browser());
+        assert_eq!(send(laptop.get(server.url("/"))).await.2, "1");
+        flush().await;
+        assert_eq!(
+            send(laptop.get(server.url("/"))).await.2,
+            "2",
+            "write script"
+        );
+        flush().await;
+        for client in [&laptop, &phone] {
+            let (status, _, _) = send(client.post(server.url("/login?user=3"))).await;
+            assert_eq!(status, 204, "index script");
+        }
+        flush().await;
+        let (status, _, body) = send(laptop.post(server.url("/logout-others"))).await;
+        assert_eq!((status, body.trim()), (200, "1"), "revocation script");
+        assert_eq!(send(phone.get(server.url("/whoami"))).await.2, "anonymous");
+        assert_eq!(send(laptop.get(server.url("/whoami"))).await.2, "3");
+    }
+}

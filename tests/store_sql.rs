@@ -191,7 +191,7 @@ async fn upstream_addr(url: &str) -> std::net::SocketAddr {
 }
 
 /// The database stops answering, then goes down, then comes back: 503 within the timeout while
-/// it is out (the cookie untouched), a failed save answers 500 without `Set-Cookie`, and service
+/// it is out (the cookie untouched), and service
 /// comes back without a restart.
 #[tokio::test]
 async fn postgres_outage_rejects_with_503_and_recovers() {
@@ -271,18 +271,74 @@ async fn postgres_pool_exhausted_answers_503() {
     ))
     .await;
     let c = raw_client();
+    let (_, headers, _) = send(c.get(server.url("/visit"))).await;
+    let cookie = format!("suite={}", cookie_value(&headers, "suite").unwrap());
+    // Let the pool take its connection back (its release ping runs in a task of its own).
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let held = pool.acquire().await.unwrap();
+    // A stored session: its load waits for a connection, then answers 503.
     let started = Instant::now();
-    let (status, headers, _) = send(c.get(server.url("/visit"))).await;
+    let (load_status, headers, _) =
+        send(c.get(server.url("/visit")).header("cookie", &cookie)).await;
+    let load_took = started.elapsed();
+    assert_eq!(load_status, 503);
+    assert!(
+        set_cookies(&headers).is_empty(),
+        "the cookie is never overwritten"
+    );
+    assert!(load_took < Duration::from_secs(2), "took {load_took:?}");
+    // A new session: nothing to load, so the save is what waits: 503 without a cookie.
+    let started = Instant::now();
+    let (save_status, headers, _) = send(c.get(server.url("/visit"))).await;
+    let save_took = started.elapsed();
+    assert_eq!(save_status, 503);
+    assert!(set_cookies(&headers).is_empty());
+    assert!(save_took < Duration::from_secs(2), "took {save_took:?}");
+    drop(held);
+    let (status, _, body) = send(c.get(server.url("/visit")).header("cookie", &cookie)).await;
+    assert_eq!((status, body.as_str()), (200, "2"));
+    println!(
+        "postgres, pool exhausted: load -> {load_status} after {load_took:?}, save -> {save_status} after {save_took:?}"
+    );
+}
+
+/// A database locked by another writer: saves wait for the lock up to the store's deadline,
+/// then answer 503 without `Set-Cookie`; reads go on (WAL mode); the lock's release ends it.
+#[tokio::test]
+async fn sqlite_locked_database_fails_saves_and_recovers() {
+    let store = session_tests::sql::sqlite_store("locked")
+        .await
+        .with_timeout(Duration::from_millis(300));
+    let clock = TestClock::new();
+    let server = TestServer::start(app(
+        SessionLayer::new(store.clone()).with_config(test_config(&clock))
+    ))
+    .await;
+    let c = raw_client();
+    let (_, headers, _) = send(c.get(server.url("/visit"))).await;
+    let cookie = format!("suite={}", cookie_value(&headers, "suite").unwrap());
+    let mut locker = store.pool().acquire().await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut *locker)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let (status, headers, _) = send(c.get(server.url("/visit")).header("cookie", &cookie)).await;
     let took = started.elapsed();
-    // A new session: nothing to load, so the save is what waits: 500 without a cookie.
-    assert_eq!(status, 500);
+    assert_eq!(status, 503);
     assert!(set_cookies(&headers).is_empty());
     assert!(took < Duration::from_secs(2), "took {took:?}");
-    drop(held);
-    let (status, _, body) = send(c.get(server.url("/visit"))).await;
-    assert_eq!((status, body.as_str()), (200, "1"));
-    println!("postgres: pool exhausted -> {status} after {took:?}");
+    let (status, _, body) = send(c.get(server.url("/read")).header("cookie", &cookie)).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "1"),
+        "reads go on while a writer holds the lock"
+    );
+    sqlx::query("ROLLBACK").execute(&mut *locker).await.unwrap();
+    drop(locker);
+    let (status, _, body) = send(c.get(server.url("/visit")).header("cookie", &cookie)).await;
+    assert_eq!((status, body.as_str()), (200, "2"));
+    println!("sqlite, database locked: save -> 503 after {took:?}");
 }
 
 /// `delete_expired` removes expired rows in batches and leaves live ones.
@@ -385,10 +441,14 @@ async fn example_sqlite_set_up_creates_the_file() {
     let dir = std::env::temp_dir().join(session_tests::postgres::unique_table("example_dir"));
     let path = dir.join("nested").join("sessions.sqlite");
     let clock = TestClock::new();
-    let layer = session_examples::layer_with_database(
+    let url = format!("sqlite://{}", path.display());
+    let backends = session_examples::Backends {
+        database_url: Some(&url),
+        ..session_examples::Backends::default()
+    };
+    let layer = session_examples::layer_with(
         session_examples::StoreChoice::Sqlite,
-        None,
-        Some(&format!("sqlite://{}", path.display())),
+        &backends,
         test_config(&clock),
     )
     .await
@@ -413,10 +473,14 @@ async fn example_postgres_unreachable_fails_fast() {
     let port = listener.local_addr().unwrap().port();
     drop(listener);
     let started = Instant::now();
-    let result = session_examples::layer_with_database(
+    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    let backends = session_examples::Backends {
+        database_url: Some(&url),
+        ..session_examples::Backends::default()
+    };
+    let result = session_examples::layer_with(
         session_examples::StoreChoice::Postgres,
-        None,
-        Some(&format!("postgres://postgres@127.0.0.1:{port}/postgres")),
+        &backends,
         test_config(&clock),
     )
     .await;

@@ -134,23 +134,45 @@ pub async fn layer(
     redis_url: Option<&str>,
     config: SessionConfig,
 ) -> Result<SessionLayer, SetupError> {
-    layer_with_database(store, redis_url, None, config).await
+    let backends = Backends {
+        redis_url,
+        ..Backends::default()
+    };
+    layer_with(store, &backends, config).await
 }
 
-/// [`layer`], with the database of the SQL stores at `database_url`
-/// ([`DEFAULT_POSTGRES_URL`] or [`DEFAULT_SQLITE_URL`] when `None`; `sqlite://PATH` creates a
-/// missing file). The table `sessions` is created if missing.
+/// Where the server-side stores of the example live, and how they write.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Backends<'a> {
+    /// The Redis node, or for the cluster a comma-separated list of nodes
+    /// ([`DEFAULT_REDIS_URL`] when `None`).
+    pub redis_url: Option<&'a str>,
+    /// The database of the SQL stores ([`DEFAULT_POSTGRES_URL`] or [`DEFAULT_SQLITE_URL`] when
+    /// `None`; `sqlite://PATH` creates a missing file). The table `sessions` is created if
+    /// missing.
+    pub database_url: Option<&'a str>,
+    /// Redis saves wait for this many replicas' acknowledgement
+    /// ([`RedisStoreBuilder::wait_for_replicas`](session_runtime::store::RedisStoreBuilder::wait_for_replicas),
+    /// [`REDIS_WAIT_TIMEOUT`]); 0 for none.
+    pub redis_wait: u32,
+}
+
+/// How long a Redis save waits for its replicas with `--redis-wait`.
+pub const REDIS_WAIT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// [`layer`], with every backend setting.
 ///
 /// # Errors
 ///
 /// [`SetupError`] for a bad key, an unreachable Redis or database.
-pub async fn layer_with_database(
+pub async fn layer_with(
     store: StoreChoice,
-    redis_url: Option<&str>,
-    database_url: Option<&str>,
+    backends: &Backends<'_>,
     config: SessionConfig,
 ) -> Result<SessionLayer, SetupError> {
-    let redis_url = redis_url.unwrap_or(DEFAULT_REDIS_URL);
+    let redis_url = backends.redis_url.unwrap_or(DEFAULT_REDIS_URL);
+    let database_url = backends.database_url;
+    let redis = RedisStore::builder().wait_for_replicas(backends.redis_wait, REDIS_WAIT_TIMEOUT);
     let layer = match store {
         StoreChoice::Memory => SessionLayer::new(MemoryStore::new()),
         StoreChoice::Simple => SessionLayer::new(SimpleCookieStore::new()),
@@ -162,13 +184,11 @@ pub async fn layer_with_database(
             .map_err(SetupError::Key)?;
             SessionLayer::new(EncryptedCookieStore::new(key))
         }
-        StoreChoice::Redis => SessionLayer::new(
-            RedisStore::connect(redis_url)
-                .await
-                .map_err(SetupError::Redis)?,
-        ),
+        StoreChoice::Redis => {
+            SessionLayer::new(redis.connect(redis_url).await.map_err(SetupError::Redis)?)
+        }
         StoreChoice::RedisCluster => SessionLayer::new(
-            RedisStore::builder()
+            redis
                 .connect_cluster(redis_url.split(',').map(str::trim))
                 .await
                 .map_err(SetupError::Redis)?,

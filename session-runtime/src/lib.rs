@@ -71,8 +71,8 @@
 //!
 //! Bad input never fails a request: a garbage, tampered, expired or oversized cookie gives a fresh
 //! session. A store outage when loading rejects the extractor with 503 (take
-//! `Result<TypedSession<T>, SessionRejection>` to handle it); a failed save answers 500 without
-//! `Set-Cookie`, or returns the [`Error`] from [`TypedSession::save`].
+//! `Result<TypedSession<T>, SessionRejection>` to handle it); a failed save answers without
+//! `Set-Cookie`, 503 when the store is out (unreachable, timed out) and 500 otherwise, or returns the [`Error`] from [`TypedSession::save`].
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod codec;

@@ -18,6 +18,7 @@ use crate::execute::execute;
 use crate::plan::Plan;
 use crate::request::{List, Pending, RequestSessions};
 use crate::shared::Shared;
+use crate::store::StoreError;
 use crate::store::erased::BoxFuture;
 
 /// The middleware that [`SessionLayer`](crate::SessionLayer) wraps around a service.
@@ -224,14 +225,29 @@ fn set_cookie<B>(
     }
 }
 
-/// The response that replaces the handler's when a session cannot be saved: a 500 without any
-/// `Set-Cookie`, so the client keeps its previous, still valid cookie.
+/// The response that replaces the handler's when a session cannot be saved, without any
+/// `Set-Cookie`, so the client keeps its previous, still valid cookie: 503 when the store is
+/// out (unreachable, timed out, or refusing writes for now: a replica, a cluster that is down),
+/// which a retry may cure; 500 for everything else.
 fn save_failed<B: Default>(error: &Error) -> Response<B> {
-    tracing::error!(
-        error = error as &dyn std::error::Error,
-        "failed to save session; answering 500"
+    let outage = matches!(
+        error,
+        Error::Store(StoreError::Unavailable(_) | StoreError::Timeout)
     );
-    internal_error()
+    let mut response = internal_error();
+    if outage {
+        tracing::error!(
+            error = error as &dyn std::error::Error,
+            "session store unavailable; the session was not saved; answering 503"
+        );
+        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    } else {
+        tracing::error!(
+            error = error as &dyn std::error::Error,
+            "failed to save session; answering 500"
+        );
+    }
+    response
 }
 
 /// A 500 without any `Set-Cookie`.

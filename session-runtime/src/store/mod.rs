@@ -484,8 +484,10 @@ pub trait SessionStore: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// Returns [`StoreError`] when nothing could be written; the response becomes a 500 without
-    /// `Set-Cookie`.
+    /// Returns [`StoreError`] when nothing could be written; the response loses its `Set-Cookie`
+    /// and becomes a 503 for [`StoreError::Unavailable`] and [`StoreError::Timeout`] (an outage:
+    /// say `Unavailable` for a write refused for now, a replica during a failover, say), a 500
+    /// for the others.
     fn save(&self, save: Save<'_>) -> impl Future<Output = Result<SaveOutcome, StoreError>> + Send;
 
     /// Deletes a server-side record; deleting a missing record succeeds.

@@ -39,7 +39,7 @@ use crate::record::{Record, SessionId};
 /// Expired rows never load; [`PostgresStore::delete_expired`] deletes them in batches, and
 /// [`PostgresStore::with_cleanup`] does it in the background. Every operation is bounded by
 /// [`PostgresStore::with_timeout`] (one second by default): an unreachable database answers 503
-/// on load (500 on save, without `Set-Cookie`) within it, and the pool reconnects by itself.
+/// on load and on save (without `Set-Cookie`) within it, and the pool reconnects by itself.
 ///
 /// # Examples
 ///
@@ -247,7 +247,8 @@ impl PostgresStore {
     }
 
     /// Deletes expired rows every `every` in a background task (tokio), in batches of 1,000;
-    /// the task ends when the last clone of this store is dropped.
+    /// the task ends when the last clone of this store is dropped. Call it last: `with_table`
+    /// and `with_timeout` return a store of their own, without the task.
     #[must_use]
     pub fn with_cleanup(self, every: Duration) -> Self {
         let weak = Arc::downgrade(&self.inner);

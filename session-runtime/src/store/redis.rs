@@ -174,7 +174,7 @@ enum Connection {
 /// and script). The script is sent with `EVALSHA` and loaded once on `NOSCRIPT`.
 ///
 /// Every operation is bounded by the response timeout (see [`RedisStoreBuilder::response_timeout`]); a failure rejects the request with 503
-/// (load) or 500 (save) and leaves the client's cookie alone. The single-node connection
+/// (load and save alike: an outage, not a server error) and leaves the client's cookie alone. The single-node connection
 /// reconnects by itself when Redis comes back.
 ///
 /// # Examples
@@ -199,6 +199,8 @@ pub struct RedisStore {
     connection: Connection,
     prefix: String,
     deadlines: Arc<Deadlines>,
+    /// Replicas to wait for after each write, and for how long ([`RedisStoreBuilder::wait_for_replicas`]).
+    wait: Option<(u32, Duration)>,
     script: Script,
     index: Script,
     revoke: Script,
@@ -226,6 +228,7 @@ pub struct RedisStoreBuilder {
     prefix: String,
     connect_timeout: Duration,
     response_timeout: Duration,
+    wait: Option<(u32, Duration)>,
 }
 
 impl Default for RedisStoreBuilder {
@@ -234,14 +237,33 @@ impl Default for RedisStoreBuilder {
             prefix: "session:".to_owned(),
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_secs(1),
+            wait: None,
         }
     }
 }
 
 fn map_error(error: RedisError) -> StoreError {
+    // Answers that mean "not now" rather than "never": a node that is a replica (a failover is
+    // under way), a cluster that is down or resharding, a primary without its link, a node
+    // still loading its data, a script gone again right after it was loaded (a flush or a
+    // failover in between). They are outages (503), like a node that does not answer.
+    let not_now = matches!(
+        error.kind(),
+        ErrorKind::Server(
+            ServerErrorKind::ReadOnly
+                | ServerErrorKind::ClusterDown
+                | ServerErrorKind::TryAgain
+                | ServerErrorKind::MasterDown
+                | ServerErrorKind::BusyLoading
+                | ServerErrorKind::NoScript
+        )
+    );
     if error.is_timeout() {
         StoreError::Timeout
-    } else if error.is_io_error() || error.is_connection_dropped() || error.is_connection_refusal()
+    } else if not_now
+        || error.is_io_error()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
     {
         StoreError::unavailable(error)
     } else {
@@ -271,6 +293,25 @@ impl RedisStoreBuilder {
     #[must_use]
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
         self.response_timeout = timeout;
+        self
+    }
+
+    /// Makes every write (save, delete, owner index) wait until `replicas` replicas of the node
+    /// that took it have acknowledged it (Redis's `WAIT`, sent after the write on the same
+    /// connection), for at most `timeout`. Redis replicates asynchronously: without this, a write
+    /// acknowledged to the client just before its primary dies can be lost in the failover
+    /// (the replica promoted in its place never received it); with it, an acknowledged save is
+    /// on `replicas` more nodes.
+    ///
+    /// A write that fewer replicas acknowledge in time (no replica attached, a replica lagging,
+    /// the primary just promoted and alone until one rejoins) fails the save as an outage:
+    /// 503 without `Set-Cookie`, though the write itself may have landed on the primary. It
+    /// costs one round trip per write, plus the replication delay (sub-millisecond on one
+    /// machine, the network's round trip between hosts); keep `timeout` below the response
+    /// timeout. Off by default.
+    #[must_use]
+    pub fn wait_for_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.wait = (replicas > 0).then_some((replicas, timeout));
         self
     }
 
@@ -325,6 +366,7 @@ impl RedisStoreBuilder {
             connection,
             prefix: self.prefix,
             deadlines: Deadlines::start(self.response_timeout),
+            wait: self.wait,
             script: Script::new(WRITE),
             index: Script::new(INDEX),
             revoke: Script::new(REVOKE),
@@ -484,26 +526,73 @@ impl RedisStore {
                 evalsha.arg(name).arg(value);
             }
         }
-        self.run(|mut conn| async move {
-            match evalsha.query_async::<i64>(&mut conn).await {
-                // Not in Redis's script cache (a restart, `SCRIPT FLUSH`): load it and retry,
-                // as `Script::invoke_async` does.
-                Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                    redis::cmd("SCRIPT")
-                        .arg("LOAD")
-                        .arg(WRITE)
-                        .query_async::<String>(&mut conn)
-                        .await?;
-                    evalsha.query_async::<i64>(&mut conn).await
+        let outcome = self
+            .run(|mut conn| async move {
+                match evalsha.query_async::<i64>(&mut conn).await {
+                    // Not in Redis's script cache (a restart, a failover, `SCRIPT FLUSH`): load
+                    // it and retry, as `Script::invoke_async` does.
+                    Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                        redis::cmd("SCRIPT")
+                            .arg("LOAD")
+                            .arg(WRITE)
+                            .query_async::<String>(&mut conn)
+                            .await?;
+                        evalsha.query_async::<i64>(&mut conn).await
+                    }
+                    result => result,
                 }
-                result => result,
-            }
-        })
-        .await
+            })
+            .await?;
+        if outcome == 1 {
+            self.replicated(&key).await?;
+        }
+        Ok(outcome)
     }
 }
 
 impl RedisStore {
+    /// With [`RedisStoreBuilder::wait_for_replicas`], waits until that many replicas of the node
+    /// holding `key` acknowledged the writes sent before on its connection: `WAIT`, routed to
+    /// that node's primary on a cluster. Fewer acknowledgements in time is an outage.
+    async fn replicated(&self, key: &str) -> Result<(), StoreError> {
+        let Some((replicas, timeout)) = self.wait else {
+            return Ok(());
+        };
+        let millis = u64::try_from(timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(replicas).arg(millis);
+        let acked: i64 = self
+            .run(|conn| async move {
+                let value = match conn.0 {
+                    Connection::Single(mut single) => {
+                        wait.query_async::<Value>(&mut single).await?
+                    }
+                    Connection::Cluster(mut cluster) => {
+                        use redis::cluster_routing::{
+                            Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
+                        };
+                        let route = Route::with_key(key, SlotAddr::Master);
+                        cluster
+                            .route_command(
+                                wait,
+                                RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
+                            )
+                            .await?
+                    }
+                };
+                redis::from_redis_value(value).map_err(RedisError::from)
+            })
+            .await?;
+        if acked >= i64::from(replicas) {
+            return Ok(());
+        }
+        Err(StoreError::unavailable(format!(
+            "the write was acknowledged by {acked} of the {replicas} replicas asked for within {millis} ms"
+        )))
+    }
+
     /// The key of the owner index of `owner` for the cookie `cookie_name`.
     fn index_key(&self, cookie_name: &str, owner: &str) -> String {
         use base64::Engine as _;
@@ -544,8 +633,13 @@ impl RedisStore {
         for arg in args {
             invocation.arg(*arg);
         }
-        self.run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
-            .await
+        let listed = self
+            .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+            .await?;
+        if args.first() != Some(&"l") {
+            self.replicated(&key).await?;
+        }
+        Ok(listed)
     }
 
     /// Indexes the session `id` under the owner `entry` names, if any, dropping the entry of
@@ -784,8 +878,10 @@ impl SessionStore for RedisStore {
                 let outcome = self.create_indexed(new, Some(old), &save, &copied).await?;
                 if outcome == 1 {
                     let key = self.key(old);
-                    self.run(|mut conn| async move { conn.del::<_, i64>(&key).await })
+                    let del = &key;
+                    self.run(|mut conn| async move { conn.del::<_, i64>(del).await })
                         .await?;
+                    self.replicated(&key).await?;
                 }
                 (new, outcome)
             }
@@ -804,9 +900,10 @@ impl SessionStore for RedisStore {
 
     async fn delete(&self, delete: Delete<'_>) -> Result<(), StoreError> {
         let key = self.key(delete.id);
-        self.run(|mut conn| async move { conn.del::<_, i64>(&key).await })
+        let del = &key;
+        self.run(|mut conn| async move { conn.del::<_, i64>(del).await })
             .await?;
-        Ok(())
+        self.replicated(&key).await
     }
 
     async fn list_owned(&self, list: ListOwned<'_>) -> Result<OwnedRecords, StoreError> {
@@ -837,8 +934,14 @@ impl SessionStore for RedisStore {
         let revocations = revoke.sessions.iter().map(|(handle, owner_bytes)| {
             let key = self.key_of_handle(handle);
             let mut invocation = self.revoke.prepare_invoke();
-            invocation.key(key).arg(revoke.field).arg(&owner_bytes[..]);
-            self.run(|mut conn| async move { invocation.invoke_async::<i64>(&mut conn).await })
+            invocation.key(&key).arg(revoke.field).arg(&owner_bytes[..]);
+            async move {
+                let deleted = self
+                    .run(|mut conn| async move { invocation.invoke_async::<i64>(&mut conn).await })
+                    .await?;
+                self.replicated(&key).await?;
+                Ok::<_, StoreError>(deleted)
+            }
         });
         let deleted = futures_util::future::try_join_all(revocations).await?;
         let mut args = vec!["r"];
@@ -960,6 +1063,26 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn refusals_for_now_are_outages() {
+        for kind in [
+            ServerErrorKind::ReadOnly,
+            ServerErrorKind::ClusterDown,
+            ServerErrorKind::TryAgain,
+            ServerErrorKind::MasterDown,
+            ServerErrorKind::BusyLoading,
+            ServerErrorKind::NoScript,
+        ] {
+            let error = RedisError::from((ErrorKind::Server(kind), "refused"));
+            assert!(
+                matches!(map_error(error), StoreError::Unavailable(_)),
+                "{kind:?}"
+            );
+        }
+        let oom = RedisError::from((ErrorKind::Server(ServerErrorKind::ResponseError), "OOM"));
+        assert!(matches!(map_error(oom), StoreError::Backend(_)));
     }
 
     #[test]

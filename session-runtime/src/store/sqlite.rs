@@ -226,7 +226,8 @@ impl SqliteStore {
     }
 
     /// Deletes expired rows every `every` in a background task (tokio), in batches of 1,000;
-    /// the task ends when the last clone of this store is dropped.
+    /// the task ends when the last clone of this store is dropped. Call it last: `with_table`
+    /// and `with_timeout` return a store of their own, without the task.
     #[must_use]
     pub fn with_cleanup(self, every: Duration) -> Self {
         let weak = Arc::downgrade(&self.inner);
