@@ -16,7 +16,8 @@
 //! `POST /logout-others` all but this one (501 on the cookie stores). `--database-url` names the
 //! database of `--store postgres` (default: the local server) and `--store sqlite` (default: a
 //! file under `target/`; `sqlite://PATH` creates a missing file). `--redis-wait N` makes each
-//! Redis save wait for N replicas' acknowledgement. `--help` lists the flags.
+//! Redis save wait for N replicas' acknowledgement. `--max-age SECS` sets the idle timeout,
+//! `--memory-capacity N` the memory store's capacity. `--help` lists the flags.
 //! `--insecure` drops the `Secure` cookie attribute for plain-HTTP testing. `--cookie-name
 //! __Host-counter` serves the same routes under a `__Host-` cookie (refused with `--insecure`,
 //! which browsers would drop; `http://localhost` counts as secure in browsers). The encrypted store
@@ -32,9 +33,12 @@ const USAGE: &str =
     "usage: counter [--store memory|simple|encrypted|redis|redis-cluster|postgres|sqlite]
                [--addr 127.0.0.1:3000] [--redis-url URL(,URL...)] [--database-url URL]
                [--redis-wait N] [--cookie-name counter|__Host-counter] [--insecure]
+               [--max-age SECS] [--memory-capacity N]
 
 --redis-wait N: each Redis save waits (up to 500 ms) until N replicas acknowledged it;
-                fewer in time answers 503 (see RedisStoreBuilder::wait_for_replicas)";
+                fewer in time answers 503 (see RedisStoreBuilder::wait_for_replicas)
+--max-age SECS: the sessions' idle timeout (default one day)
+--memory-capacity N: how many sessions the memory store holds (default 100,000)";
 
 struct Args {
     store: StoreChoice,
@@ -42,6 +46,8 @@ struct Args {
     redis_url: Option<String>,
     database_url: Option<String>,
     redis_wait: u32,
+    max_age: Option<u64>,
+    memory_capacity: Option<usize>,
     insecure: bool,
     cookie_name: CookieName,
 }
@@ -53,6 +59,8 @@ fn parse_args() -> Result<Args, String> {
         redis_url: None,
         database_url: None,
         redis_wait: 0,
+        max_age: None,
+        memory_capacity: None,
         insecure: false,
         cookie_name: CookieName::Counter,
     };
@@ -68,6 +76,20 @@ fn parse_args() -> Result<Args, String> {
             }
             "--redis-url" => args.redis_url = Some(value("--redis-url")?),
             "--database-url" => args.database_url = Some(value("--database-url")?),
+            "--max-age" => {
+                args.max_age = Some(
+                    value("--max-age")?
+                        .parse()
+                        .map_err(|e| format!("invalid --max-age: {e}"))?,
+                );
+            }
+            "--memory-capacity" => {
+                args.memory_capacity = Some(
+                    value("--memory-capacity")?
+                        .parse()
+                        .map_err(|e| format!("invalid --memory-capacity: {e}"))?,
+                );
+            }
             "--redis-wait" => {
                 args.redis_wait = value("--redis-wait")?
                     .parse()
@@ -109,11 +131,15 @@ async fn main() -> ExitCode {
     {
         tracing::warn!("--database-url is ignored by the {:?} store", args.store);
     }
-    let config = SessionConfig::default().with_secure(!args.insecure);
+    let mut config = SessionConfig::default().with_secure(!args.insecure);
+    if let Some(secs) = args.max_age {
+        config = config.with_default_max_age(std::time::Duration::from_secs(secs.max(1)));
+    }
     let backends = Backends {
         redis_url: args.redis_url.as_deref(),
         database_url: args.database_url.as_deref(),
         redis_wait: args.redis_wait,
+        memory_capacity: args.memory_capacity,
     };
     let layer = match layer_with(args.store, &backends, config).await {
         Ok(layer) => layer,

@@ -15,6 +15,7 @@ use session_runtime::config::SessionConfig;
 use session_runtime::store::{
     MemoryStore, PostgresStore, RedisStore, SimpleCookieStore, SqliteStore,
 };
+use session_tests::fixture::SharedMemory;
 use session_tests::redis::unique_prefix;
 use session_tests::server::{TestClock, TestServer, browser, send, test_config};
 
@@ -97,56 +98,10 @@ impl Sql {
 struct App {
     server: TestServer,
     clock: Arc<TestClock>,
-    memory: Option<Arc<MemoryStore>>,
+    memory: Option<SharedMemory>,
     sql: Option<Sql>,
     prefix: String,
     backend: Backend,
-}
-
-/// A `MemoryStore` the test can look into while the layer uses it.
-#[derive(Debug, Clone)]
-struct Shared(Arc<MemoryStore>);
-
-impl session_runtime::SessionStore for Shared {
-    fn kind(&self) -> session_runtime::store::StoreKind {
-        self.0.kind()
-    }
-    async fn load(
-        &self,
-        load: session_runtime::store::Load<'_>,
-    ) -> Result<Option<session_runtime::session::Record>, session_runtime::store::StoreError> {
-        self.0.load(load).await
-    }
-    async fn save(
-        &self,
-        save: session_runtime::store::Save<'_>,
-    ) -> Result<session_runtime::store::SaveOutcome, session_runtime::store::StoreError> {
-        self.0.save(save).await
-    }
-    async fn delete(
-        &self,
-        delete: session_runtime::store::Delete<'_>,
-    ) -> Result<(), session_runtime::store::StoreError> {
-        self.0.delete(delete).await
-    }
-    async fn list_owned(
-        &self,
-        list: session_runtime::store::ListOwned<'_>,
-    ) -> Result<
-        Vec<(
-            session_runtime::store::SessionHandle,
-            Option<session_runtime::session::Record>,
-        )>,
-        session_runtime::store::StoreError,
-    > {
-        self.0.list_owned(list).await
-    }
-    async fn revoke(
-        &self,
-        revoke: session_runtime::store::Revoke<'_>,
-    ) -> Result<usize, session_runtime::store::StoreError> {
-        self.0.revoke(revoke).await
-    }
 }
 
 impl App {
@@ -163,9 +118,9 @@ impl App {
         let prefix = unique_prefix("owners");
         let mut memory = None;
         let (layer, sql) = if backend == Backend::Memory {
-            let store = Arc::new(MemoryStore::new());
-            memory = Some(Arc::clone(&store));
-            (SessionLayer::new(Shared(store)), None)
+            let store = SharedMemory::new(MemoryStore::new());
+            memory = Some(store.clone());
+            (SessionLayer::new(store), None)
         } else {
             backend_layer(backend, &prefix).await
         };

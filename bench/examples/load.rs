@@ -4,13 +4,32 @@
 //! ```text
 //! cargo run --release -p session-bench --example load            # full run
 //! cargo run --release -p session-bench --example load -- --quick # 3 short rounds
+//! cargo run --release -p session-bench --example load -- --only postgres # the SQL rows
+//! cargo run --release -p session-bench --example load -- --only sqlite
 //! ```
 //!
 //! How long each takes is in CONTRIBUTING.md.
 //!
 //! Options: `--rounds N`, `--secs S` (measured seconds per scenario and round), `--connections
 //! N`, `--only WORD` (scenarios whose name contains WORD; `bare` always runs), `--redis-url URL`
-//! (use that Redis instead of a private `redis-server`).
+//! (use that Redis instead of a private `redis-server`), `--database-url URL` (the PostgreSQL
+//! of the `postgres` scenarios; default `DATABASE_URL`, else
+//! `postgres://postgres@127.0.0.1:5432/postgres`).
+//!
+//! The SQL scenarios (our `PostgresStore` and `SqliteStore` against tower-sessions-sqlx-store
+//! 0.15's, on tower-sessions 0.14) run only when `--only` names them, with a WORD containing
+//! `postgres` or `sqlite`: the default run stays the 13 scenarios above and needs no database.
+//! Each store gets a table of its own (ours `bench_ours_<pid>`, the peer's `session` in the
+//! schema `bench_tss_<pid>`) or an SQLite file of its own in the temporary directory (WAL,
+//! `synchronous = NORMAL`), created at the start and dropped or deleted at the end; both sides
+//! get pools of 8 connections without `test_before_acquire`. Database CPU per request: on
+//! PostgreSQL, the run time of the backends serving the scenario's pool (found by
+//! `application_name` in `pg_stat_activity`, read from `/proc/<pid>/schedstat`, and moved to
+//! the client's core like the private `redis-server`), and apart from it that of every
+//! `postgres` process of the server (WAL writer, checkpointer and any other client included);
+//! on SQLite, which runs inside this process on one sqlx worker thread per connection (not the
+//! server thread, so not in server CPU; the workers inherit the server thread's core), the run
+//! time of the scenario's pool's worker threads.
 //!
 //! The server (one current-thread tokio runtime) is pinned to the first core, the load client
 //! (another current-thread runtime, plain HTTP/1.1 keep-alive, one session per connection) and
@@ -46,7 +65,7 @@ use axum_extra::extract::cookie::{Cookie, Key as JarKey, PrivateCookieJar, SameS
 use session_examples::{StoreChoice, layer, routes};
 use session_runtime::SessionLayer;
 use session_runtime::config::SessionConfig;
-use session_runtime::store::RedisStore;
+use session_runtime::store::{PostgresStore, RedisStore, SqliteStore};
 use session_tests::redis::{OwnRedis, redis_server_bin};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -145,6 +164,7 @@ struct Options {
     connections: usize,
     only: Option<String>,
     redis_url: Option<String>,
+    database_url: String,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -155,6 +175,8 @@ fn parse_options() -> Result<Options, String> {
         connections: 32,
         only: None,
         redis_url: None,
+        database_url: std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned()),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -176,6 +198,7 @@ fn parse_options() -> Result<Options, String> {
             }
             "--only" => options.only = Some(value("--only")?),
             "--redis-url" => options.redis_url = Some(value("--redis-url")?),
+            "--database-url" => options.database_url = value("--database-url")?,
             // `cargo bench` passes this to every target.
             "--bench" => {}
             other => return Err(format!("unknown argument `{other}`")),
@@ -311,6 +334,387 @@ fn redis_snapshot(addr: SocketAddr) -> RedisSnapshot {
 }
 
 // ---------------------------------------------------------------------------------------------
+// SQL databases: a table or file per store, and the database's CPU per scenario.
+
+/// The PostgreSQL used when neither `--database-url` nor `DATABASE_URL` is given.
+const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// Connections per SQL pool, ours and the peer's alike.
+const SQL_POOL_SIZE: u32 = 8;
+
+/// The pools' acquire timeout, SQLite's busy timeout and our stores' operation timeout: long
+/// enough that a busy 2-core machine does not turn queueing into errors.
+const SQL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The SQL side of a run: what the SQL scenarios create, derived from this process's id.
+#[derive(Clone)]
+struct SqlPlan {
+    /// The PostgreSQL URL, when a `postgres` scenario runs.
+    postgres: Option<String>,
+    /// Whether a `sqlite` scenario runs.
+    sqlite: bool,
+    pid: u32,
+}
+
+/// Which side of a SQL comparison a name belongs to.
+#[derive(Clone, Copy)]
+enum Side {
+    Ours,
+    Peer,
+}
+
+impl Side {
+    fn tag(self) -> &'static str {
+        match self {
+            Self::Ours => "ours",
+            Self::Peer => "tss",
+        }
+    }
+}
+
+impl SqlPlan {
+    /// Our PostgreSQL table, in the connection's default schema.
+    fn ours_table(&self) -> String {
+        format!("bench_ours_{}", self.pid)
+    }
+
+    /// The peer's PostgreSQL schema (its table is `session` in it).
+    fn peer_schema(&self) -> String {
+        format!("bench_tss_{}", self.pid)
+    }
+
+    /// The `application_name` of a side's PostgreSQL connections.
+    fn application_name(&self, side: Side) -> String {
+        format!("session-bench-{}-{}", side.tag(), self.pid)
+    }
+
+    /// A side's SQLite file (its `-wal` and `-shm` files sit next to it).
+    fn sqlite_path(&self, side: Side) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("session-bench-{}-{}.sqlite", self.pid, side.tag()))
+    }
+
+    /// The probe of the database work of app `app`'s scenarios, for a SQL app.
+    fn probe(&self, app: &str) -> Option<DbProbe> {
+        let side = if app.starts_with("ours ") {
+            Side::Ours
+        } else {
+            Side::Peer
+        };
+        if app.ends_with(" postgres") {
+            Some(DbProbe::Postgres {
+                application_name: self.application_name(side),
+            })
+        } else if app.ends_with(" sqlite") {
+            Some(DbProbe::Sqlite {
+                thread_prefix: sqlite_thread_prefix(side),
+            })
+        } else {
+            None
+        }
+    }
+
+    /// Drops the tables and deletes the files (whatever exists of them).
+    fn clean_up(&self) {
+        if let Some(url) = &self.postgres {
+            let statements = [
+                format!("DROP TABLE IF EXISTS \"{}\"", self.ours_table()),
+                format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.peer_schema()),
+            ];
+            let dropped = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+                .and_then(|runtime| {
+                    runtime.block_on(async {
+                        use sqlx::Connection as _;
+                        let mut conn = sqlx::PgConnection::connect(url)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        for sql in statements {
+                            sqlx::query(sqlx::AssertSqlSafe(sql))
+                                .execute(&mut conn)
+                                .await
+                                .map_err(|e| e.to_string())?;
+                        }
+                        conn.close().await.map_err(|e| e.to_string())
+                    })
+                });
+            if let Err(e) = dropped {
+                eprintln!(
+                    "warning: could not drop table {} and schema {}: {e}",
+                    self.ours_table(),
+                    self.peer_schema()
+                );
+            }
+        }
+        if self.sqlite {
+            for side in [Side::Ours, Side::Peer] {
+                let path = self.sqlite_path(side);
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut file = path.clone().into_os_string();
+                    file.push(suffix);
+                    let _ = std::fs::remove_file(file);
+                }
+            }
+        }
+    }
+}
+
+/// The name prefix of a side's sqlx SQLite worker threads (one per connection).
+fn sqlite_thread_prefix(side: Side) -> &'static str {
+    match side {
+        Side::Ours => "sqlite-ours-",
+        Side::Peer => "sqlite-tss-",
+    }
+}
+
+/// Our PostgreSQL app: `PostgresStore` on its own table.
+async fn ours_postgres(plan: &SqlPlan, url: &str, config: SessionConfig) -> Result<Router, String> {
+    use std::str::FromStr as _;
+    let options = sqlx::postgres::PgConnectOptions::from_str(url)
+        .map_err(|e| e.to_string())?
+        .application_name(&plan.application_name(Side::Ours));
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(SQL_POOL_SIZE)
+        .acquire_timeout(SQL_TIMEOUT)
+        .test_before_acquire(false)
+        .connect_with(options)
+        .await
+        .map_err(|e| format!("cannot connect to PostgreSQL at {url}: {e}"))?;
+    let store = PostgresStore::new(pool)
+        .with_table(&plan.ours_table())
+        .map_err(|e| e.to_string())?
+        .with_timeout(SQL_TIMEOUT);
+    store.migrate().await.map_err(|e| e.to_string())?;
+    Ok(routes().layer(SessionLayer::new(store).with_config(config)))
+}
+
+/// tower-sessions-sqlx-store's PostgreSQL app, on a schema of its own.
+async fn peer_postgres(plan: &SqlPlan, url: &str) -> Result<Router, String> {
+    use std::str::FromStr as _;
+    use tower_sessions_sqlx_store::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|e| e.to_string())?
+        .application_name(&plan.application_name(Side::Peer));
+    let pool = PgPoolOptions::new()
+        .max_connections(SQL_POOL_SIZE)
+        .acquire_timeout(SQL_TIMEOUT)
+        .test_before_acquire(false)
+        .connect_with(options)
+        .await
+        .map_err(|e| format!("cannot connect to PostgreSQL at {url}: {e}"))?;
+    let store = tower_sessions_sqlx_store::PostgresStore::new(pool)
+        .with_schema_name(plan.peer_schema())?
+        .with_table_name("session")?;
+    store.migrate().await.map_err(|e| e.to_string())?;
+    Ok(Router::new()
+        .route("/", get(ts14_visit))
+        .route("/read", get(ts14_read))
+        .layer(tower_sessions_014::SessionManagerLayer::new(store)))
+}
+
+/// Our SQLite app: `SqliteStore` on a file of its own, configured like the peer's pool.
+async fn ours_sqlite(plan: &SqlPlan, config: SessionConfig) -> Result<Router, String> {
+    use sqlx::sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+    };
+    let options = SqliteConnectOptions::new()
+        .filename(plan.sqlite_path(Side::Ours))
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(SQL_TIMEOUT)
+        .thread_name(|id| format!("{}{id}", sqlite_thread_prefix(Side::Ours)));
+    let pool = SqlitePoolOptions::new()
+        .max_connections(SQL_POOL_SIZE)
+        .acquire_timeout(SQL_TIMEOUT)
+        .test_before_acquire(false)
+        .connect_with(options)
+        .await
+        .map_err(|e| e.to_string())?;
+    let store = SqliteStore::new(pool).with_timeout(SQL_TIMEOUT);
+    store.migrate().await.map_err(|e| e.to_string())?;
+    Ok(routes().layer(SessionLayer::new(store).with_config(config)))
+}
+
+/// tower-sessions-sqlx-store's SQLite app: the same pool settings, on sqlx 0.8.
+async fn peer_sqlite(plan: &SqlPlan) -> Result<Router, String> {
+    use tower_sessions_sqlx_store::sqlx::sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+    };
+    let options = SqliteConnectOptions::new()
+        .filename(plan.sqlite_path(Side::Peer))
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(SQL_TIMEOUT)
+        .thread_name(|id| format!("{}{id}", sqlite_thread_prefix(Side::Peer)));
+    let pool = SqlitePoolOptions::new()
+        .max_connections(SQL_POOL_SIZE)
+        .acquire_timeout(SQL_TIMEOUT)
+        .test_before_acquire(false)
+        .connect_with(options)
+        .await
+        .map_err(|e| e.to_string())?;
+    let store = tower_sessions_sqlx_store::SqliteStore::new(pool);
+    store.migrate().await.map_err(|e| e.to_string())?;
+    Ok(Router::new()
+        .route("/", get(ts14_visit))
+        .route("/read", get(ts14_read))
+        .layer(tower_sessions_014::SessionManagerLayer::new(store)))
+}
+
+/// Where a SQL scenario's database work runs.
+#[derive(Clone)]
+enum DbProbe {
+    /// The PostgreSQL backends of the connections named so.
+    Postgres { application_name: String },
+    /// This process's threads whose name starts so (sqlx's SQLite workers).
+    Sqlite { thread_prefix: &'static str },
+}
+
+/// A connection of the load client's to PostgreSQL, to find the backends of a pool.
+struct PgMonitor {
+    conn: sqlx::PgConnection,
+    /// The client's core, where the backends are moved (with `taskset`, when it is there).
+    core: Option<usize>,
+    pinned: std::collections::BTreeSet<i32>,
+}
+
+impl PgMonitor {
+    async fn connect(url: &str, core: Option<usize>) -> Result<Self, String> {
+        use sqlx::Connection as _;
+        let conn = sqlx::PgConnection::connect(url)
+            .await
+            .map_err(|e| format!("cannot connect to PostgreSQL at {url}: {e}"))?;
+        let has_taskset = Command::new("taskset")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        Ok(Self {
+            conn,
+            core: core.filter(|_| has_taskset),
+            pinned: std::collections::BTreeSet::new(),
+        })
+    }
+
+    /// The process ids of the backends of connections named `application_name`, each moved
+    /// to the client's core the first time it is seen.
+    async fn backends(&mut self, application_name: &str) -> Result<Vec<i32>, String> {
+        let pids: Vec<i32> =
+            sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE application_name = $1")
+                .bind(application_name)
+                .fetch_all(&mut self.conn)
+                .await
+                .map_err(|e| e.to_string())?;
+        if let Some(core) = self.core {
+            for pid in &pids {
+                if self.pinned.insert(*pid) {
+                    let _ = Command::new("taskset")
+                        .args(["-pc", &core.to_string(), &pid.to_string()])
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status();
+                }
+            }
+        }
+        Ok(pids)
+    }
+}
+
+/// The run time so far, in nanoseconds, of the task whose `/proc` directory is `dir`.
+fn schedstat_ns(dir: &std::path::Path) -> Option<u64> {
+    std::fs::read_to_string(dir.join("schedstat"))
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The run time of every task under `dir` (`/proc` or `/proc/self/task`) whose name `keep`
+/// accepts, by task id.
+fn tasks_ns(dir: &str, keep: impl Fn(&str) -> bool) -> BTreeMap<i64, u64> {
+    let mut tasks = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return tasks;
+    };
+    for entry in entries.flatten() {
+        let Some(id) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        let path = entry.path();
+        let Ok(comm) = std::fs::read_to_string(path.join("comm")) else {
+            continue;
+        };
+        if keep(comm.trim_end()) {
+            if let Some(ns) = schedstat_ns(&path) {
+                tasks.insert(id, ns);
+            }
+        }
+    }
+    tasks
+}
+
+/// The run time each task of `after` added since `before` (all of it for a task that
+/// started in between), in nanoseconds.
+fn delta_ns(before: &BTreeMap<i64, u64>, after: &BTreeMap<i64, u64>) -> u64 {
+    after
+        .iter()
+        .map(|(id, ns)| ns.saturating_sub(before.get(id).copied().unwrap_or(0)))
+        .sum()
+}
+
+/// The run time of the scenario's database tasks and of all of PostgreSQL, by task.
+#[derive(Default)]
+struct DbSnapshot {
+    probe: BTreeMap<i64, u64>,
+    postgres: BTreeMap<i64, u64>,
+}
+
+/// Takes a [`DbSnapshot`]; `before` says whether it opens the measured window (then all of
+/// PostgreSQL is read after the monitor's query, else before it, so the query stays outside).
+async fn db_snapshot(
+    probe: &DbProbe,
+    monitor: Option<&mut PgMonitor>,
+    before: bool,
+) -> Result<DbSnapshot, String> {
+    Ok(match probe {
+        DbProbe::Postgres { application_name } => {
+            let monitor = monitor.ok_or("no PostgreSQL monitor connection")?;
+            let all = |comm: &str| comm == "postgres";
+            let early = if before {
+                BTreeMap::new()
+            } else {
+                tasks_ns("/proc", all)
+            };
+            let pids = monitor.backends(application_name).await?;
+            let probe = pids
+                .iter()
+                .filter_map(|pid| {
+                    let ns = schedstat_ns(std::path::Path::new(&format!("/proc/{pid}")))?;
+                    Some((i64::from(*pid), ns))
+                })
+                .collect();
+            DbSnapshot {
+                probe,
+                postgres: if before {
+                    tasks_ns("/proc", all)
+                } else {
+                    early
+                },
+            }
+        }
+        DbProbe::Sqlite { thread_prefix } => DbSnapshot {
+            probe: tasks_ns("/proc/self/task", |comm| comm.starts_with(thread_prefix)),
+            postgres: BTreeMap::new(),
+        },
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
 // The servers.
 
 async fn bare() -> String {
@@ -384,6 +788,7 @@ async fn jar_read(jar: PrivateCookieJar) -> String {
 async fn build_apps(
     redis_url: &str,
     with_redis: bool,
+    sql: &SqlPlan,
 ) -> Result<Vec<(&'static str, Router)>, String> {
     let config = SessionConfig::default();
     let mut apps = vec![
@@ -436,7 +841,7 @@ async fn build_apps(
             .map_err(|e| format!("cannot connect to Redis at {redis_url}: {e}"))?;
         apps.push((
             "ours redis",
-            routes().layer(SessionLayer::new(store).with_config(config)),
+            routes().layer(SessionLayer::new(store).with_config(config.clone())),
         ));
         let pool = Pool::new(
             Config::from_url(redis_url).map_err(|e| e.to_string())?,
@@ -457,6 +862,17 @@ async fn build_apps(
                     tower_sessions_redis_store::RedisStore::new(pool),
                 )),
         ));
+    }
+    if let Some(url) = &sql.postgres {
+        apps.push((
+            "ours postgres",
+            ours_postgres(sql, url, config.clone()).await?,
+        ));
+        apps.push(("tower-sessions postgres", peer_postgres(sql, url).await?));
+    }
+    if sql.sqlite {
+        apps.push(("ours sqlite", ours_sqlite(sql, config.clone()).await?));
+        apps.push(("tower-sessions sqlite", peer_sqlite(sql).await?));
     }
     Ok(apps)
 }
@@ -583,6 +999,8 @@ struct Scenario {
     path: &'static str,
     write: bool,
     redis: bool,
+    /// Where a SQL scenario's database work runs.
+    db: Option<DbProbe>,
     /// One session per connection, kept across rounds.
     clients: Vec<Client>,
 }
@@ -598,6 +1016,10 @@ struct Sample {
     redis_calls: f64,
     redis_round_trips: f64,
     redis_cpu_us: f64,
+    /// SQL scenarios: the CPU of the database tasks serving the scenario ([`DbProbe`]).
+    db_cpu_us: f64,
+    /// PostgreSQL scenarios: the CPU of every `postgres` process.
+    pg_all_cpu_us: f64,
 }
 
 struct RoundResult {
@@ -613,6 +1035,7 @@ async fn run_scenario(
     scenario: &mut Scenario,
     server_tid: u32,
     redis: Option<SocketAddr>,
+    mut monitor: Option<&mut PgMonitor>,
     warmup: Duration,
     measure: Duration,
 ) -> Result<RoundResult, String> {
@@ -650,6 +1073,10 @@ async fn run_scenario(
     for task in tasks {
         conns.push(task.await.map_err(|e| e.to_string())??);
     }
+    let before_db = match &scenario.db {
+        Some(probe) => Some(db_snapshot(probe, monitor.as_deref_mut(), true).await?),
+        None => None,
+    };
     let before_redis = redis.map(redis_snapshot);
     let before_cpu = thread_cpu_ns(server_tid);
     let before_alloc = counting::allocations();
@@ -688,6 +1115,16 @@ async fn run_scenario(
     let wall = start.elapsed().as_secs_f64();
     let cpu_ns = thread_cpu_ns(server_tid) - before_cpu;
     let allocations = counting::allocations() - before_alloc;
+    let db_ns = match (&scenario.db, &before_db) {
+        (Some(probe), Some(before)) => {
+            let after = db_snapshot(probe, monitor, false).await?;
+            (
+                delta_ns(&before.probe, &after.probe),
+                delta_ns(&before.postgres, &after.postgres),
+            )
+        }
+        _ => (0, 0),
+    };
     if failures > 0 {
         return Err(format!(
             "{}: {failures} responses were not 200",
@@ -713,6 +1150,8 @@ async fn run_scenario(
         allocations,
         p50_us: pct(0.5),
         p99_us: pct(0.99),
+        db_cpu_us: db_ns.0 as f64 / 1000.0 / requests as f64,
+        pg_all_cpu_us: db_ns.1 as f64 / 1000.0 / requests as f64,
         ..Sample::default()
     };
     let mut commands = BTreeMap::new();
@@ -751,20 +1190,44 @@ fn main() -> ExitCode {
     }
 }
 
+/// Whether scenario `name` runs: `bare` always; the others when `--only` is absent or
+/// contained in the name, except the SQL scenarios, which need `--only` to name them.
+fn wanted(only: Option<&str>, name: &str) -> bool {
+    let is_sql = |text: &str| text.contains("postgres") || text.contains("sqlite");
+    name == "bare"
+        || match only {
+            None => !is_sql(name),
+            Some(only) => name.contains(only) && (!is_sql(name) || is_sql(only)),
+        }
+}
+
+fn run() -> Result<bool, String> {
+    let options = parse_options()?;
+    let wants = |name: &str| wanted(options.only.as_deref(), name);
+    let sql = SqlPlan {
+        postgres: ["ours", "tower-sessions"]
+            .iter()
+            .any(|side| {
+                wants(&format!("{side} postgres write")) || wants(&format!("{side} postgres read"))
+            })
+            .then(|| options.database_url.clone()),
+        sqlite: ["ours", "tower-sessions"].iter().any(|side| {
+            wants(&format!("{side} sqlite write")) || wants(&format!("{side} sqlite read"))
+        }),
+        pid: std::process::id(),
+    };
+    let result = run_scenarios(&options, &sql);
+    sql.clean_up();
+    result
+}
+
 #[expect(
     clippy::too_many_lines,
     reason = "the run's steps in order; each is short"
 )]
-fn run() -> Result<bool, String> {
-    let options = parse_options()?;
+fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
     let (server_core, client_core) = split_cores();
-    let wants = |name: &str| {
-        name == "bare"
-            || options
-                .only
-                .as_deref()
-                .is_none_or(|only| name.contains(only))
-    };
+    let wants = |name: &str| wanted(options.only.as_deref(), name);
     let with_redis = wants("ours redis write")
         || wants("ours redis read")
         || wants("tower-sessions redis write")
@@ -778,11 +1241,16 @@ fn run() -> Result<bool, String> {
         None
     };
     let redis_url = redis.as_ref().map_or_else(String::new, |r| r.url.clone());
+    let server_sql = sql.clone();
     let (server, stop) = start_server(server_core, move || {
         counting::enable_on_this_thread();
-        async move { build_apps(&redis_url, with_redis).await }
+        async move { build_apps(&redis_url, with_redis, &server_sql).await }
     })?;
     let runtime = client_runtime(client_core)?;
+    let mut monitor = match &sql.postgres {
+        Some(url) => Some(runtime.block_on(PgMonitor::connect(url, client_core.map(|c| c.id)))?),
+        None => None,
+    };
     let mut scenarios = Vec::new();
     for (app, addr) in &server.addrs {
         let variants: &[(&str, &str, bool)] = if *app == "bare" {
@@ -804,6 +1272,7 @@ fn run() -> Result<bool, String> {
                     .map(|_| Client::new(path))
                     .collect(),
                 redis: app.contains("redis"),
+                db: sql.probe(app),
                 name,
                 addr: *addr,
                 path,
@@ -825,6 +1294,14 @@ fn run() -> Result<bool, String> {
         "ours redis read",
         "tower-sessions redis write",
         "tower-sessions redis read",
+        "ours postgres write",
+        "ours postgres read",
+        "tower-sessions postgres write",
+        "tower-sessions postgres read",
+        "ours sqlite write",
+        "ours sqlite read",
+        "tower-sessions sqlite write",
+        "tower-sessions sqlite read",
     ];
     scenarios.sort_by_key(|s| {
         order
@@ -835,6 +1312,13 @@ fn run() -> Result<bool, String> {
     let warmup = Duration::from_secs_f64(options.warmup);
     let measure = Duration::from_secs_f64(options.secs);
     let redis_addr = redis.as_ref().map(|r| r.addr);
+    let mut with_client = String::new();
+    if redis.as_ref().is_some_and(|r| r.own.is_some()) {
+        with_client.push_str(" and private redis-server");
+    }
+    if monitor.as_ref().is_some_and(|m| m.core.is_some()) {
+        with_client.push_str(" and the PostgreSQL backends");
+    }
     eprintln!(
         "{} scenarios x {} rounds, {:.2} s each after {:.2} s warm-up, {} connections; server on core {:?}, client{} on core {:?}",
         scenarios.len(),
@@ -843,11 +1327,7 @@ fn run() -> Result<bool, String> {
         options.warmup,
         options.connections,
         server_core.map(|c| c.id),
-        if redis.as_ref().is_some_and(|r| r.own.is_some()) {
-            " and private redis-server"
-        } else {
-            ""
-        },
+        with_client,
         client_core.map(|c| c.id),
     );
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); scenarios.len()];
@@ -863,7 +1343,13 @@ fn run() -> Result<bool, String> {
             for index in indices {
                 let scenario = &mut scenarios[index];
                 let redis = if scenario.redis { redis_addr } else { None };
-                let result = run_scenario(scenario, server.tid, redis, warmup, measure).await?;
+                let monitor = if matches!(scenario.db, Some(DbProbe::Postgres { .. })) {
+                    monitor.as_mut()
+                } else {
+                    None
+                };
+                let result =
+                    run_scenario(scenario, server.tid, redis, monitor, warmup, measure).await?;
                 for (name, calls) in result.commands {
                     *commands[index].entry(name).or_default() += calls;
                 }
@@ -971,6 +1457,9 @@ fn run() -> Result<bool, String> {
     if !detail.is_empty() {
         println!("Redis commands per request, by command:\n{detail}");
     }
+    if scenarios.iter().any(|s| s.db.is_some()) {
+        println!("{}", sql_tables(&scenarios, &samples));
+    }
     println!(
         "{} rounds x {:.2} s, {} connections, {:.0} s in all; medians over rounds, ratios to bare in the same round.",
         options.rounds,
@@ -980,4 +1469,81 @@ fn run() -> Result<bool, String> {
     );
     drop(redis);
     Ok(all_met)
+}
+
+/// The SQL scenarios' tables: each scenario's server and database CPU, then ours against
+/// tower-sessions-sqlx-store (medians over rounds; ratios the medians of per-round ratios).
+fn sql_tables(scenarios: &[Scenario], samples: &[Vec<Sample>]) -> String {
+    let rps = |s: &Sample| s.requests as f64 / s.wall;
+    let cpu = |s: &Sample| s.cpu_ns as f64 / s.requests as f64 / 1000.0;
+    let db = |s: &Sample| s.db_cpu_us;
+    let both = |s: &Sample| cpu(s) + s.db_cpu_us;
+    let of =
+        |index: usize, f: &dyn Fn(&Sample) -> f64| median(samples[index].iter().map(f).collect());
+    let mut out = String::from(
+        "Database CPU per request (PostgreSQL: the backends of the scenario's pool; all postgres: every \
+         process of the server; SQLite: the pool's sqlx worker threads in this process, not on the server thread):\n\
+         | scenario | req/s | server CPU µs/req | database CPU µs/req | server + database µs/req | all postgres CPU µs/req |\n\
+         |---|---:|---:|---:|---:|---:|\n",
+    );
+    for (index, scenario) in scenarios.iter().enumerate() {
+        let Some(probe) = &scenario.db else {
+            continue;
+        };
+        let all = match probe {
+            DbProbe::Postgres { .. } => format!("{:.1}", of(index, &|s| s.pg_all_cpu_us)),
+            DbProbe::Sqlite { .. } => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {all} |",
+            scenario.name,
+            of(index, &rps),
+            of(index, &cpu),
+            of(index, &db),
+            of(index, &both),
+        );
+    }
+    out.push_str(
+        "\nOurs against tower-sessions-sqlx-store 0.15 (ratio: ours ÷ theirs, median of per-round ratios):\n\
+         | scenario | server CPU µs/req ours | theirs | ratio | database CPU µs/req ours | theirs | ratio | req/s ours | theirs | ratio |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let position = |name: &str| scenarios.iter().position(|s| s.name == name);
+    for kind in [
+        "postgres write",
+        "postgres read",
+        "sqlite write",
+        "sqlite read",
+    ] {
+        let (Some(ours), Some(theirs)) = (
+            position(&format!("ours {kind}")),
+            position(&format!("tower-sessions {kind}")),
+        ) else {
+            continue;
+        };
+        let ratio = |f: &dyn Fn(&Sample) -> f64| {
+            median(
+                samples[ours]
+                    .iter()
+                    .zip(&samples[theirs])
+                    .map(|(a, b)| f(a) / f(b))
+                    .collect(),
+            )
+        };
+        let _ = writeln!(
+            out,
+            "| {kind} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {:.0} | {:.2} |",
+            of(ours, &cpu),
+            of(theirs, &cpu),
+            ratio(&cpu),
+            of(ours, &db),
+            of(theirs, &db),
+            ratio(&db),
+            of(ours, &rps),
+            of(theirs, &rps),
+            ratio(&rps),
+        );
+    }
+    out
 }

@@ -155,6 +155,8 @@ pub struct Backends<'a> {
     /// ([`RedisStoreBuilder::wait_for_replicas`](session_runtime::store::RedisStoreBuilder::wait_for_replicas),
     /// [`REDIS_WAIT_TIMEOUT`]); 0 for none.
     pub redis_wait: u32,
+    /// The memory store's capacity (`MemoryStore::with_capacity`); `None` for its default.
+    pub memory_capacity: Option<usize>,
 }
 
 /// How long a Redis save waits for its replicas with `--redis-wait`.
@@ -174,7 +176,10 @@ pub async fn layer_with(
     let database_url = backends.database_url;
     let redis = RedisStore::builder().wait_for_replicas(backends.redis_wait, REDIS_WAIT_TIMEOUT);
     let layer = match store {
-        StoreChoice::Memory => SessionLayer::new(MemoryStore::new()),
+        StoreChoice::Memory => SessionLayer::new(match backends.memory_capacity {
+            Some(capacity) => MemoryStore::new().with_capacity(capacity),
+            None => MemoryStore::new(),
+        }),
         StoreChoice::Simple => SessionLayer::new(SimpleCookieStore::new()),
         StoreChoice::Encrypted => {
             let key = match std::env::var_os("SESSION_KEY") {

@@ -20,8 +20,8 @@ use session_runtime::SessionLayer;
 use session_runtime::config::SessionConfig;
 use session_runtime::session::Record;
 use session_runtime::store::{
-    Delete, Load, MemoryStore, RedisStore, Save, SaveOutcome, SessionStore, StoreError,
-    StoreFormat, StoreKind,
+    Delete, ListOwned, Load, MemoryStore, OwnedRecords, RedisStore, Revoke, Save, SaveOutcome,
+    SessionStore, StoreError, StoreFormat, StoreKind,
 };
 
 use crate::server::{TestClock, TestServer, test_config};
@@ -157,5 +157,13 @@ impl SessionStore for SharedMemory {
 
     async fn delete(&self, delete: Delete<'_>) -> Result<(), StoreError> {
         SessionStore::delete(&*self.0, delete).await
+    }
+
+    async fn list_owned(&self, list: ListOwned<'_>) -> Result<OwnedRecords, StoreError> {
+        SessionStore::list_owned(&*self.0, list).await
+    }
+
+    async fn revoke(&self, revoke: Revoke<'_>) -> Result<usize, StoreError> {
+        SessionStore::revoke(&*self.0, revoke).await
     }
 }

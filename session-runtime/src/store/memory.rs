@@ -44,7 +44,9 @@ impl Borrow<str> for Key {
 /// single-process apps. Sessions are lost on restart and not shared between processes.
 ///
 /// Records expire at the time each save sets; expired records are never returned, and are
-/// removed when they are read or when the store needs room.
+/// removed when they are read, and by every insert, which removes the expired records it finds
+/// at the cold ends of its lists and in two more slots (so abandoned sessions do not pile up in
+/// a store far from full).
 ///
 /// The store is bounded: at [`MemoryStore::with_capacity`] records, an insert first removes the
 /// expired records it finds cheaply, then drops a live one. The live ones are kept in two
@@ -548,13 +550,11 @@ impl Records {
     }
 
     /// Makes room for one more record in a store of `capacity`: removes the expired records it
-    /// finds at the cold ends of the lists and in [`PROBES`] slots, then, if the store is still
-    /// full, drops the least recently used live record of probation (of the protected list if
-    /// probation is empty). Returns the count to warn with when a warning is due.
+    /// finds at the cold ends of the lists and in [`PROBES`] slots (on every insert, so that
+    /// expired sessions do not pile up in a store that is far from full), then, if the store is
+    /// still full, drops the least recently used live record of probation (of the protected
+    /// list if probation is empty). Returns the count to warn with when a warning is due.
     fn make_room(&mut self, capacity: usize, now: u64) -> Option<u64> {
-        if self.len() < capacity {
-            return None;
-        }
         let mut swept = 0;
         for segment in [Segment::Probation, Segment::Protected] {
             while swept < SWEEP_LIMIT {
@@ -567,6 +567,9 @@ impl Records {
             }
         }
         for _ in 0..PROBES {
+            if self.slots.is_empty() {
+                break;
+            }
             self.hand = (self.hand + 1) % self.slots.len();
             if self.slots[self.hand]
                 .as_ref()
@@ -574,6 +577,9 @@ impl Records {
             {
                 self.remove(self.hand);
             }
+        }
+        if self.len() < capacity {
+            return None;
         }
         let mut evicted = 0;
         while self.len() >= capacity {

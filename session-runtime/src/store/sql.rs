@@ -146,6 +146,56 @@ pub(super) fn record(
     parsed
 }
 
+/// The record in a row whose columns from `first` on are `fields` (JSON text), `created`,
+/// `updated` and `max_age`; `None` (with a warning) when they are malformed.
+pub(super) fn row_record<R>(
+    row: &R,
+    first: usize,
+    codec: RecordCodec,
+    cookie_name: &str,
+) -> Result<Option<Record>, StoreError>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let fields: String = row.try_get(first).map_err(StoreError::backend)?;
+    Ok(record(
+        &fields,
+        row.try_get(first + 1).map_err(StoreError::backend)?,
+        row.try_get(first + 2).map_err(StoreError::backend)?,
+        row.try_get::<Option<i64>, _>(first + 3)
+            .map_err(StoreError::backend)?,
+        codec,
+        cookie_name,
+    ))
+}
+
+/// The answer of `list_owned` out of rows of `id` (the handle) and the columns of
+/// [`row_record`].
+pub(super) fn owned_records<R>(
+    rows: Vec<R>,
+    codec: RecordCodec,
+    cookie_name: &str,
+) -> Result<super::OwnedRecords, StoreError>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let key: String = row.try_get(0).map_err(StoreError::backend)?;
+        let Some(handle) = SessionHandle::parse(&key) else {
+            continue;
+        };
+        out.push((handle, row_record(&row, 1, codec, cookie_name)?));
+    }
+    Ok(out)
+}
+
 /// The fields a save writes: every field of the record it carries.
 pub(super) fn save_fields(record: RecordRef<'_>, codec: RecordCodec) -> Result<String, StoreError> {
     fields_object(record.iter(), codec)

@@ -8,14 +8,13 @@ use std::time::Duration;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, Row as _, SqlSafeStr as _, SqlStr};
+use sqlx::{AssertSqlSafe, SqlSafeStr as _, SqlStr};
 
 use super::sql::{self, Cleanup, DELETE_BATCH, int, map_error, row_key};
 use super::{
     Delete, ListOwned, Load, OwnedRecords, Revoke, Save, SaveOp, SaveOutcome, SessionStore,
     StoreError, StoreKind,
 };
-use crate::owner::SessionHandle;
 use crate::record::{Record, SessionId};
 
 /// Keeps sessions in an SQLite database, through a sqlx pool: the embedded database of small
@@ -494,18 +493,10 @@ impl SessionStore for SqliteStore {
                 .map_err(map_error)
         })
         .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let fields: String = row.try_get(0).map_err(StoreError::backend)?;
-        Ok(sql::record(
-            &fields,
-            row.try_get(1).map_err(StoreError::backend)?,
-            row.try_get(2).map_err(StoreError::backend)?,
-            row.try_get(3).map_err(StoreError::backend)?,
-            load.codec,
-            load.cookie_name,
-        ))
+        match row {
+            Some(row) => Ok(sql::row_record(&row, 0, load.codec, load.cookie_name)?),
+            None => Ok(None),
+        }
     }
 
     async fn save(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError> {
@@ -548,24 +539,7 @@ impl SessionStore for SqliteStore {
             query.fetch_all(&self.inner.pool).await.map_err(map_error)
         })
         .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let key: String = row.try_get(0).map_err(StoreError::backend)?;
-            let Some(handle) = SessionHandle::parse(&key) else {
-                continue;
-            };
-            let fields: String = row.try_get(1).map_err(StoreError::backend)?;
-            let record = sql::record(
-                &fields,
-                row.try_get(2).map_err(StoreError::backend)?,
-                row.try_get(3).map_err(StoreError::backend)?,
-                row.try_get(4).map_err(StoreError::backend)?,
-                list.codec,
-                list.cookie_name,
-            );
-            out.push((handle, record));
-        }
-        Ok(out)
+        sql::owned_records(rows, list.codec, list.cookie_name)
     }
 
     async fn revoke(&self, revoke: Revoke<'_>) -> Result<usize, StoreError> {
