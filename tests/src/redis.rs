@@ -1,4 +1,5 @@
-//! Redis for integration tests: a single server, a 3-master Redis Cluster, per-test key
+//! Redis for integration tests: a single server, a 3-master Redis Cluster (shared, or private
+//! and with replicas, whose nodes can be killed and restarted for failovers), per-test key
 //! prefixes, `INFO commandstats` counting and a private Redis that can be stopped, restarted and
 //! paused.
 //!
@@ -24,6 +25,9 @@
 //! `redis-server`, waits for it and removes its temporary directory. Dropping the handle
 //! ([`OwnRedis`], the last clone of a private [`RedisCluster`]) does the same at once. The
 //! instances shared by a test binary ([`server`], [`cluster`]) live until the process exits.
+//! A cluster node killed with [`RedisCluster::kill`] goes the same way (its watchdog removes its
+//! directory); the `nodes.conf` it is restarted with is kept in memory, and the restarted node
+//! runs under a watchdog of its own, so nothing outlives the process either.
 //!
 //! # Environment
 //!
@@ -206,8 +210,10 @@ pub fn unique_prefix(test: &str) -> String {
 // Redis Cluster
 // ------------------------------------------------------------------------------------------
 
-/// A 3-master Redis Cluster (no replicas) of our own on loopback. Clones share the nodes; the
-/// nodes stop when the last clone is dropped (never, for the shared [`cluster`]).
+/// A Redis Cluster of our own on loopback: 3 primaries, without replicas ([`start`](Self::start),
+/// the shared [`cluster`]) or with them ([`start_with_replicas`](Self::start_with_replicas)),
+/// whose nodes a test may [`kill`](Self::kill) and [`restart`](Self::restart). Clones share the
+/// nodes; the nodes stop when the last clone is dropped (never, for the shared [`cluster`]).
 #[derive(Clone, Debug)]
 pub struct RedisCluster {
     inner: Arc<ClusterNodes>,
@@ -216,7 +222,63 @@ pub struct RedisCluster {
 #[derive(Debug)]
 struct ClusterNodes {
     urls: Vec<String>,
-    nodes: Vec<Node>,
+    ports: Vec<u16>,
+    /// The shared [`cluster`]: no test may kill its nodes.
+    shared: bool,
+    server_bin: PathBuf,
+    mode: Mode,
+    /// One entry per port, in the order of `ports`.
+    nodes: Mutex<Vec<NodeState>>,
+}
+
+#[derive(Debug)]
+enum NodeState {
+    Running(Node),
+    /// Killed by [`RedisCluster::kill`]. `nodes_conf` is its cluster configuration file as it
+    /// was when it died, kept in memory (its directory is gone with it), which a restart puts
+    /// back so that it rejoins as the same node.
+    Killed {
+        nodes_conf: Vec<u8>,
+    },
+}
+
+/// One node of a cluster as another node's `CLUSTER NODES` describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterNode {
+    /// The node id (40 hex digits).
+    pub id: String,
+    /// The client port (0 for a node without an address).
+    pub port: u16,
+    /// The flags: `myself`, `master`, `slave`, `fail?`, `fail`, `handshake`, `noaddr`, ...
+    pub flags: Vec<String>,
+    /// For a replica, the port of its primary (as far as the describing node knows it).
+    pub primary: Option<u16>,
+    /// The slot ranges it serves, inclusive (primaries only).
+    pub slots: Vec<(u16, u16)>,
+}
+
+impl ClusterNode {
+    /// Whether the describing node sees this one as a primary.
+    #[must_use]
+    pub fn is_primary(&self) -> bool {
+        self.flags.iter().any(|flag| flag == "master")
+    }
+
+    /// Whether the describing node suspects (`fail?`) or knows (`fail`) this one to be down.
+    #[must_use]
+    pub fn is_failing(&self) -> bool {
+        self.flags
+            .iter()
+            .any(|flag| flag == "fail" || flag == "fail?")
+    }
+
+    /// Whether it serves `slot`.
+    #[must_use]
+    pub fn serves(&self, slot: u16) -> bool {
+        self.slots
+            .iter()
+            .any(|&(first, last)| (first..=last).contains(&slot))
+    }
 }
 
 impl RedisCluster {
@@ -227,21 +289,53 @@ impl RedisCluster {
     ///
     /// If `redis-server` or `redis-cli` is missing or the cluster does not come up.
     pub async fn start() -> Self {
-        blocking(start_cluster)
+        blocking(|| start_cluster(0, Mode::ClusterNode, false))
             .await
             .unwrap_or_else(|message| panic!("{message}"))
     }
 
-    /// The node URLs, `redis://127.0.0.1:P` each.
+    /// Starts a private cluster of 3 primaries with `replicas` replicas each
+    /// (`redis-cli --cluster create ... --cluster-replicas <replicas>`), made for failovers:
+    /// `cluster-node-timeout` 2000 ms (a dead primary is replaced by its replica about 3 seconds
+    /// after it died) and `repl-diskless-sync-delay 0` (a replica, new or restarted, syncs at
+    /// once). Returns once every node reports `cluster_state:ok`, agrees on who serves which
+    /// slots, and every replica's link to its primary is up.
+    ///
+    /// # Panics
+    ///
+    /// If `redis-server` or `redis-cli` is missing or the cluster does not come up.
+    pub async fn start_with_replicas(replicas: usize) -> Self {
+        blocking(move || start_cluster(replicas, Mode::FailoverNode, false))
+            .await
+            .unwrap_or_else(|message| panic!("{message}"))
+    }
+
+    /// The node URLs, `redis://127.0.0.1:P` each, killed nodes included.
     #[must_use]
     pub fn urls(&self) -> &[String] {
         &self.inner.urls
     }
 
-    /// The node ports.
+    /// The node ports, killed nodes included.
     #[must_use]
     pub fn ports(&self) -> Vec<u16> {
-        self.inner.nodes.iter().map(|node| node.port).collect()
+        self.inner.ports.clone()
+    }
+
+    /// The URLs of the nodes not killed.
+    #[must_use]
+    pub fn live_urls(&self) -> Vec<String> {
+        self.inner
+            .live_ports()
+            .into_iter()
+            .map(url_for_port)
+            .collect()
+    }
+
+    /// Whether the node on `port` runs (is not [killed](Self::kill)).
+    #[must_use]
+    pub fn is_running(&self, port: u16) -> bool {
+        self.inner.live_ports().contains(&port)
     }
 
     /// A cluster client seeded with every node.
@@ -255,19 +349,255 @@ impl RedisCluster {
             .expect("the harness only hands out valid Redis URLs")
     }
 
-    /// [`command_counts`] summed over all nodes.
+    /// [`command_counts`] summed over the live nodes. With replicas, the commands a replica
+    /// applies from its primary count on the replica too.
     ///
     /// # Panics
     ///
     /// If a node can't be reached.
     pub async fn command_counts(&self) -> HashMap<String, u64> {
         let mut total = HashMap::new();
-        for url in &self.inner.urls {
-            for (name, calls) in command_counts(url).await {
+        for url in self.live_urls() {
+            for (name, calls) in command_counts(&url).await {
                 *total.entry(name).or_insert(0) += calls;
             }
         }
         total
+    }
+
+    /// The cluster as the first live node that answers describes it (`CLUSTER NODES`).
+    ///
+    /// # Panics
+    ///
+    /// If no live node answers.
+    pub async fn topology(&self) -> Vec<ClusterNode> {
+        let inner = self.inner.clone();
+        blocking(move || inner.on_a_live_node(cluster_nodes))
+            .await
+            .unwrap_or_else(|message| panic!("{message}"))
+    }
+
+    /// The ports of the primaries that serve slots, as [`topology`](Self::topology) sees them.
+    ///
+    /// # Panics
+    ///
+    /// If no live node answers.
+    pub async fn primaries(&self) -> Vec<u16> {
+        let mut ports: Vec<u16> = self
+            .topology()
+            .await
+            .into_iter()
+            .filter(|node| node.is_primary() && !node.slots.is_empty())
+            .map(|node| node.port)
+            .collect();
+        ports.sort_unstable();
+        ports
+    }
+
+    /// The hash slot of `key` (`CLUSTER KEYSLOT`, asked of a live node).
+    ///
+    /// # Panics
+    ///
+    /// If no live node answers.
+    pub async fn slot_of(&self, key: &str) -> u16 {
+        let inner = self.inner.clone();
+        let key = key.to_owned();
+        blocking(move || {
+            inner.on_a_live_node(|connection| {
+                ::redis::cmd("CLUSTER")
+                    .arg("KEYSLOT")
+                    .arg(&key)
+                    .query::<u16>(connection)
+                    .map_err(|error| error.to_string())
+            })
+        })
+        .await
+        .unwrap_or_else(|message| panic!("{message}"))
+    }
+
+    /// The port of the primary that serves `slot`, as [`topology`](Self::topology) sees it.
+    ///
+    /// # Panics
+    ///
+    /// If no live node answers, or none serves the slot.
+    pub async fn primary_of_slot(&self, slot: u16) -> u16 {
+        let topology = self.topology().await;
+        topology
+            .iter()
+            .find(|node| node.is_primary() && node.serves(slot))
+            .map_or_else(
+                || panic!("no primary serves slot {slot}: {topology:?}"),
+                |node| node.port,
+            )
+    }
+
+    /// The port of the primary that serves `key`'s slot ([`slot_of`](Self::slot_of),
+    /// [`primary_of_slot`](Self::primary_of_slot)).
+    ///
+    /// # Panics
+    ///
+    /// As those two.
+    pub async fn primary_for_key(&self, key: &str) -> u16 {
+        let slot = self.slot_of(key).await;
+        self.primary_of_slot(slot).await
+    }
+
+    /// Kills the node on `port` with `SIGKILL`, like a crash, and returns once it is gone. Its
+    /// `nodes.conf` is kept (in memory) for [`restart`](Self::restart): the server is first
+    /// frozen with `SIGSTOP`, so the file read is the one it died with.
+    ///
+    /// # Panics
+    ///
+    /// On the shared [`cluster`], for a port not in the cluster or already killed, or if the
+    /// node's `nodes.conf` can't be read (the node is killed all the same).
+    pub async fn kill(&self, port: u16) {
+        let inner = self.inner.clone();
+        blocking(move || inner.kill(port))
+            .await
+            .unwrap_or_else(|message| panic!("{message}"));
+    }
+
+    /// Starts the [killed](Self::kill) node on `port` again: same port, same `nodes.conf` (so the
+    /// same node id and cluster configuration; the data is gone, as there is no persistence), in
+    /// a new directory under a new watchdog. First waits until the live nodes are healthy (as
+    /// [`wait_until_ok`](Self::wait_until_ok)), that is, for a killed primary, until its replica
+    /// replaced it: a primary that came back empty before that would still own its slots and hand
+    /// its replica an empty data set. Returns once the node has rejoined as a replica of the
+    /// node serving its former slots (Redis turns a primary that lost its slots to a node with a
+    /// newer configuration into that node's replica) and its replication link is up, i.e. it
+    /// holds a full copy.
+    ///
+    /// # Panics
+    ///
+    /// For a port not killed, or if the node does not start or rejoin within 30 seconds.
+    pub async fn restart(&self, port: u16) {
+        let inner = self.inner.clone();
+        blocking(move || inner.restart(port))
+            .await
+            .unwrap_or_else(|message| panic!("{message}"));
+    }
+
+    /// Waits until every live node reports `cluster_state:ok` with all 16384 slots ok, the live
+    /// nodes agree on who serves which slots and all of those primaries are live and not failing,
+    /// and every live replica's link to its primary is up. After a [`kill`](Self::kill) of a
+    /// primary, this is the moment the failover is over.
+    ///
+    /// # Panics
+    ///
+    /// If that does not happen within 30 seconds.
+    pub async fn wait_until_ok(&self) {
+        let inner = self.inner.clone();
+        blocking(move || {
+            let live = inner.live_ports();
+            wait_until_healthy(&live, inner.ports.len(), None)
+        })
+        .await
+        .unwrap_or_else(|message| panic!("{message}"));
+    }
+}
+
+impl ClusterNodes {
+    fn live_ports(&self) -> Vec<u16> {
+        let nodes = self.nodes.lock().unwrap_or_else(PoisonError::into_inner);
+        self.ports
+            .iter()
+            .zip(nodes.iter())
+            .filter(|(_, state)| matches!(state, NodeState::Running(_)))
+            .map(|(&port, _)| port)
+            .collect()
+    }
+
+    fn index_of(&self, port: u16) -> Result<usize, String> {
+        self.ports
+            .iter()
+            .position(|&candidate| candidate == port)
+            .ok_or_else(|| {
+                format!(
+                    "port {port} is not a node of this cluster ({:?})",
+                    self.ports
+                )
+            })
+    }
+
+    /// Runs `query` on a connection to the first live node that answers it.
+    fn on_a_live_node<T>(
+        &self,
+        mut query: impl FnMut(&mut ::redis::Connection) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let mut errors = Vec::new();
+        for port in self.live_ports() {
+            let url = url_for_port(port);
+            match connect(&url, PROBE_TIMEOUT)
+                .map_err(|error| error.to_string())
+                .and_then(|mut connection| query(&mut connection))
+            {
+                Ok(value) => return Ok(value),
+                Err(error) => errors.push(format!("{url}: {error}")),
+            }
+        }
+        Err(format!(
+            "no live cluster node answered: {}",
+            errors.join("; ")
+        ))
+    }
+
+    fn kill(&self, port: u16) -> Result<(), String> {
+        if self.shared {
+            return Err(
+                "the shared cluster's nodes can't be killed: start a private one".to_owned(),
+            );
+        }
+        let index = self.index_of(port)?;
+        let mut nodes = self.nodes.lock().unwrap_or_else(PoisonError::into_inner);
+        let NodeState::Running(node) = &nodes[index] else {
+            return Err(format!("the node on port {port} is already killed"));
+        };
+        // Frozen, it can't rewrite its configuration between the read and the kill.
+        send_signal(node.redis_pid, "STOP")?;
+        let read = std::fs::read(node.dir.join(nodes_conf_name(port)));
+        let nodes_conf = read.as_ref().map_or_else(|_| Vec::new(), Clone::clone);
+        // Dropping the node makes its watchdog SIGKILL it, wait for it and remove its directory.
+        drop(std::mem::replace(
+            &mut nodes[index],
+            NodeState::Killed { nodes_conf },
+        ));
+        read.map(drop)
+            .map_err(|error| format!("killed the node on port {port}, but its nodes.conf could not be read first: {error}"))
+    }
+
+    fn restart(&self, port: u16) -> Result<(), String> {
+        let index = self.index_of(port)?;
+        let nodes_conf = {
+            let nodes = self.nodes.lock().unwrap_or_else(PoisonError::into_inner);
+            match &nodes[index] {
+                NodeState::Killed { nodes_conf } => nodes_conf.clone(),
+                NodeState::Running(_) => {
+                    return Err(format!("the node on port {port} is running, not killed"));
+                }
+            }
+        };
+        wait_until_healthy(&self.live_ports(), self.ports.len(), None)
+            .map_err(|error| format!("not restarting the node on port {port}: {error}"))?;
+        let mut errors = Vec::new();
+        let mut started = None;
+        for _ in 0..5 {
+            match Node::launch(&self.server_bin, port, self.mode, None, Some(&nodes_conf)) {
+                Ok(node) => {
+                    started = Some(node);
+                    break;
+                }
+                Err(error) => errors.push(error),
+            }
+            thread::sleep(Duration::from_millis(200));
+        }
+        let Some(node) = started else {
+            return Err(format!(
+                "could not start the cluster node on port {port} again:\n{}",
+                errors.join("\n---\n")
+            ));
+        };
+        self.nodes.lock().unwrap_or_else(PoisonError::into_inner)[index] = NodeState::Running(node);
+        wait_for_replica(port)
     }
 }
 
@@ -282,102 +612,303 @@ pub async fn cluster() -> RedisCluster {
     static CLUSTER: OnceLock<Result<RedisCluster, String>> = OnceLock::new();
     let result = match CLUSTER.get() {
         Some(result) => result.clone(),
-        None => blocking(|| CLUSTER.get_or_init(start_cluster).clone()).await,
+        None => {
+            blocking(|| {
+                CLUSTER
+                    .get_or_init(|| start_cluster(0, Mode::ClusterNode, true))
+                    .clone()
+            })
+            .await
+        }
     };
     result.unwrap_or_else(|message| panic!("{message}"))
 }
 
-fn start_cluster() -> Result<RedisCluster, String> {
+fn start_cluster(replicas: usize, mode: Mode, shared: bool) -> Result<RedisCluster, String> {
     let server_bin = redis_server_bin()
         .map_err(|error| format!("the Redis Cluster tests can't start their nodes: {error}"))?;
     let cli_bin = redis_cli_bin()
         .map_err(|error| format!("the Redis Cluster tests can't join their nodes: {error}"))?;
     let mut errors = Vec::new();
     for _ in 0..3 {
-        match try_start_cluster(&server_bin, &cli_bin) {
+        match try_start_cluster(&server_bin, &cli_bin, replicas, mode) {
             Ok(nodes) => {
                 return Ok(RedisCluster {
-                    inner: Arc::new(nodes),
+                    inner: Arc::new(ClusterNodes {
+                        urls: nodes.iter().map(Node::url).collect(),
+                        ports: nodes.iter().map(|node| node.port).collect(),
+                        shared,
+                        server_bin,
+                        mode,
+                        nodes: Mutex::new(nodes.into_iter().map(NodeState::Running).collect()),
+                    }),
                 });
             }
             Err(error) => errors.push(error),
         }
     }
     Err(format!(
-        "could not start a 3-master Redis Cluster on loopback (3 attempts):\n{}",
+        "could not start a Redis Cluster of 3 masters with {replicas} replicas each on loopback \
+         (3 attempts):\n{}",
         errors.join("\n---\n")
     ))
 }
 
-fn try_start_cluster(server_bin: &Path, cli_bin: &Path) -> Result<ClusterNodes, String> {
+fn try_start_cluster(
+    server_bin: &Path,
+    cli_bin: &Path,
+    replicas: usize,
+    mode: Mode,
+) -> Result<Vec<Node>, String> {
     let mut nodes = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..3 * (1 + replicas) {
         // On an error the nodes started so far are dropped, which stops them.
-        nodes.push(Node::start(
-            server_bin,
-            pick_port(true),
-            Mode::ClusterNode,
-            None,
-        )?);
+        nodes.push(Node::start(server_bin, pick_port(true), mode, None)?);
     }
     let mut create = Command::new(cli_bin);
     create.args(["--cluster", "create"]);
     for node in &nodes {
         create.arg(format!("127.0.0.1:{}", node.port));
     }
-    create.args(["--cluster-replicas", "0", "--cluster-yes"]);
+    create
+        .args(["--cluster-replicas", &replicas.to_string()])
+        .arg("--cluster-yes");
     let (status, output) = run_with_timeout(&mut create, CLUSTER_TIMEOUT)?;
     if !status.success() {
         return Err(format!(
             "`redis-cli --cluster create` failed ({status}):\n{output}"
         ));
     }
-    let urls: Vec<String> = nodes.iter().map(Node::url).collect();
-    wait_for_cluster_ok(&urls)?;
-    Ok(ClusterNodes { urls, nodes })
+    let ports: Vec<u16> = nodes.iter().map(|node| node.port).collect();
+    wait_until_healthy(&ports, ports.len(), Some(replicas))?;
+    Ok(nodes)
 }
 
-/// Waits until every node reports `cluster_state:ok`, all 16384 slots assigned and ok, and
-/// knows all the other nodes.
-fn wait_for_cluster_ok(urls: &[String]) -> Result<(), String> {
+/// Waits until [`unhealthy`] finds nothing wrong.
+fn wait_until_healthy(
+    live: &[u16],
+    known: usize,
+    replicas_each: Option<usize>,
+) -> Result<(), String> {
     let deadline = Instant::now() + CLUSTER_TIMEOUT;
-    let expected_nodes = urls.len().to_string();
     loop {
-        let mut last = String::new();
-        let mut all_ok = true;
-        for url in urls {
-            let info = connect(url, PROBE_TIMEOUT).and_then(|mut connection| {
-                ::redis::cmd("CLUSTER")
-                    .arg("INFO")
-                    .query::<String>(&mut connection)
-            });
-            let ok = match &info {
-                Ok(info) => {
-                    let fields = info_fields(info);
-                    let field = |name: &str| fields.get(name).map(String::as_str);
-                    field("cluster_state") == Some("ok")
-                        && field("cluster_slots_assigned") == Some("16384")
-                        && field("cluster_slots_ok") == Some("16384")
-                        && field("cluster_known_nodes") == Some(expected_nodes.as_str())
-                }
-                Err(_) => false,
-            };
-            if !ok {
-                all_ok = false;
-                last = format!("{url}: {info:?}");
-            }
-        }
-        if all_ok {
+        let Some(problem) = unhealthy(live, known, replicas_each) else {
             return Ok(());
-        }
+        };
         if Instant::now() > deadline {
             return Err(format!(
-                "the cluster did not reach cluster_state:ok with 16384 slots on every node within \
-                 {CLUSTER_TIMEOUT:?}; last CLUSTER INFO: {last}"
+                "the cluster (live nodes {live:?}) was not healthy within {CLUSTER_TIMEOUT:?}: \
+                 {problem}"
             ));
         }
         thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A node's port, and who serves which slots as it sees it: (first slot, last slot, port).
+type SlotView = (u16, Vec<(u16, u16, u16)>);
+
+/// What is wrong with the cluster as its live nodes see it, or `None`: each live node must report
+/// `cluster_state:ok`, all 16384 slots assigned and ok, and `known` nodes; all must agree on
+/// which node serves which slots, and those primaries must be live and not failing; every live
+/// node that is a replica must have its link to its primary up; with `replicas_each`, every
+/// primary must have exactly that many replicas.
+fn unhealthy(live: &[u16], known: usize, replicas_each: Option<usize>) -> Option<String> {
+    let expected_known = known.to_string();
+    // The first node's view: its port, and (first slot, last slot, port) per range served.
+    let mut agreed: Option<SlotView> = None;
+    for &port in live {
+        let url = url_for_port(port);
+        let mut connection = match connect(&url, PROBE_TIMEOUT) {
+            Ok(connection) => connection,
+            Err(error) => return Some(format!("{url}: {error}")),
+        };
+        let mut query = |args: &[&str]| {
+            ::redis::cmd(args[0])
+                .arg(&args[1..])
+                .query::<String>(&mut connection)
+                .map_err(|error| format!("{url}: {args:?}: {error}"))
+        };
+        let (info, nodes, replication) = match (
+            query(&["CLUSTER", "INFO"]),
+            query(&["CLUSTER", "NODES"]),
+            query(&["INFO", "replication"]),
+        ) {
+            (Ok(info), Ok(nodes), Ok(replication)) => (info, nodes, replication),
+            (Err(error), _, _) | (_, Err(error), _) | (_, _, Err(error)) => return Some(error),
+        };
+        let fields = info_fields(&info);
+        let field = |name: &str| fields.get(name).map(String::as_str);
+        if field("cluster_state") != Some("ok")
+            || field("cluster_slots_assigned") != Some("16384")
+            || field("cluster_slots_ok") != Some("16384")
+            || field("cluster_known_nodes") != Some(expected_known.as_str())
+        {
+            return Some(format!("{url}: CLUSTER INFO {info:?}"));
+        }
+        let nodes = match parse_cluster_nodes(&nodes) {
+            Ok(nodes) => nodes,
+            Err(error) => return Some(format!("{url}: {error}")),
+        };
+        let mut served = Vec::new();
+        for node in nodes.iter().filter(|node| !node.slots.is_empty()) {
+            if !live.contains(&node.port) || node.is_failing() {
+                return Some(format!(
+                    "{url} sees slots served by a node that is down: {node:?}"
+                ));
+            }
+            served.extend(
+                node.slots
+                    .iter()
+                    .map(|&(first, last)| (first, last, node.port)),
+            );
+        }
+        served.sort_unstable();
+        match &agreed {
+            None => agreed = Some((port, served)),
+            Some((other, view)) if *view != served => {
+                return Some(format!(
+                    "nodes {other} and {port} disagree on who serves which slots: {view:?} vs \
+                     {served:?}"
+                ));
+            }
+            Some(_) => {}
+        }
+        let replication = info_fields(&replication);
+        if replication.get("role").map(String::as_str) == Some("slave") {
+            let primary = replication
+                .get("master_port")
+                .and_then(|port| port.parse::<u16>().ok());
+            if replication.get("master_link_status").map(String::as_str) != Some("up")
+                || !primary.is_some_and(|primary| live.contains(&primary))
+            {
+                return Some(format!(
+                    "{url} is a replica whose link is not up: {replication:?}"
+                ));
+            }
+        }
+        if let Some(replicas) = replicas_each {
+            for primary in nodes.iter().filter(|node| !node.slots.is_empty()) {
+                let count = nodes
+                    .iter()
+                    .filter(|node| node.primary == Some(primary.port) && !node.is_failing())
+                    .count();
+                if count != replicas {
+                    return Some(format!(
+                        "{url} sees {count} replicas of {}, not {replicas}",
+                        primary.port
+                    ));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Waits until the node on `port` is a replica whose link to its primary is up.
+fn wait_for_replica(port: u16) -> Result<(), String> {
+    let url = url_for_port(port);
+    let deadline = Instant::now() + CLUSTER_TIMEOUT;
+    loop {
+        let replication = connect(&url, PROBE_TIMEOUT).and_then(|mut connection| {
+            ::redis::cmd("INFO")
+                .arg("replication")
+                .query::<String>(&mut connection)
+        });
+        let last = match replication {
+            Ok(text) => {
+                let fields = info_fields(&text);
+                if fields.get("role").map(String::as_str) == Some("slave")
+                    && fields.get("master_link_status").map(String::as_str) == Some("up")
+                {
+                    return Ok(());
+                }
+                format!("{fields:?}")
+            }
+            Err(error) => error.to_string(),
+        };
+        if Instant::now() > deadline {
+            return Err(format!(
+                "the restarted node on port {port} did not become a synced replica within \
+                 {CLUSTER_TIMEOUT:?}; last INFO replication: {last}"
+            ));
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `CLUSTER NODES` on `connection`, parsed.
+fn cluster_nodes(connection: &mut ::redis::Connection) -> Result<Vec<ClusterNode>, String> {
+    let text: String = ::redis::cmd("CLUSTER")
+        .arg("NODES")
+        .query(connection)
+        .map_err(|error| format!("CLUSTER NODES: {error}"))?;
+    parse_cluster_nodes(&text)
+}
+
+/// Parses `CLUSTER NODES`: `<id> <ip:port@cport[,hostname]> <flags> <primary id or -> <ping-sent>
+/// <pong-recv> <config-epoch> <link-state> <slot or first-last>...` per line; slots being
+/// imported or migrated (`[...]`) are left out.
+fn parse_cluster_nodes(text: &str) -> Result<Vec<ClusterNode>, String> {
+    let mut nodes = Vec::new();
+    let mut primary_ids = Vec::new();
+    for line in text.lines().filter(|line| !line.trim().is_empty()) {
+        let bad = || format!("unexpected CLUSTER NODES line {line:?}");
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        if parts.len() < 8 {
+            return Err(bad());
+        }
+        let address = parts[1].split(['@', ',']).next().unwrap_or_default();
+        let port = match address.rsplit_once(':') {
+            Some((_, port)) => port.parse().map_err(|_| bad())?,
+            None => return Err(bad()),
+        };
+        let mut slots = Vec::new();
+        for slot in parts[8..].iter().filter(|slot| !slot.starts_with('[')) {
+            let (first, last) = slot.split_once('-').unwrap_or((slot, slot));
+            slots.push((
+                first.parse().map_err(|_| bad())?,
+                last.parse().map_err(|_| bad())?,
+            ));
+        }
+        nodes.push(ClusterNode {
+            id: parts[0].to_owned(),
+            port,
+            flags: parts[2].split(',').map(str::to_owned).collect(),
+            primary: None,
+            slots,
+        });
+        primary_ids.push((parts[3] != "-").then(|| parts[3].to_owned()));
+    }
+    let ports: HashMap<String, u16> = nodes
+        .iter()
+        .map(|node| (node.id.clone(), node.port))
+        .collect();
+    for (node, primary_id) in nodes.iter_mut().zip(primary_ids) {
+        node.primary = primary_id.and_then(|id| ports.get(&id).copied());
+    }
+    Ok(nodes)
+}
+
+/// Sends `signal` (`STOP`, `KILL`, ...) to `pid` with `kill(1)`.
+fn send_signal(pid: u32, signal: &str) -> Result<(), String> {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|error| format!("can't run kill -{signal} {pid}: {error}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("kill -{signal} {pid} failed ({status})"))
+    }
+}
+
+/// The name of a cluster node's configuration file, in its directory.
+fn nodes_conf_name(port: u16) -> String {
+    format!("nodes-{port}.conf")
 }
 
 // ------------------------------------------------------------------------------------------
@@ -737,7 +1268,17 @@ exit "$status"
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
     Single,
+    /// A cluster node with `cluster-node-timeout` 5000 ms.
     ClusterNode,
+    /// A cluster node made for failovers: `cluster-node-timeout` 2000 ms and
+    /// `repl-diskless-sync-delay 0`.
+    FailoverNode,
+}
+
+impl Mode {
+    fn is_cluster(self) -> bool {
+        self != Self::Single
+    }
 }
 
 /// One `redis-server` of ours, under its watchdog. Dropping it kills the server and waits.
@@ -760,6 +1301,18 @@ impl Node {
     /// answers, as itself (its pid), so a server of someone else's on the same port is never
     /// mistaken for ours.
     fn start(bin: &Path, port: u16, mode: Mode, core: Option<usize>) -> Result<Self, String> {
+        Self::launch(bin, port, mode, core, None)
+    }
+
+    /// [`start`](Self::start), for a cluster node with `nodes_conf` as its cluster configuration
+    /// file if given (a killed node starting again as itself).
+    fn launch(
+        bin: &Path,
+        port: u16,
+        mode: Mode,
+        core: Option<usize>,
+        nodes_conf: Option<&[u8]>,
+    ) -> Result<Self, String> {
         static DIRS: AtomicU64 = AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!(
             "session-tests-redis-{}-{}-{port}",
@@ -768,44 +1321,14 @@ impl Node {
         ));
         std::fs::create_dir_all(&dir)
             .map_err(|error| format!("can't create {}: {error}", dir.display()))?;
-        let port_arg = port.to_string();
-        let mut args: Vec<OsString> = match core {
-            // `taskset` execs the server: the pid the watchdog reports stays the server's.
-            Some(core) => vec!["taskset".into(), "-c".into(), core.to_string().into()],
-            None => Vec::new(),
-        };
-        args.push(bin.into());
-        args.extend(
-            [
-                "--port",
-                &port_arg,
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--daemonize",
-                "no",
-                "--logfile",
-                "redis.log",
-            ]
-            .map(OsString::from),
-        );
-        if mode == Mode::ClusterNode {
-            let config_file = format!("nodes-{port}.conf");
-            args.extend(
-                [
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    &config_file,
-                    "--cluster-node-timeout",
-                    "5000",
-                ]
-                .map(OsString::from),
-            );
+        if let Some(nodes_conf) = nodes_conf {
+            let path = dir.join(nodes_conf_name(port));
+            if let Err(error) = std::fs::write(&path, nodes_conf) {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(format!("can't write {}: {error}", path.display()));
+            }
         }
+        let args = server_args(bin, port, mode, core);
         let spawned = Command::new("sh")
             .arg("-c")
             .arg(WATCHDOG)
@@ -908,12 +1431,65 @@ impl Drop for Node {
     }
 }
 
+/// The command line of a server: `redis-server` (through `taskset -c <core>` if given) on
+/// `port`, without persistence, logging to `redis.log`; for a cluster node, its configuration
+/// file and node timeout.
+fn server_args(bin: &Path, port: u16, mode: Mode, core: Option<usize>) -> Vec<OsString> {
+    let port_arg = port.to_string();
+    let mut args: Vec<OsString> = match core {
+        // `taskset` execs the server: the pid the watchdog reports stays the server's.
+        Some(core) => vec!["taskset".into(), "-c".into(), core.to_string().into()],
+        None => Vec::new(),
+    };
+    args.push(bin.into());
+    args.extend(
+        [
+            "--port",
+            &port_arg,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--logfile",
+            "redis.log",
+        ]
+        .map(OsString::from),
+    );
+    if mode.is_cluster() {
+        let config_file = nodes_conf_name(port);
+        let node_timeout = if mode == Mode::FailoverNode {
+            "2000"
+        } else {
+            "5000"
+        };
+        args.extend(
+            [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                &config_file,
+                "--cluster-node-timeout",
+                node_timeout,
+            ]
+            .map(OsString::from),
+        );
+        if mode == Mode::FailoverNode {
+            args.extend(["--repl-diskless-sync-delay", "0"].map(OsString::from));
+        }
+    }
+    args
+}
+
 /// Starts a node on a fresh free port, trying a few ports in case another process takes one
 /// between our check and `redis-server`'s bind.
 fn start_on_free_port(bin: &Path, mode: Mode, core: Option<usize>) -> Result<Node, String> {
     let mut errors = Vec::new();
     for _ in 0..5 {
-        match Node::start(bin, pick_port(mode == Mode::ClusterNode), mode, core) {
+        match Node::start(bin, pick_port(mode.is_cluster()), mode, core) {
             Ok(node) => return Ok(node),
             Err(error) => errors.push(error),
         }

@@ -130,6 +130,80 @@ end
 return 0
 ";
 
+/// Keeps a Redis Cluster connection alive across failovers. redis-rs 1.2's cluster connection
+/// can stop sending anything after a primary dies (its slot refresh waits on a lock that
+/// in-flight requests hold), and keeps routing to a node that became a replica (it does not
+/// refresh its slot map on `READONLY`). So after [`Revival::FAILURES`] operations in a row fail
+/// as outages, the store builds a new connection (a fresh slot map) in the background, at most
+/// once per connect timeout, and uses it from then on.
+struct Revival {
+    client: redis::cluster::ClusterClient,
+    current: std::sync::RwLock<ClusterConnection>,
+    failures: std::sync::atomic::AtomicU32,
+    reconnecting: std::sync::atomic::AtomicBool,
+    connect_timeout: Duration,
+}
+
+impl Revival {
+    /// How many operations in a row must fail before the connection is replaced.
+    const FAILURES: u32 = 3;
+
+    fn connection(&self) -> ClusterConnection {
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn succeeded(&self) {
+        use std::sync::atomic::Ordering;
+        if self.failures.load(Ordering::Relaxed) != 0 {
+            self.failures.store(0, Ordering::Relaxed);
+        }
+    }
+
+    fn failed(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if failures < Self::FAILURES || self.reconnecting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let revival = Arc::clone(self);
+        tokio::spawn(async move {
+            let started = tokio::time::Instant::now();
+            match tokio::time::timeout(
+                revival.connect_timeout,
+                revival.client.get_async_connection(),
+            )
+            .await
+            {
+                Ok(Ok(connection)) => {
+                    *revival
+                        .current
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = connection;
+                    revival.failures.store(0, Ordering::Relaxed);
+                    tracing::warn!(
+                        "Redis Cluster connection kept failing; replaced it with a new one"
+                    );
+                }
+                Ok(Err(error)) => tracing::warn!(
+                    error = &error as &dyn std::error::Error,
+                    "Redis Cluster connection kept failing, and a new one could not be made"
+                ),
+                Err(_) => {
+                    tracing::warn!(
+                        "Redis Cluster connection kept failing, and a new one timed out"
+                    );
+                }
+            }
+            // At most one new connection per connect timeout.
+            tokio::time::sleep_until(started + revival.connect_timeout).await;
+            revival.reconnecting.store(false, Ordering::Release);
+        });
+    }
+}
+
 #[derive(Clone)]
 enum Connection {
     Single(ConnectionManager),
@@ -175,7 +249,10 @@ enum Connection {
 ///
 /// Every operation is bounded by the response timeout (see [`RedisStoreBuilder::response_timeout`]); a failure rejects the request with 503
 /// (load and save alike: an outage, not a server error) and leaves the client's cookie alone. The single-node connection
-/// reconnects by itself when Redis comes back.
+/// reconnects by itself when Redis comes back. On a cluster, the store builds a new connection
+/// (with a fresh slot map) in the background after three operations in a row fail as outages,
+/// at most once per connect timeout: redis-rs 1.2's cluster connection can stop sending after
+/// a primary dies, and keeps routing to a node that became a replica (see `docs/operations.md`).
 ///
 /// # Examples
 ///
@@ -197,6 +274,8 @@ enum Connection {
 #[derive(Clone)]
 pub struct RedisStore {
     connection: Connection,
+    /// On a cluster: the connection in use, replaced when it keeps failing.
+    revival: Option<Arc<Revival>>,
     prefix: String,
     deadlines: Arc<Deadlines>,
     /// Replicas to wait for after each write, and for how long ([`RedisStoreBuilder::wait_for_replicas`]).
@@ -256,6 +335,8 @@ fn map_error(error: RedisError) -> StoreError {
                 | ServerErrorKind::MasterDown
                 | ServerErrorKind::BusyLoading
                 | ServerErrorKind::NoScript
+                | ServerErrorKind::Moved
+                | ServerErrorKind::Ask
         )
     );
     if error.is_timeout() {
@@ -358,12 +439,22 @@ impl RedisStoreBuilder {
             .build()
             .map_err(StoreError::backend)?;
         let connection = bounded(self.connect_timeout, client.get_async_connection()).await?;
-        Ok(self.build(Connection::Cluster(connection)))
+        let revival = Arc::new(Revival {
+            client,
+            current: std::sync::RwLock::new(connection.clone()),
+            failures: std::sync::atomic::AtomicU32::new(0),
+            reconnecting: std::sync::atomic::AtomicBool::new(false),
+            connect_timeout: self.connect_timeout,
+        });
+        let mut store = self.build(Connection::Cluster(connection));
+        store.revival = Some(revival);
+        Ok(store)
     }
 
     fn build(self, connection: Connection) -> RedisStore {
         RedisStore {
             connection,
+            revival: None,
             prefix: self.prefix,
             deadlines: Deadlines::start(self.response_timeout),
             wait: self.wait,
@@ -441,14 +532,21 @@ impl RedisStore {
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
-        match self
-            .deadlines
-            .bound(operation(Conn(self.connection.clone())))
-            .await
-        {
+        let connection = match &self.revival {
+            Some(revival) => Connection::Cluster(revival.connection()),
+            None => self.connection.clone(),
+        };
+        let result = match self.deadlines.bound(operation(Conn(connection))).await {
             Some(result) => result.map_err(map_error),
             None => Err(StoreError::Timeout),
+        };
+        if let Some(revival) = &self.revival {
+            match &result {
+                Err(StoreError::Timeout | StoreError::Unavailable(_)) => revival.failed(),
+                _ => revival.succeeded(),
+            }
         }
+        result
     }
 
     /// The stored fields of `old` that a load of the session type does not read (the type does
@@ -582,9 +680,17 @@ impl RedisStore {
                             .await?
                     }
                 };
-                redis::from_redis_value(value).map_err(RedisError::from)
+                // `route_command` hands an error reply back as a value (`WAIT` on a node that
+                // turned replica, say): make it the error it is.
+                redis::from_redis_value(value.extract_error()?).map_err(RedisError::from)
             })
-            .await?;
+            .await
+            // Any refusal of `WAIT` (it reached a node that is a replica now, during a failover)
+            // leaves the write unconfirmed: an outage, like too few acknowledgements.
+            .map_err(|error| match error {
+                StoreError::Backend(error) => StoreError::Unavailable(error),
+                other => other,
+            })?;
         if acked >= i64::from(replicas) {
             return Ok(());
         }
@@ -1074,6 +1180,8 @@ mod tests {
             ServerErrorKind::MasterDown,
             ServerErrorKind::BusyLoading,
             ServerErrorKind::NoScript,
+            ServerErrorKind::Moved,
+            ServerErrorKind::Ask,
         ] {
             let error = RedisError::from((ErrorKind::Server(kind), "refused"));
             assert!(
