@@ -17,6 +17,7 @@
 
 pub mod fixture;
 pub mod postgres;
+mod process;
 pub mod proxy;
 pub mod races;
 pub mod redis;

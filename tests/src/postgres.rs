@@ -41,12 +41,11 @@
 //! - `DATABASE_URL`: the database to use (read at run time, never at build time).
 //! - `PG_BIN`: the directory of the `initdb` and `pg_ctl` to run (default: the directory `initdb`
 //!   on `PATH` resolves to, else the newest `/usr/lib/postgresql/*/bin`, where Debian puts them).
+use crate::process::{pick_port, random_u64, run_with_timeout};
 use std::ffi::OsString;
 use std::future::Future;
-use std::io::Read as _;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::thread;
@@ -507,7 +506,7 @@ pub fn start_private_cluster() -> Result<PrivateCluster, String> {
 
     let mut errors = Vec::new();
     for _ in 0..5 {
-        match cluster.start_on(pick_port()) {
+        match cluster.start_on(pick_port(false)) {
             Ok(()) => return Ok(cluster),
             Err(error) => errors.push(error),
         }
@@ -687,104 +686,9 @@ fn is_executable(path: &Path) -> bool {
         .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
 }
 
-/// Runs a command to completion with a time limit; returns its status and stdout + stderr.
-fn run_with_timeout(
-    command: &mut Command,
-    timeout: Duration,
-) -> Result<(ExitStatus, String), String> {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|error| format!("can't run `{}`: {error}", shown(command)))?;
-    let readers = [
-        child.stdout.take().map(|mut out| {
-            thread::spawn(move || {
-                let mut text = String::new();
-                let _ = out.read_to_string(&mut text);
-                text
-            })
-        }),
-        child.stderr.take().map(|mut err| {
-            thread::spawn(move || {
-                let mut text = String::new();
-                let _ = err.read_to_string(&mut text);
-                text
-            })
-        }),
-    ];
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Ok(status),
-            Ok(None) if Instant::now() > deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break Err(format!(
-                    "`{}` did not finish within {timeout:?}",
-                    shown(command)
-                ));
-            }
-            Ok(None) => thread::sleep(Duration::from_millis(20)),
-            Err(error) => break Err(format!("waiting for `{}`: {error}", shown(command))),
-        }
-    };
-    let mut output = String::new();
-    for reader in readers.into_iter().flatten() {
-        output.push_str(&reader.join().unwrap_or_default());
-    }
-    match status {
-        Ok(status) => Ok((status, output)),
-        Err(error) => Err(format!("{error}; output:\n{output}")),
-    }
-}
-
 // ------------------------------------------------------------------------------------------
 // Ports
 // ------------------------------------------------------------------------------------------
-
-/// A loopback port nothing listens on, outside the kernel's ephemeral range (so an outgoing
-/// connection can't be handed it), never 5432, and never handed out twice in this process.
-fn pick_port() -> u16 {
-    static TAKEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
-    let (low, high) = ephemeral_range();
-    let mut taken = TAKEN.lock().unwrap_or_else(PoisonError::into_inner);
-    for _ in 0..10_000 {
-        let port = 10_000 + u16::try_from(random_u64() % 50_000).expect("< 50000");
-        if !(low..=high).contains(&u32::from(port))
-            && port != 5432
-            && !taken.contains(&port)
-            && TcpListener::bind(("127.0.0.1", port)).is_ok()
-        {
-            taken.push(port);
-            return port;
-        }
-    }
-    drop(taken);
-    // A very unusual port range setting: fall back to any port the kernel offers.
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("binding 127.0.0.1:0")
-        .port()
-}
-
-/// `/proc/sys/net/ipv4/ip_local_port_range`, or Linux's default.
-fn ephemeral_range() -> (u32, u32) {
-    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|text| {
-            let mut numbers = text.split_whitespace().map(str::parse::<u32>);
-            Some((numbers.next()?.ok()?, numbers.next()?.ok()?))
-        })
-        .unwrap_or((32768, 60999))
-}
-
-fn random_u64() -> u64 {
-    use std::hash::BuildHasher as _;
-    static CALLS: AtomicU64 = AtomicU64::new(0);
-    std::hash::RandomState::new().hash_one(CALLS.fetch_add(1, Ordering::Relaxed))
-}
 
 // ------------------------------------------------------------------------------------------
 // Talking to PostgreSQL

@@ -41,14 +41,14 @@
 //! therefore run against a server nobody else uses, that is an [`OwnRedis`] (or a private
 //! [`RedisCluster::start`]), never the shared [`server`], which other tests (and, on 6379, other
 //! processes) use at the same time.
-use std::collections::{BTreeSet, HashMap};
+use crate::process::{pick_port, random_u64, run_with_timeout};
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::hash::BuildHasher;
 use std::io::{BufRead as _, BufReader, Read as _};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread;
@@ -1501,56 +1501,6 @@ fn start_on_free_port(bin: &Path, mode: Mode, core: Option<usize>) -> Result<Nod
     ))
 }
 
-/// Runs a command to completion with a time limit; returns its status and stdout + stderr.
-fn run_with_timeout(
-    command: &mut Command,
-    timeout: Duration,
-) -> Result<(ExitStatus, String), String> {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|error| format!("can't run {command:?}: {error}"))?;
-    let readers = [
-        child.stdout.take().map(|mut out| {
-            thread::spawn(move || {
-                let mut text = String::new();
-                let _ = out.read_to_string(&mut text);
-                text
-            })
-        }),
-        child.stderr.take().map(|mut err| {
-            thread::spawn(move || {
-                let mut text = String::new();
-                let _ = err.read_to_string(&mut text);
-                text
-            })
-        }),
-    ];
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Ok(status),
-            Ok(None) if Instant::now() > deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break Err(format!("{command:?} did not finish within {timeout:?}"));
-            }
-            Ok(None) => thread::sleep(Duration::from_millis(20)),
-            Err(error) => break Err(format!("waiting for {command:?}: {error}")),
-        }
-    };
-    let mut output = String::new();
-    for reader in readers.into_iter().flatten() {
-        output.push_str(&reader.join().unwrap_or_default());
-    }
-    match status {
-        Ok(status) => Ok((status, output)),
-        Err(error) => Err(format!("{error}; output:\n{output}")),
-    }
-}
-
 /// The `redis-server` the harness runs: `REDIS_SERVER_BIN`, else `redis-server` on `PATH`,
 /// checked by running it with `--version`.
 ///
@@ -1610,73 +1560,6 @@ fn find_binary(variable: &str, default: &str) -> Result<PathBuf, String> {
 // ------------------------------------------------------------------------------------------
 // Ports
 // ------------------------------------------------------------------------------------------
-
-/// A loopback port nothing listens on, outside the kernel's ephemeral range (so an outgoing
-/// connection can't be handed it while a stopped [`OwnRedis`] waits to restart), never 6379, and
-/// never handed out twice in this process. With `cluster_bus`, port + 10000 (the cluster bus) is
-/// free too.
-fn pick_port(cluster_bus: bool) -> u16 {
-    static TAKEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-    let (low, high) = ephemeral_range();
-    let usable = |port: u32| {
-        (1024..=65535).contains(&port)
-            && !(low..=high).contains(&port)
-            && port != 6379
-            && port != 16379
-    };
-    let mut taken = TAKEN.lock().unwrap_or_else(PoisonError::into_inner);
-    for _ in 0..10_000 {
-        let candidate = 10_000 + u32::try_from(random_u64() % 50_000).expect("< 50000");
-        let ports: &[u32] = if cluster_bus {
-            &[candidate, candidate + 10_000]
-        } else {
-            &[candidate]
-        };
-        let free = ports.iter().all(|&port| {
-            let port = u16::try_from(port).expect("usable ports fit in u16");
-            usable(u32::from(port))
-                && !taken.contains(&port)
-                && TcpListener::bind(("127.0.0.1", port)).is_ok()
-        });
-        if free {
-            for &port in ports {
-                taken.insert(u16::try_from(port).expect("checked above"));
-            }
-            return u16::try_from(candidate).expect("checked above");
-        }
-    }
-    drop(taken);
-    // A very unusual port range setting: fall back to any port the kernel offers.
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("binding 127.0.0.1:0")
-            .port();
-        if !cluster_bus
-            || port
-                .checked_add(10_000)
-                .is_some_and(|bus| TcpListener::bind(("127.0.0.1", bus)).is_ok())
-        {
-            return port;
-        }
-    }
-}
-
-/// `/proc/sys/net/ipv4/ip_local_port_range`, or Linux's default.
-fn ephemeral_range() -> (u32, u32) {
-    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|text| {
-            let mut numbers = text.split_whitespace().map(str::parse::<u32>);
-            Some((numbers.next()?.ok()?, numbers.next()?.ok()?))
-        })
-        .unwrap_or((32768, 60999))
-}
-
-fn random_u64() -> u64 {
-    static CALLS: AtomicU64 = AtomicU64::new(0);
-    std::hash::RandomState::new().hash_one(CALLS.fetch_add(1, Ordering::Relaxed))
-}
 
 // ------------------------------------------------------------------------------------------
 // Talking to Redis
