@@ -1,4 +1,4 @@
-//! Faults under load (issue 16, items 1 and 3): the example app (`GET /` increments `visits`,
+//! Faults under load (issue 16, items 1, 3 and 4): the example app (`GET /` increments `visits`,
 //! `GET /read` reads it) on a real server, clients each with a session of their own in a loop,
 //! and a Redis that dies under them:
 //!
@@ -12,8 +12,11 @@
 //! - `single_node_restart_under_load`: one Redis killed for a second and started again (empty:
 //!   there is no persistence); errors only while it is down, 503 without `Set-Cookie`, and full
 //!   service again within one connect timeout without restarting the app.
+//! - `slot_migration_under_load`: three slots holding live sessions move to another primary
+//!   (`IMPORTING` / `MIGRATING`, `MIGRATE` key by key, `SETSLOT NODE`); `ASK` and `MOVED` are
+//!   followed, and no request fails and nothing is lost.
 //!
-//! Every test asserts that an outage never answers 500 and prints what it measured: failed
+//! Every outage test asserts that an outage never answers 500 and prints what it measured: failed
 //! requests by status, the time from the fault to full service (the end of the last failed
 //! request: every request that ended later succeeded), acknowledged increments lost, and the
 //! distinct ERROR lines the session layer logged. Run with `--nocapture` to see them. The tests
@@ -56,6 +59,11 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const CLUSTER_TIMEOUTS: Duration = Duration::from_millis(500);
 /// How long a save waits for its replica in the WAIT run.
 const WAIT_TIMEOUT: Duration = Duration::from_millis(300);
+/// The store's response timeout in the WAIT run. Redis holds every later command of a
+/// connection behind a `WAIT`, and the store's connection to a node is shared: one slow
+/// acknowledgement delays the requests queued behind it by up to [`WAIT_TIMEOUT`], which must
+/// not turn them into timeouts on 2 busy cores.
+const WAIT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// The single node's store timeouts (connect and response).
 const SINGLE_TIMEOUTS: Duration = Duration::from_millis(300);
 /// How long the single node stays down.
@@ -649,6 +657,14 @@ fn outage_violations(figures: &Figures) -> Vec<String> {
     if figures.failed_total() == 0 {
         violations.push("no request failed: nobody felt the fault".to_owned());
     }
+    violations.extend(session_violations(figures));
+    violations
+}
+
+/// What no fault may cause: failures before it, a cookie set by a failed request, a client
+/// never served again, a session that doesn't work at the end, an answer that makes no sense.
+fn session_violations(figures: &Figures) -> Vec<String> {
+    let mut violations = Vec::new();
     if figures.failed_before > 0 {
         violations.push(format!(
             "{} requests failed before the fault",
@@ -697,12 +713,14 @@ fn assert_none(name: &str, violations: &[String]) {
 /// failover must satisfy and returns the figures.
 async fn failover(name: &str, wait: bool) -> (Figures, Vec<String>) {
     let cluster = RedisCluster::start_with_replicas(1).await;
-    let mut builder = RedisStore::builder()
-        .connect_timeout(CLUSTER_TIMEOUTS)
-        .response_timeout(CLUSTER_TIMEOUTS);
-    if wait {
-        builder = builder.wait_for_replicas(1, WAIT_TIMEOUT);
-    }
+    let mut builder = RedisStore::builder().connect_timeout(CLUSTER_TIMEOUTS);
+    builder = if wait {
+        builder
+            .response_timeout(WAIT_RESPONSE_TIMEOUT)
+            .wait_for_replicas(1, WAIT_TIMEOUT)
+    } else {
+        builder.response_timeout(CLUSTER_TIMEOUTS)
+    };
     let store = builder.connect_cluster(cluster.urls()).await.unwrap();
     let keys = store.clone();
     let clock = TestClock::new();
@@ -858,4 +876,121 @@ async fn single_node_restart_under_load() {
         ));
     }
     assert_none(name, &violations);
+}
+
+// ------------------------------------------------------------------------------------------
+// Slot migration
+// ------------------------------------------------------------------------------------------
+
+/// Slots moved per run.
+const SLOTS_MOVED: usize = 3;
+/// Between two keys' `MIGRATE`s, and how long a slot stays migrating once its keys have moved
+/// (every request for it is then an `ASK`).
+const MIGRATE_PACE: Duration = Duration::from_millis(100);
+const MIGRATE_HOLD: Duration = Duration::from_secs(1);
+
+/// Three slots holding live sessions move to another primary under 32 clients, the way
+/// `redis-cli --cluster reshard` moves them (`IMPORTING` / `MIGRATING`, `MIGRATE` key by key,
+/// `SETSLOT NODE`), slowly enough for the clients to meet every stage: `ASK` while the slot
+/// migrates, `MOVED` after. Nothing may fail and nothing may be lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slot_migration_under_load() {
+    let _serial = SERIAL.lock().await;
+    capture_logs();
+    let name = "slot migration";
+    let cluster = RedisCluster::start().await;
+    let store = RedisStore::builder()
+        .connect_timeout(CLUSTER_TIMEOUTS)
+        .response_timeout(CLUSTER_TIMEOUTS)
+        .connect_cluster(cluster.urls())
+        .await
+        .unwrap();
+    let keys = store.clone();
+    let clock = TestClock::new();
+    let app =
+        session_examples::routes().layer(SessionLayer::new(store).with_config(test_config(&clock)));
+    let server = TestServer::start(app).await;
+    let load = Load::start(&server, 32);
+
+    tokio::time::sleep(WARM_UP).await;
+    // The slots of the live sessions, by the primary serving them.
+    let mut slots: BTreeMap<u16, BTreeSet<u16>> = BTreeMap::new();
+    for cookie in load.cookies().into_iter().flatten() {
+        let id = SessionId::parse(&cookie).expect("the app issues valid ids");
+        let slot = cluster.slot_of(&keys.key_of(&id)).await;
+        slots
+            .entry(cluster.primary_of_slot(slot).await)
+            .or_default()
+            .insert(slot);
+    }
+    let (&source, busiest) = slots
+        .iter()
+        .max_by_key(|(_, slots)| slots.len())
+        .expect("the clients have sessions");
+    let moving: Vec<u16> = busiest.iter().copied().take(SLOTS_MOVED).collect();
+    let primaries = cluster.primaries().await;
+    let target = *primaries
+        .iter()
+        .find(|&&port| port != source)
+        .expect("3 primaries");
+    let asking_before = asking_calls(&cluster, target).await;
+    let fault = load.now();
+    let mut keys_moved = 0;
+    for &slot in &moving {
+        keys_moved += cluster
+            .migrate_slot(slot, target, MIGRATE_PACE, MIGRATE_HOLD)
+            .await;
+    }
+    let migrated = load.since(fault);
+    let served_again = load.until_served_again(fault).await;
+    let (requests, cookies, base) = load.finish().await;
+    let asking = asking_calls(&cluster, target).await - asking_before;
+    let figures = analyse(&requests, &cookies, &base, fault, served_again).await;
+    let timeline = format!(
+        "moved slots {moving:?} ({keys_moved} keys) from {source} to {target} in {migrated:.2?}; \
+         {asking} ASKING on the target"
+    );
+    report(name, &figures, &timeline);
+
+    let mut violations = session_violations(&figures);
+    if !figures.served_again {
+        violations.push("service never fully came back".to_owned());
+    }
+    if figures.failed_total() > 0 {
+        violations.push(format!(
+            "{} requests failed: {}",
+            figures.failed_total(),
+            figures.failed_by_status()
+        ));
+    }
+    if (figures.lost_total(), figures.sessions_lost) != (0, 0) {
+        violations.push(format!(
+            "{} acknowledged increments lost, {} sessions lost entirely",
+            figures.lost_total(),
+            figures.sessions_lost
+        ));
+    }
+    for &slot in &moving {
+        let now = cluster.primary_of_slot(slot).await;
+        if now != target {
+            violations.push(format!("slot {slot} is served by {now}, not {target}"));
+        }
+    }
+    // The run must have met the ASK stage, or it proves nothing about it.
+    if keys_moved == 0 || asking == 0 {
+        violations.push(format!(
+            "the clients never met an ASK ({keys_moved} keys moved, {asking} ASKING)"
+        ));
+    }
+    assert_none(name, &violations);
+}
+
+/// How many `ASKING` commands the node on `port` has served.
+async fn asking_calls(cluster: &RedisCluster, port: u16) -> u64 {
+    cluster
+        .node_command_counts(port)
+        .await
+        .get("asking")
+        .copied()
+        .unwrap_or(0)
 }

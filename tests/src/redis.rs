@@ -477,6 +477,34 @@ impl RedisCluster {
             .unwrap_or_else(|message| panic!("{message}"));
     }
 
+    /// Moves `slot` to the primary on port `to` while clients use it, the way
+    /// `redis-cli --cluster reshard` does, but slowly, so that the clients meet every stage:
+    /// `CLUSTER SETSLOT <slot> IMPORTING` on the target and `MIGRATING` on the source (keys
+    /// still on the source are served there; the others, new ones included, answer `ASK`), then
+    /// its keys one `MIGRATE` at a time with `pace` between them, then `hold` with every key on
+    /// the target and the slot still migrating (every request for it is an `ASK`), then
+    /// `CLUSTER SETSLOT <slot> NODE <target>` on the target, the source and the other primaries
+    /// (from then on `MOVED`). Returns the number of keys moved.
+    ///
+    /// # Panics
+    ///
+    /// If a node does not answer, `to` is not a primary, or a step fails.
+    pub async fn migrate_slot(&self, slot: u16, to: u16, pace: Duration, hold: Duration) -> usize {
+        let topology = self.topology().await;
+        blocking(move || migrate_slot(&topology, slot, to, pace, hold))
+            .await
+            .unwrap_or_else(|message| panic!("moving slot {slot} to {to}: {message}"))
+    }
+
+    /// `INFO commandstats` of the node on `port` (`ASKING` calls, say): the calls per command.
+    ///
+    /// # Panics
+    ///
+    /// If the node does not answer.
+    pub async fn node_command_counts(&self, port: u16) -> HashMap<String, u64> {
+        command_counts(&url_for_port(port)).await
+    }
+
     /// Waits until every live node reports `cluster_state:ok` with all 16384 slots ok, the live
     /// nodes agree on who serves which slots and all of those primaries are live and not failing,
     /// and every live replica's link to its primary is up. After a [`kill`](Self::kill) of a
@@ -835,6 +863,78 @@ fn wait_for_replica(port: u16) -> Result<(), String> {
         }
         thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// [`RedisCluster::migrate_slot`] on the cluster `topology` describes.
+fn migrate_slot(
+    topology: &[ClusterNode],
+    slot: u16,
+    to: u16,
+    pace: Duration,
+    hold: Duration,
+) -> Result<usize, String> {
+    let source = topology
+        .iter()
+        .find(|node| node.is_primary() && node.serves(slot))
+        .ok_or_else(|| format!("no primary serves the slot: {topology:?}"))?;
+    let target = topology
+        .iter()
+        .find(|node| node.is_primary() && node.port == to)
+        .ok_or_else(|| format!("no primary on port {to}: {topology:?}"))?;
+    if source.port == to {
+        return Err(format!("port {to} serves the slot already"));
+    }
+    let open = |port: u16| {
+        connect(&url_for_port(port), CLUSTER_TIMEOUT)
+            .map_err(|error| format!("connecting to the node on port {port}: {error}"))
+    };
+    let mut on_source = open(source.port)?;
+    let mut on_target = open(to)?;
+    let setslot = |connection: &mut ::redis::Connection, state: &str, id: &str| {
+        ::redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(slot)
+            .arg(state)
+            .arg(id)
+            .query::<()>(connection)
+            .map_err(|error| format!("CLUSTER SETSLOT {slot} {state}: {error}"))
+    };
+    setslot(&mut on_target, "IMPORTING", &source.id)?;
+    setslot(&mut on_source, "MIGRATING", &target.id)?;
+    let mut moved = 0;
+    loop {
+        let keys: Vec<Vec<u8>> = ::redis::cmd("CLUSTER")
+            .arg("GETKEYSINSLOT")
+            .arg(slot)
+            .arg(1)
+            .query(&mut on_source)
+            .map_err(|error| format!("CLUSTER GETKEYSINSLOT: {error}"))?;
+        let Some(key) = keys.into_iter().next() else {
+            break;
+        };
+        ::redis::cmd("MIGRATE")
+            .arg("127.0.0.1")
+            .arg(to)
+            .arg("")
+            .arg(0)
+            .arg(5000)
+            .arg("KEYS")
+            .arg(&key)
+            .query::<()>(&mut on_source)
+            .map_err(|error| format!("MIGRATE: {error}"))?;
+        moved += 1;
+        thread::sleep(pace);
+    }
+    thread::sleep(hold);
+    // The target first, then the source (which then answers MOVED), then everyone else.
+    setslot(&mut on_target, "NODE", &target.id)?;
+    setslot(&mut on_source, "NODE", &target.id)?;
+    for node in topology {
+        if node.is_primary() && node.port != source.port && node.port != to {
+            setslot(&mut open(node.port)?, "NODE", &target.id)?;
+        }
+    }
+    Ok(moved)
 }
 
 /// `CLUSTER NODES` on `connection`, parsed.

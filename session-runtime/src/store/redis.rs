@@ -130,10 +130,10 @@ end
 return 0
 ";
 
-/// Keeps a Redis Cluster connection alive across failovers. redis-rs 1.2's cluster connection
-/// can stop sending anything after a primary dies (its slot refresh waits on a lock that
-/// in-flight requests hold), and keeps routing to a node that became a replica (it does not
-/// refresh its slot map on `READONLY`). So after [`Revival::FAILURES`] operations in a row fail
+/// Keeps a Redis Cluster connection alive across failovers. redis-rs's cluster connection (1.2,
+/// and 1.8.2 still, in one failover of three in our tests) can stop serving a dead primary's
+/// slots for good once its replica took over: requests keep failing until a new connection is
+/// made. So after [`Revival::FAILURES`] operations in a row fail
 /// as outages, the store builds a new connection (a fresh slot map) in the background, at most
 /// once per connect timeout, and uses it from then on.
 struct Revival {
@@ -251,8 +251,8 @@ enum Connection {
 /// (load and save alike: an outage, not a server error) and leaves the client's cookie alone. The single-node connection
 /// reconnects by itself when Redis comes back. On a cluster, the store builds a new connection
 /// (with a fresh slot map) in the background after three operations in a row fail as outages,
-/// at most once per connect timeout: redis-rs 1.2's cluster connection can stop sending after
-/// a primary dies, and keeps routing to a node that became a replica (see `docs/operations.md`).
+/// at most once per connect timeout: redis-rs's cluster connection can stay stuck on a dead
+/// primary's slots after a failover (see `docs/operations.md`).
 ///
 /// # Examples
 ///
@@ -388,8 +388,11 @@ impl RedisStoreBuilder {
     /// the primary just promoted and alone until one rejoins) fails the save as an outage:
     /// 503 without `Set-Cookie`, though the write itself may have landed on the primary. It
     /// costs one round trip per write, plus the replication delay (sub-millisecond on one
-    /// machine, the network's round trip between hosts); keep `timeout` below the response
-    /// timeout. Off by default.
+    /// machine, the network's round trip between hosts). Redis holds every later command of a
+    /// connection behind its `WAIT`, and the store shares one connection per node among all
+    /// requests, so a slow acknowledgement delays the requests queued behind it by up to
+    /// `timeout`: keep `timeout` well below the response timeout (half of it or less). Off by
+    /// default.
     #[must_use]
     pub fn wait_for_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
         self.wait = (replicas > 0).then_some((replicas, timeout));
