@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use session_runtime::SessionLayer;
 use session_runtime::session::SessionId;
-use session_runtime::store::RedisStore;
+use session_runtime::store::{RedisStore, RedisStoreBuilder};
 use session_tests::redis::{OwnRedis, RedisCluster};
 use session_tests::server::{
     TestClock, TestServer, cookie_value, raw_client, set_cookies, test_config,
@@ -708,6 +708,34 @@ fn assert_none(name: &str, violations: &[String]) {
 // The cluster
 // ------------------------------------------------------------------------------------------
 
+/// The example on `cluster`, its store made by `builder`, under 32 clients that have warmed up;
+/// returns the store (for the sessions' keys), the server (it stops when dropped) and the load.
+async fn under_load(
+    cluster: &RedisCluster,
+    builder: RedisStoreBuilder,
+) -> (RedisStore, TestServer, Load) {
+    let store = builder.connect_cluster(cluster.urls()).await.unwrap();
+    let keys = store.clone();
+    let clock = TestClock::new();
+    let app =
+        session_examples::routes().layer(SessionLayer::new(store).with_config(test_config(&clock)));
+    let server = TestServer::start(app).await;
+    let load = Load::start(&server, 32);
+    tokio::time::sleep(WARM_UP).await;
+    (keys, server, load)
+}
+
+/// The slot of every client's session and the primary serving it.
+async fn session_slots(cluster: &RedisCluster, keys: &RedisStore, load: &Load) -> Vec<(u16, u16)> {
+    let mut slots = Vec::new();
+    for cookie in load.cookies().into_iter().flatten() {
+        let id = SessionId::parse(&cookie).expect("the app issues valid ids");
+        let slot = cluster.slot_of(&keys.key_of(&id)).await;
+        slots.push((slot, cluster.primary_of_slot(slot).await));
+    }
+    slots
+}
+
 /// Kills the primary serving the most sessions under 32 clients; with `wait`, saves wait for a
 /// replica and the killed node is restarted once its replica has taken over. Checks what every
 /// failover must satisfy and returns the figures.
@@ -721,21 +749,10 @@ async fn failover(name: &str, wait: bool) -> (Figures, Vec<String>) {
     } else {
         builder.response_timeout(CLUSTER_TIMEOUTS)
     };
-    let store = builder.connect_cluster(cluster.urls()).await.unwrap();
-    let keys = store.clone();
-    let clock = TestClock::new();
-    let app =
-        session_examples::routes().layer(SessionLayer::new(store).with_config(test_config(&clock)));
-    let server = TestServer::start(app).await;
-    let load = Load::start(&server, 32);
-
-    tokio::time::sleep(WARM_UP).await;
+    let (keys, _server, load) = under_load(&cluster, builder).await;
     let mut per_primary: BTreeMap<u16, usize> = BTreeMap::new();
-    for cookie in load.cookies().into_iter().flatten() {
-        let id = SessionId::parse(&cookie).expect("the app issues valid ids");
-        *per_primary
-            .entry(cluster.primary_for_key(&keys.key_of(&id)).await)
-            .or_insert(0) += 1;
+    for (_, primary) in session_slots(&cluster, &keys, &load).await {
+        *per_primary.entry(primary).or_insert(0) += 1;
     }
     let (&victim, &sessions) = per_primary
         .iter()
@@ -899,29 +916,14 @@ async fn slot_migration_under_load() {
     capture_logs();
     let name = "slot migration";
     let cluster = RedisCluster::start().await;
-    let store = RedisStore::builder()
+    let builder = RedisStore::builder()
         .connect_timeout(CLUSTER_TIMEOUTS)
-        .response_timeout(CLUSTER_TIMEOUTS)
-        .connect_cluster(cluster.urls())
-        .await
-        .unwrap();
-    let keys = store.clone();
-    let clock = TestClock::new();
-    let app =
-        session_examples::routes().layer(SessionLayer::new(store).with_config(test_config(&clock)));
-    let server = TestServer::start(app).await;
-    let load = Load::start(&server, 32);
-
-    tokio::time::sleep(WARM_UP).await;
+        .response_timeout(CLUSTER_TIMEOUTS);
+    let (keys, _server, load) = under_load(&cluster, builder).await;
     // The slots of the live sessions, by the primary serving them.
     let mut slots: BTreeMap<u16, BTreeSet<u16>> = BTreeMap::new();
-    for cookie in load.cookies().into_iter().flatten() {
-        let id = SessionId::parse(&cookie).expect("the app issues valid ids");
-        let slot = cluster.slot_of(&keys.key_of(&id)).await;
-        slots
-            .entry(cluster.primary_of_slot(slot).await)
-            .or_default()
-            .insert(slot);
+    for (slot, primary) in session_slots(&cluster, &keys, &load).await {
+        slots.entry(primary).or_default().insert(slot);
     }
     let (&source, busiest) = slots
         .iter()

@@ -38,23 +38,15 @@ use session_examples::{Backends, StoreChoice, layer_with, routes};
 use session_runtime::config::SessionConfig;
 use tower::ServiceExt as _;
 
+#[macro_use]
+#[path = "../common/peers.rs"]
+mod peers;
+
 /// Sessions created before the first reading: the app, its allocator and the runtime settle.
 const WARM_UP: usize = 1_000;
 
-/// The peer's `GET /`, as in the load benchmark.
-async fn ts_visit(session: tower_sessions::Session) -> Result<String, StatusCode> {
-    let visits = session
-        .get::<u64>("visits")
-        .await
-        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?
-        .unwrap_or(0)
-        + 1;
-    session
-        .insert("visits", visits)
-        .await
-        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
-    Ok(visits.to_string())
-}
+// The peer's `GET /` and `GET /read`, as in the load benchmark.
+tower_sessions_handlers!(ts_visit, ts_read, tower_sessions::Session);
 
 /// The resident set of this process, in KiB.
 fn rss_kib() -> Result<u64, String> {
@@ -101,9 +93,12 @@ async fn app(side: &str, capacity: usize) -> Result<Router, String> {
                 .map_err(|error| error.to_string())?;
             Ok(routes().layer(layer))
         }
-        "tower-sessions" => Ok(Router::new().route("/", get(ts_visit)).layer(
-            tower_sessions::SessionManagerLayer::new(tower_sessions::MemoryStore::default()),
-        )),
+        "tower-sessions" => Ok(Router::new()
+            .route("/", get(ts_visit))
+            .route("/read", get(ts_read))
+            .layer(tower_sessions::SessionManagerLayer::new(
+                tower_sessions::MemoryStore::default(),
+            ))),
         other => Err(format!("unknown side {other:?}")),
     }
 }

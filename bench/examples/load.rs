@@ -1,5 +1,19 @@
-//! Load benchmark: session-runtime against a bare axum handler, tower-sessions and axum-extra's
-//! `PrivateCookieJar`, in one run with interleaved rounds.
+//! Load benchmark: session-runtime against a bare axum handler, tower-sessions, ruts and
+//! axum-extra's `PrivateCookieJar`, in one run with interleaved rounds.
+//!
+//! The Redis scenarios need Redis 7.4 or newer (ruts writes with `HEXPIRE`): build Redis 8.0.2
+//! with `cargo xtask redis8` and run with
+//! `REDIS_SERVER_BIN=$PWD/target/redis-8.0.2/src/redis-server`; with an older server the run
+//! stops and says so (or leave ruts out with `--only`).
+//!
+//! The scaling rows (`wide`): a session of a counter and 39 strings (`session_bench::Wide`),
+//! about 4 KB on Redis (100-byte strings) and about 2 KB in the cookies (50-byte strings: 4 KB
+//! would not fit in a cookie once sealed); a write changes the counter, a read reads the counter
+//! and one string. tower-sessions and ruts keep one entry per field; `PrivateCookieJar` one
+//! cookie holding the JSON of the same struct. Besides server and Redis CPU, the Redis rows
+//! report the bytes sent to Redis per request (`total_net_input_bytes`). A second table sets
+//! each of our rows against the best peer measured for it, and the scaling rows against every
+//! peer.
 //!
 //! ```text
 //! cargo run --release -p session-bench --example load            # full run
@@ -18,7 +32,7 @@
 //!
 //! The SQL scenarios (our `PostgresStore` and `SqliteStore` against tower-sessions-sqlx-store
 //! 0.15's, on tower-sessions 0.14) run only when `--only` names them, with a WORD containing
-//! `postgres` or `sqlite`: the default run stays the 13 scenarios above and needs no database.
+//! `postgres` or `sqlite`: the default run (27 scenarios) needs no database.
 //! Each store gets a table of its own (ours `bench_ours_<pid>`, the peer's `session` in the
 //! schema `bench_tss_<pid>`) or an SQLite file of its own in the temporary directory (WAL,
 //! `synchronous = NORMAL`), created at the start and dropped or deleted at the end; both sides
@@ -55,6 +69,7 @@ use std::fmt::Write as _;
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream as StdStream};
 use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -62,10 +77,11 @@ use axum::extract::FromRef;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum_extra::extract::cookie::{Cookie, Key as JarKey, PrivateCookieJar, SameSite};
+use session_bench::{WIDE_FILLERS, Wide, WideData, filler};
 use session_examples::{StoreChoice, layer, routes};
-use session_runtime::SessionLayer;
 use session_runtime::config::SessionConfig;
 use session_runtime::store::{PostgresStore, RedisStore, SqliteStore};
+use session_runtime::{SessionLayer, TypedSession};
 use session_tests::redis::{OwnRedis, redis_server_bin};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -73,6 +89,9 @@ use tower_sessions_redis_store::fred::prelude::{ClientLike as _, Config, Pool};
 
 #[path = "../common/serve.rs"]
 mod serve;
+#[macro_use]
+#[path = "../common/peers.rs"]
+mod peers;
 use serve::{client_runtime, median, response_head, split_cores, start_server, thread_cpu_ns};
 
 /// Counts the allocations of the server thread only.
@@ -299,10 +318,42 @@ fn redis_info(addr: SocketAddr, section: &str) -> std::io::Result<String> {
     Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
+/// The server's version (`INFO server`), as numbers.
+fn redis_version(addr: SocketAddr) -> Result<Vec<u32>, String> {
+    let info = redis_info(addr, "server").map_err(|e| format!("INFO server: {e}"))?;
+    info.lines()
+        .find_map(|line| line.trim().strip_prefix("redis_version:"))
+        .map(|version| {
+            version
+                .split('.')
+                .map(|part| part.parse().unwrap_or(0))
+                .collect()
+        })
+        .ok_or_else(|| "no redis_version in INFO server".to_owned())
+}
+
+/// ruts writes each field with `HEXPIRE`, which Redis has from 7.4 on.
+fn check_redis_for_ruts(addr: SocketAddr) -> Result<(), String> {
+    let version = redis_version(addr)?;
+    if version.as_slice() >= [7, 4].as_slice() {
+        return Ok(());
+    }
+    let shown: Vec<String> = version.iter().map(ToString::to_string).collect();
+    Err(format!(
+        "the ruts scenarios need Redis 7.4 or newer (HEXPIRE); this redis-server is {}. \
+         Build Redis 8.0 with `cargo xtask redis8`, then run with \
+         REDIS_SERVER_BIN=$PWD/target/redis-8.0.2/src/redis-server (or pass --redis-url to one), \
+         or leave ruts out with --only",
+        shown.join(".")
+    ))
+}
+
 #[derive(Default, Clone)]
 struct RedisSnapshot {
     calls: BTreeMap<String, u64>,
     cpu_secs: f64,
+    /// `total_net_input_bytes`: everything clients sent.
+    input_bytes: u64,
 }
 
 fn redis_snapshot(addr: SocketAddr) -> RedisSnapshot {
@@ -322,6 +373,13 @@ fn redis_snapshot(addr: SocketAddr) -> RedisSnapshot {
                 .unwrap_or(0);
             snapshot.calls.insert(name.to_owned(), calls);
         }
+    }
+    if let Ok(text) = redis_info(addr, "stats") {
+        snapshot.input_bytes = text
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("total_net_input_bytes:"))
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0);
     }
     if let Ok(text) = redis_info(addr, "cpu") {
         for line in text.lines() {
@@ -721,37 +779,57 @@ async fn bare() -> String {
     1u64.to_string()
 }
 
-/// The incumbent's handlers, the same for both versions (0.15 for memory, 0.14 for Redis) but
-/// for the session type.
-macro_rules! tower_sessions_handlers {
-    ($visit:ident, $read:ident, $session:ty) => {
-        async fn $visit(session: $session) -> Result<String, StatusCode> {
-            let visits = session
-                .get::<u64>("visits")
-                .await
-                .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?
-                .unwrap_or(0)
-                + 1;
-            session
-                .insert("visits", visits)
-                .await
-                .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
-            Ok(visits.to_string())
-        }
-
-        async fn $read(session: $session) -> Result<String, StatusCode> {
-            let visits = session
-                .get::<u64>("visits")
-                .await
-                .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?
-                .unwrap_or(0);
-            Ok(visits.to_string())
-        }
-    };
-}
-
 tower_sessions_handlers!(ts_visit, ts_read, tower_sessions::Session);
 tower_sessions_handlers!(ts14_visit, ts14_read, tower_sessions_014::Session);
+
+/// ruts's session on its Redis store (a fred pool, like tower-sessions').
+type RutsSession = ruts::Session<ruts::store::redis::RedisStore<Pool>>;
+
+/// The lifetime of a ruts session and of its fields: a day, as ours.
+const RUTS_TTL_SECS: i64 = 86_400;
+
+/// ruts's `GET /`: the same work as the others' (read `visits`, write it plus one). ruts gives
+/// each field its own lifetime (`HEXPIRE`).
+async fn ruts_visit(session: RutsSession) -> Result<String, StatusCode> {
+    let ttl =
+        ruts::store::Ttl::new(RUTS_TTL_SECS).map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+    let visits = session
+        .get::<u64>("visits")
+        .await
+        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?
+        .unwrap_or(0)
+        + 1;
+    session
+        .set("visits", &visits, ttl, None)
+        .await
+        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+    Ok(visits.to_string())
+}
+
+/// ruts's `GET /read`.
+async fn ruts_read(session: RutsSession) -> Result<String, StatusCode> {
+    let visits = session
+        .get::<u64>("visits")
+        .await
+        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?
+        .unwrap_or(0);
+    Ok(visits.to_string())
+}
+
+/// A fred pool of one client, connected, as both fred-based peers use it.
+async fn fred_pool(redis_url: &str) -> Result<Pool, String> {
+    let pool = Pool::new(
+        Config::from_url(redis_url).map_err(|e| e.to_string())?,
+        None,
+        None,
+        None,
+        1,
+    )
+    .map_err(|e| e.to_string())?;
+    pool.connect();
+    pool.wait_for_connect().await.map_err(|e| e.to_string())?;
+    Ok(pool)
+}
 
 #[derive(Clone)]
 struct JarState {
@@ -782,6 +860,212 @@ async fn jar_visit(jar: PrivateCookieJar) -> (PrivateCookieJar, String) {
 
 async fn jar_read(jar: PrivateCookieJar) -> String {
     jar_visits(&jar).to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The scaling rows: a session of 40 fields (`Wide`), a write changes one, a read reads two.
+
+/// The filler strings' length on Redis: 39 of them make about 4 KB.
+const WIDE_REDIS_LEN: usize = 100;
+/// The filler strings' length in the cookies, which must stay under the browsers' 4,096 bytes
+/// once sealed: about 2 KB of data.
+const WIDE_COOKIE_LEN: usize = 50;
+
+/// Any error of a peer's session as the answer 500.
+fn internal<E>(_: E) -> StatusCode {
+    StatusCode::INTERNAL_SERVER_ERROR
+}
+
+/// Ours: a new session gets every field; then each write changes `visits` only.
+async fn wide_visit<const LEN: usize>(mut session: TypedSession<Wide>) -> String {
+    if session.is_new() {
+        session.data_mut().fill(LEN);
+    }
+    *session.visits_mut() += 1;
+    session.visits().to_string()
+}
+
+/// Ours: reads two fields.
+async fn wide_read(session: TypedSession<Wide>) -> String {
+    format!("{} {}", session.visits(), session.f01().len())
+}
+
+/// tower-sessions: the same fields, one entry each.
+async fn ts_wide_visit(session: tower_sessions_014::Session) -> Result<String, StatusCode> {
+    let visits = if let Some(visits) = session.get::<u64>("visits").await.map_err(internal)? {
+        visits + 1
+    } else {
+        for name in WIDE_FILLERS {
+            session
+                .insert(name, filler(name, WIDE_REDIS_LEN))
+                .await
+                .map_err(internal)?;
+        }
+        1
+    };
+    session.insert("visits", visits).await.map_err(internal)?;
+    Ok(visits.to_string())
+}
+
+async fn ts_wide_read(session: tower_sessions_014::Session) -> Result<String, StatusCode> {
+    let visits = session
+        .get::<u64>("visits")
+        .await
+        .map_err(internal)?
+        .unwrap_or(0);
+    let f01 = session
+        .get::<String>("f01")
+        .await
+        .map_err(internal)?
+        .unwrap_or_default();
+    Ok(format!("{visits} {}", f01.len()))
+}
+
+/// ruts: the same fields, one hash field each.
+async fn ruts_wide_visit(session: RutsSession) -> Result<String, StatusCode> {
+    let ttl = ruts::store::Ttl::new(RUTS_TTL_SECS).map_err(internal)?;
+    let visits = if let Some(visits) = session.get::<u64>("visits").await.map_err(internal)? {
+        visits + 1
+    } else {
+        for name in WIDE_FILLERS {
+            session
+                .set(name, &filler(name, WIDE_REDIS_LEN), ttl, None)
+                .await
+                .map_err(internal)?;
+        }
+        1
+    };
+    session
+        .set("visits", &visits, ttl, None)
+        .await
+        .map_err(internal)?;
+    Ok(visits.to_string())
+}
+
+async fn ruts_wide_read(session: RutsSession) -> Result<String, StatusCode> {
+    let visits = session
+        .get::<u64>("visits")
+        .await
+        .map_err(internal)?
+        .unwrap_or(0);
+    let f01 = session
+        .get::<String>("f01")
+        .await
+        .map_err(internal)?
+        .unwrap_or_default();
+    Ok(format!("{visits} {}", f01.len()))
+}
+
+/// `PrivateCookieJar` holding the same data: one cookie, the JSON of [`WideData`].
+fn jar_wide(jar: &PrivateCookieJar) -> Option<WideData> {
+    jar.get("wide")
+        .and_then(|cookie| serde_json::from_str(cookie.value()).ok())
+}
+
+async fn jar_wide_visit(jar: PrivateCookieJar) -> Result<(PrivateCookieJar, String), StatusCode> {
+    let mut data = jar_wide(&jar).unwrap_or_else(|| {
+        let mut data = WideData::default();
+        data.fill(WIDE_COOKIE_LEN);
+        data
+    });
+    data.visits += 1;
+    let value = serde_json::to_string(&data).map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+    let cookie = Cookie::build(("wide", value))
+        .path("/")
+        .http_only(true)
+        .secure(true)
+        .same_site(SameSite::Lax);
+    Ok((jar.add(cookie), data.visits.to_string()))
+}
+
+async fn jar_wide_read(jar: PrivateCookieJar) -> String {
+    jar_wide(&jar).map_or_else(
+        || "0 0".to_owned(),
+        |data| format!("{} {}", data.visits, data.f01.len()),
+    )
+}
+
+/// `routes` behind our `RedisStore` (keys under `bench:<pid>:<prefix>`).
+async fn ours_redis(
+    routes: Router,
+    redis_url: &str,
+    prefix: &str,
+    config: &SessionConfig,
+) -> Result<Router, String> {
+    let store = RedisStore::builder()
+        .key_prefix(format!("bench:{}:{prefix}", std::process::id()))
+        .connect(redis_url)
+        .await
+        .map_err(|e| format!("cannot connect to Redis at {redis_url}: {e}"))?;
+    Ok(routes.layer(SessionLayer::new(store).with_config(config.clone())))
+}
+
+/// `routes` behind tower-sessions 0.14 on tower-sessions-redis-store.
+async fn tower_sessions_redis(routes: Router, redis_url: &str) -> Result<Router, String> {
+    Ok(routes.layer(tower_sessions_014::SessionManagerLayer::new(
+        tower_sessions_redis_store::RedisStore::new(fred_pool(redis_url).await?),
+    )))
+}
+
+/// `routes` behind ruts on its Redis store, with its cookie layer.
+async fn ruts_redis(routes: Router, redis_url: &str) -> Result<Router, String> {
+    let store = ruts::store::redis::RedisStore::new(Arc::new(fred_pool(redis_url).await?))
+        .await
+        .map_err(|e| format!("ruts's Redis store: {e}"))?;
+    Ok(routes
+        .layer(
+            ruts::SessionLayer::new(Arc::new(store)).with_cookie_options(
+                ruts::CookieOptions::build()
+                    .name("ruts")
+                    .path("/")
+                    .max_age(RUTS_TTL_SECS.unsigned_abs()),
+            ),
+        )
+        .layer(tower_cookies::CookieManagerLayer::new()))
+}
+
+/// The Redis apps: ours, tower-sessions' and ruts's, on the counter and on [`Wide`].
+async fn redis_apps(
+    redis_url: &str,
+    config: &SessionConfig,
+) -> Result<Vec<(&'static str, Router)>, String> {
+    let mut apps = Vec::new();
+    let counter = |visit, read| Router::new().route("/", visit).route("/read", read);
+    apps.push((
+        "ours redis",
+        ours_redis(routes(), redis_url, "", config).await?,
+    ));
+    apps.push((
+        "tower-sessions redis",
+        tower_sessions_redis(counter(get(ts14_visit), get(ts14_read)), redis_url).await?,
+    ));
+    apps.push((
+        "ruts redis",
+        ruts_redis(counter(get(ruts_visit), get(ruts_read)), redis_url).await?,
+    ));
+    apps.push((
+        "ours redis wide",
+        ours_redis(
+            counter(get(wide_visit::<WIDE_REDIS_LEN>), get(wide_read)),
+            redis_url,
+            "wide:",
+            config,
+        )
+        .await?,
+    ));
+    apps.push((
+        "tower-sessions redis wide",
+        tower_sessions_redis(counter(get(ts_wide_visit), get(ts_wide_read)), redis_url).await?,
+    ));
+    apps.push((
+        "ruts redis wide",
+        ruts_redis(
+            counter(get(ruts_wide_visit), get(ruts_wide_read)),
+            redis_url,
+        )
+        .await?,
+    ));
+    Ok(apps)
 }
 
 /// The apps, by scenario prefix.
@@ -832,36 +1116,29 @@ async fn build_apps(
                     key: JarKey::generate(),
                 }),
         ),
+        (
+            "ours encrypted wide",
+            Router::new()
+                .route("/", get(wide_visit::<WIDE_COOKIE_LEN>))
+                .route("/read", get(wide_read))
+                .layer(
+                    layer(StoreChoice::Encrypted, None, config.clone())
+                        .await
+                        .map_err(|e| e.to_string())?,
+                ),
+        ),
+        (
+            "private-jar wide",
+            Router::new()
+                .route("/", get(jar_wide_visit))
+                .route("/read", get(jar_wide_read))
+                .with_state(JarState {
+                    key: JarKey::generate(),
+                }),
+        ),
     ];
     if with_redis {
-        let store = RedisStore::builder()
-            .key_prefix(format!("bench:{}:", std::process::id()))
-            .connect(redis_url)
-            .await
-            .map_err(|e| format!("cannot connect to Redis at {redis_url}: {e}"))?;
-        apps.push((
-            "ours redis",
-            routes().layer(SessionLayer::new(store).with_config(config.clone())),
-        ));
-        let pool = Pool::new(
-            Config::from_url(redis_url).map_err(|e| e.to_string())?,
-            None,
-            None,
-            None,
-            1,
-        )
-        .map_err(|e| e.to_string())?;
-        pool.connect();
-        pool.wait_for_connect().await.map_err(|e| e.to_string())?;
-        apps.push((
-            "tower-sessions redis",
-            Router::new()
-                .route("/", get(ts14_visit))
-                .route("/read", get(ts14_read))
-                .layer(tower_sessions_014::SessionManagerLayer::new(
-                    tower_sessions_redis_store::RedisStore::new(pool),
-                )),
-        ));
+        apps.extend(redis_apps(redis_url, &config).await?);
     }
     if let Some(url) = &sql.postgres {
         apps.push((
@@ -1016,6 +1293,8 @@ struct Sample {
     redis_calls: f64,
     redis_round_trips: f64,
     redis_cpu_us: f64,
+    /// Bytes the clients sent to Redis, per request.
+    redis_in_bytes: f64,
     /// SQL scenarios: the CPU of the database tasks serving the scenario ([`DbProbe`]).
     db_cpu_us: f64,
     /// PostgreSQL scenarios: the CPU of every `postgres` process.
@@ -1175,6 +1454,8 @@ async fn run_scenario(
         sample.redis_calls = total as f64 / requests as f64;
         sample.redis_round_trips = (total - internal) as f64 / requests as f64;
         sample.redis_cpu_us = (after.cpu_secs - before.cpu_secs) * 1e6 / requests as f64;
+        sample.redis_in_bytes =
+            after.input_bytes.saturating_sub(before.input_bytes) as f64 / requests as f64;
     }
     Ok(RoundResult { sample, commands })
 }
@@ -1228,10 +1509,16 @@ fn run() -> Result<bool, String> {
 fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
     let (server_core, client_core) = split_cores();
     let wants = |name: &str| wanted(options.only.as_deref(), name);
-    let with_redis = wants("ours redis write")
-        || wants("ours redis read")
-        || wants("tower-sessions redis write")
-        || wants("tower-sessions redis read");
+    let with_redis = ["ours", "tower-sessions", "ruts"].iter().any(|side| {
+        [
+            "redis write",
+            "redis read",
+            "redis wide write",
+            "redis wide read",
+        ]
+        .iter()
+        .any(|row| wants(&format!("{side} {row}")))
+    });
     let redis = if with_redis {
         Some(start_redis(
             options.redis_url.as_deref(),
@@ -1239,6 +1526,29 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
         )?)
     } else {
         None
+    };
+    if let Some(redis) = &redis {
+        if [
+            "ruts redis write",
+            "ruts redis read",
+            "ruts redis wide write",
+            "ruts redis wide read",
+        ]
+        .iter()
+        .any(|name| wants(name))
+        {
+            check_redis_for_ruts(redis.addr)?;
+        }
+    }
+    let redis_version_text = match &redis {
+        Some(redis) => redis_version(redis.addr).map_or_else(
+            |_| " (Redis version unknown)".to_owned(),
+            |v| {
+                let shown: Vec<String> = v.iter().map(ToString::to_string).collect();
+                format!(" (Redis {})", shown.join("."))
+            },
+        ),
+        None => String::new(),
     };
     let redis_url = redis.as_ref().map_or_else(String::new, |r| r.url.clone());
     let server_sql = sql.clone();
@@ -1294,6 +1604,18 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
         "ours redis read",
         "tower-sessions redis write",
         "tower-sessions redis read",
+        "ruts redis write",
+        "ruts redis read",
+        "ours encrypted wide write",
+        "ours encrypted wide read",
+        "private-jar wide write",
+        "private-jar wide read",
+        "ours redis wide write",
+        "ours redis wide read",
+        "tower-sessions redis wide write",
+        "tower-sessions redis wide read",
+        "ruts redis wide write",
+        "ruts redis wide read",
         "ours postgres write",
         "ours postgres read",
         "tower-sessions postgres write",
@@ -1316,6 +1638,7 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
     if redis.as_ref().is_some_and(|r| r.own.is_some()) {
         with_client.push_str(" and private redis-server");
     }
+    with_client.push_str(&redis_version_text);
     if monitor.as_ref().is_some_and(|m| m.core.is_some()) {
         with_client.push_str(" and the PostgreSQL backends");
     }
@@ -1435,6 +1758,7 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
         );
     }
     println!("{out}");
+    println!("{}", peer_table(&scenarios, &samples));
     let mut detail = String::new();
     for (index, scenario) in scenarios.iter().enumerate() {
         if commands[index].is_empty() {
@@ -1469,6 +1793,136 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
     );
     drop(redis);
     Ok(all_met)
+}
+
+/// Each of our rows against the best peer measured for it (the lowest median server CPU per
+/// request): ours, the peer, and the median over rounds of ours / peer in the same round.
+fn peer_table(scenarios: &[Scenario], samples: &[Vec<Sample>]) -> String {
+    let rows: [(&str, &[&str]); 14] = [
+        ("memory write", &["tower-sessions memory write"]),
+        ("memory read", &["tower-sessions memory read"]),
+        ("encrypted write", &["private-jar write"]),
+        ("encrypted read", &["private-jar read"]),
+        (
+            "redis write",
+            &["tower-sessions redis write", "ruts redis write"],
+        ),
+        (
+            "redis read",
+            &["tower-sessions redis read", "ruts redis read"],
+        ),
+        ("encrypted wide write", &["private-jar wide write"]),
+        ("encrypted wide read", &["private-jar wide read"]),
+        (
+            "redis wide write",
+            &["tower-sessions redis wide write", "ruts redis wide write"],
+        ),
+        (
+            "redis wide read",
+            &["tower-sessions redis wide read", "ruts redis wide read"],
+        ),
+        ("postgres write", &["tower-sessions postgres write"]),
+        ("postgres read", &["tower-sessions postgres read"]),
+        ("sqlite write", &["tower-sessions sqlite write"]),
+        ("sqlite read", &["tower-sessions sqlite read"]),
+    ];
+    let index_of = |name: &str| scenarios.iter().position(|s| s.name == name);
+    let cpu = |s: &Sample| s.cpu_ns as f64 / s.requests as f64 / 1000.0;
+    let median_cpu = |index: usize| median(samples[index].iter().map(cpu).collect());
+    let redis_cpu = |index: usize| median(samples[index].iter().map(|s| s.redis_cpu_us).collect());
+    let redis_in = |index: usize| median(samples[index].iter().map(|s| s.redis_in_bytes).collect());
+    let mut out = String::from(
+        "| row | ours server CPU µs/req | best peer | its µs/req | ours / peer | Redis CPU µs/req ours, peer | bytes to Redis/req ours, peer |\n|---|---:|---|---:|---:|---:|---:|\n",
+    );
+    for (row, peers) in rows {
+        let Some(ours) = index_of(&format!("ours {row}")) else {
+            continue;
+        };
+        let best = peers
+            .iter()
+            .filter_map(|peer| index_of(peer).map(|index| (*peer, index)))
+            .min_by(|a, b| median_cpu(a.1).total_cmp(&median_cpu(b.1)));
+        let Some((peer, peer_index)) = best else {
+            continue;
+        };
+        let ratio = median(
+            samples[ours]
+                .iter()
+                .zip(&samples[peer_index])
+                .map(|(o, p)| cpu(o) / cpu(p))
+                .collect(),
+        );
+        let (redis_cpu_text, redis_in_text) = if scenarios[ours].redis {
+            (
+                format!("{:.1}, {:.1}", redis_cpu(ours), redis_cpu(peer_index)),
+                format!("{:.0}, {:.0}", redis_in(ours), redis_in(peer_index)),
+            )
+        } else {
+            (String::new(), String::new())
+        };
+        let _ = writeln!(
+            out,
+            "| {row} | {:.2} | {} | {:.2} | {ratio:.2}{} | {redis_cpu_text} | {redis_in_text} |",
+            median_cpu(ours),
+            peer.trim_end_matches(" write").trim_end_matches(" read"),
+            median_cpu(peer_index),
+            if ratio <= 1.0 { "" } else { " **behind**" }
+        );
+    }
+    out.push_str(&scaling_table(scenarios, samples));
+    out
+}
+
+/// The scaling rows against every peer: the goal is at least 2x less server CPU and 10x fewer
+/// bytes to Redis per write than tower-sessions.
+fn scaling_table(scenarios: &[Scenario], samples: &[Vec<Sample>]) -> String {
+    let index_of = |name: &str| scenarios.iter().position(|s| s.name == name);
+    let cpu = |s: &Sample| s.cpu_ns as f64 / s.requests as f64 / 1000.0;
+    let mut out = String::new();
+    let mut scaling = String::new();
+    for (row, peers) in [
+        (
+            "redis wide write",
+            ["tower-sessions redis wide write", "ruts redis wide write"],
+        ),
+        (
+            "redis wide read",
+            ["tower-sessions redis wide read", "ruts redis wide read"],
+        ),
+    ] {
+        let Some(ours) = index_of(&format!("ours {row}")) else {
+            continue;
+        };
+        for peer in peers {
+            let Some(peer_index) = index_of(peer) else {
+                continue;
+            };
+            let ratio = |f: &dyn Fn(&Sample) -> f64| {
+                median(
+                    samples[peer_index]
+                        .iter()
+                        .zip(&samples[ours])
+                        .map(|(p, o)| f(p) / f(o))
+                        .collect(),
+                )
+            };
+            let _ = writeln!(
+                scaling,
+                "| {row} | {} | {:.2}x | {:.2}x | {:.1}x |",
+                peer.trim_end_matches(" write").trim_end_matches(" read"),
+                ratio(&cpu),
+                ratio(&|s: &Sample| s.redis_cpu_us),
+                ratio(&|s: &Sample| s.redis_in_bytes),
+            );
+        }
+    }
+    if !scaling.is_empty() {
+        let _ = write!(
+            out,
+            "\nThe scaling rows, peer / ours (above 1: we spend less):\n\n| row | peer | server CPU | Redis CPU | bytes to Redis |\n|---|---|---:|---:|---:|\n{scaling}"
+        );
+    }
+    out
 }
 
 /// The SQL scenarios' tables: each scenario's server and database CPU, then ours against

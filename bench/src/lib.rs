@@ -121,3 +121,68 @@ pub fn encode_fields<T: Session>(
         .map(|index| Ok((T::FIELD_NAMES[index], data.encode_field(index)?)))
         .collect()
 }
+
+/// Defines [`Wide`] and [`WideData`] with the filler fields given.
+macro_rules! wide {
+    ($($field:ident),*) => {
+        /// The scaling rows' session: a counter and 39 strings, about 4 KB with 100-byte
+        /// strings. A write changes one field (`visits`), a read reads two (`visits`, `f01`).
+        #[derive(Session, Debug, Clone, PartialEq)]
+        #[session(cookie_name = "wide")]
+        pub struct Wide {
+            /// The counter a write increments.
+            pub visits: u64,
+            $(
+                #[doc = "A filler string."]
+                pub $field: String,
+            )*
+        }
+
+        /// The same data as a plain serde struct, for the peers that keep one value
+        /// (`PrivateCookieJar`).
+        #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+        pub struct WideData {
+            /// The counter a write increments.
+            pub visits: u64,
+            $(
+                #[doc = "A filler string."]
+                pub $field: String,
+            )*
+        }
+
+        /// The names of the filler fields, in order.
+        pub const WIDE_FILLERS: &[&str] = &[$(stringify!($field)),*];
+
+        impl Wide {
+            /// Fills every filler field with `len` bytes.
+            pub fn fill(&mut self, len: usize) {
+                $(self.$field = filler(stringify!($field), len);)*
+            }
+        }
+
+        impl WideData {
+            /// Fills every filler field with `len` bytes.
+            pub fn fill(&mut self, len: usize) {
+                $(self.$field = filler(stringify!($field), len);)*
+            }
+        }
+    };
+}
+
+wide!(
+    f01, f02, f03, f04, f05, f06, f07, f08, f09, f10, f11, f12, f13, f14, f15, f16, f17, f18, f19,
+    f20, f21, f22, f23, f24, f25, f26, f27, f28, f29, f30, f31, f32, f33, f34, f35, f36, f37, f38,
+    f39
+);
+
+/// `len` bytes of text that differ per field.
+#[must_use]
+pub fn filler(name: &str, len: usize) -> String {
+    let mut text = String::with_capacity(len);
+    while text.len() < len {
+        text.push_str(name);
+        text.push('-');
+    }
+    text.truncate(len);
+    text
+}

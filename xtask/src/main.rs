@@ -6,6 +6,9 @@
 //! - `cargo xtask install [--ci]`: the first two steps of `test` only; with `--ci` it also
 //!   installs what the other steps of `.ci/run` need (the example smoke test, the fuzz build).
 //! - `cargo xtask venv`: the Python venv only.
+//! - `cargo xtask redis8`: downloads Redis 8.0.2's source (Debian 13's, checked against its
+//!   SHA-256) and builds `target/redis-8.0.2/src/redis-server`, for the load benchmark's ruts
+//!   scenarios (ruts needs Redis 7.4 or newer; Debian 12 has 7.0). About two minutes on 2 cores.
 //!
 //! Missing packages are installed with `apt-get` when the task runs as root on a machine that
 //! has it. Otherwise, or with `XTASK_NO_INSTALL=1`, the task stops before doing anything and
@@ -147,6 +150,7 @@ fn main() -> ExitCode {
             _ => Err(Failure::usage()),
         },
         Some("venv") if rest.is_empty() => venv(),
+        Some("redis8") if rest.is_empty() => redis8(),
         Some("help" | "--help" | "-h") => {
             print!("{}", usage());
             Ok(())
@@ -166,6 +170,7 @@ fn usage() -> String {
      \x20                  cargo test --workspace --all-features --locked [ARGS]...\n\
      \x20 install [--ci]   only install what the tests need (--ci: and the rest of .ci/run)\n\
      \x20 venv             only create the Python venv (target/aiohttp-venv or $AIOHTTP_VENV)\n\
+     \x20 redis8           build Redis 8.0.2 into target/redis-8.0.2 (the load benchmark's ruts rows)\n\
      \n\
      Packages are installed with apt-get when running as root; otherwise, or with\n\
      XTASK_NO_INSTALL=1, the task stops and prints the commands that install them.\n"
@@ -230,6 +235,102 @@ fn test(extra: &[OsString]) -> Result<(), Failure> {
         Some(code) => Err(Failure(u8::try_from(code).unwrap_or(1))),
         None => Err(fail(format!("cargo test was stopped: {status}"))),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// redis8
+// ---------------------------------------------------------------------------------------------
+
+/// Redis 8.0.2's source as Debian 13 ships it (`redis_8.0.2.orig.tar.gz`, upstream's tarball).
+const REDIS8_URL: &str = "http://deb.debian.org/debian/pool/main/r/redis/redis_8.0.2.orig.tar.gz";
+const REDIS8_SHA256: &str = "caf3c0069f06fc84c5153bd2a348b204c578de80490c73857bee01d9b5d7401f";
+const REDIS8_DIR: &str = "redis-8.0.2";
+
+/// Builds `target/redis-8.0.2/src/redis-server` unless it is there already.
+fn redis8() -> Result<(), Failure> {
+    let target = root().join("target");
+    let dir = target.join(REDIS8_DIR);
+    let server = dir.join("src").join("redis-server");
+    let hint = |server: &Path| {
+        say(format!(
+            "run the load benchmark on it with REDIS_SERVER_BIN={}",
+            server.display()
+        ));
+    };
+    if is_executable(&server) {
+        say(format!("{} is built already", relative(&server).display()));
+        hint(&server);
+        return Ok(());
+    }
+    let missing: Vec<&str> = ["curl", "sha256sum", "tar", "make", "cc"]
+        .into_iter()
+        .filter(|program| find_program(program).is_none())
+        .collect();
+    if !missing.is_empty() {
+        return Err(fail(format!(
+            "building Redis needs {}; install them with: apt-get install -y curl coreutils tar make gcc",
+            missing.join(", ")
+        )));
+    }
+    let log = target.join("xtask-logs").join("redis8.log");
+    let tarball = target.join("redis_8.0.2.orig.tar.gz");
+    say(format!("downloading {REDIS8_URL}"));
+    run_logged(
+        Command::new("curl")
+            .args(["-fsSL", "--retry", "3", "-o"])
+            .arg(&tarball)
+            .arg(REDIS8_URL),
+        &format!("curl {REDIS8_URL}"),
+        &log,
+    )?;
+    let sum = Command::new("sha256sum")
+        .arg(&tarball)
+        .output()
+        .map_err(|error| fail(format!("cannot run sha256sum: {error}")))?;
+    let sum = String::from_utf8_lossy(&sum.stdout);
+    if sum.split_whitespace().next() != Some(REDIS8_SHA256) {
+        let _ = fs::remove_file(&tarball);
+        return Err(fail(format!(
+            "{REDIS8_URL} does not have the expected SHA-256 ({REDIS8_SHA256}): got {sum}"
+        )));
+    }
+    run_logged(
+        Command::new("tar")
+            .arg("-xzf")
+            .arg(&tarball)
+            .arg("-C")
+            .arg(&target),
+        "tar -xzf redis_8.0.2.orig.tar.gz",
+        &log,
+    )?;
+    say(format!(
+        "building {} (about two minutes; output in {})",
+        relative(&dir).display(),
+        relative(&log).display()
+    ));
+    run_logged(
+        Command::new("make")
+            .arg("-C")
+            .arg(&dir)
+            .arg(format!(
+                "-j{}",
+                std::thread::available_parallelism().map_or(2, usize::from)
+            ))
+            .arg("BUILD_TLS=no"),
+        "make BUILD_TLS=no",
+        &log,
+    )?;
+    let _ = fs::remove_file(&tarball);
+    if !is_executable(&server) {
+        return Err(fail(format!(
+            "make succeeded but {} is missing; see {}",
+            server.display(),
+            log.display()
+        )));
+    }
+    say(format!("built {}", relative(&server).display()));
+    hint(&server);
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
