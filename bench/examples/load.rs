@@ -77,11 +77,11 @@ use axum::extract::FromRef;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum_extra::extract::cookie::{Cookie, Key as JarKey, PrivateCookieJar, SameSite};
-use session_bench::{WIDE_FILLERS, Wide, WideData, filler};
+use session_bench::{WIDE_FILLERS, WideData, filler};
 use session_examples::{StoreChoice, layer, routes};
+use session_runtime::SessionLayer;
 use session_runtime::config::SessionConfig;
 use session_runtime::store::{PostgresStore, RedisStore, SqliteStore};
-use session_runtime::{SessionLayer, TypedSession};
 use session_tests::redis::{OwnRedis, redis_server_bin};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -92,7 +92,10 @@ mod serve;
 #[macro_use]
 #[path = "../common/peers.rs"]
 mod peers;
+#[path = "../common/wide.rs"]
+mod wide;
 use serve::{client_runtime, median, response_head, split_cores, start_server, thread_cpu_ns};
+use wide::{WIDE_COOKIE_LEN, WIDE_REDIS_LEN, wide_answer, wide_read, wide_visit};
 
 /// Counts the allocations of the server thread only.
 mod counting {
@@ -865,29 +868,9 @@ async fn jar_read(jar: PrivateCookieJar) -> String {
 // ---------------------------------------------------------------------------------------------
 // The scaling rows: a session of 40 fields (`Wide`), a write changes one, a read reads two.
 
-/// The filler strings' length on Redis: 39 of them make about 4 KB.
-const WIDE_REDIS_LEN: usize = 100;
-/// The filler strings' length in the cookies, which must stay under the browsers' 4,096 bytes
-/// once sealed: about 2 KB of data.
-const WIDE_COOKIE_LEN: usize = 50;
-
 /// Any error of a peer's session as the answer 500.
 fn internal<E>(_: E) -> StatusCode {
     StatusCode::INTERNAL_SERVER_ERROR
-}
-
-/// Ours: a new session gets every field; then each write changes `visits` only.
-async fn wide_visit<const LEN: usize>(mut session: TypedSession<Wide>) -> String {
-    if session.is_new() {
-        session.data_mut().fill(LEN);
-    }
-    *session.visits_mut() += 1;
-    session.visits().to_string()
-}
-
-/// Ours: reads two fields.
-async fn wide_read(session: TypedSession<Wide>) -> String {
-    format!("{} {}", session.visits(), session.f01().len())
 }
 
 /// tower-sessions: the same fields, one entry each.
@@ -918,7 +901,7 @@ async fn ts_wide_read(session: tower_sessions_014::Session) -> Result<String, St
         .await
         .map_err(internal)?
         .unwrap_or_default();
-    Ok(format!("{visits} {}", f01.len()))
+    wide_answer(visits, &f01)
 }
 
 /// ruts: the same fields, one hash field each.
@@ -953,7 +936,7 @@ async fn ruts_wide_read(session: RutsSession) -> Result<String, StatusCode> {
         .await
         .map_err(internal)?
         .unwrap_or_default();
-    Ok(format!("{visits} {}", f01.len()))
+    wide_answer(visits, &f01)
 }
 
 /// `PrivateCookieJar` holding the same data: one cookie, the JSON of [`WideData`].
@@ -978,11 +961,9 @@ async fn jar_wide_visit(jar: PrivateCookieJar) -> Result<(PrivateCookieJar, Stri
     Ok((jar.add(cookie), data.visits.to_string()))
 }
 
-async fn jar_wide_read(jar: PrivateCookieJar) -> String {
-    jar_wide(&jar).map_or_else(
-        || "0 0".to_owned(),
-        |data| format!("{} {}", data.visits, data.f01.len()),
-    )
+async fn jar_wide_read(jar: PrivateCookieJar) -> Result<String, StatusCode> {
+    let data = jar_wide(&jar).ok_or(StatusCode::INTERNAL_SERVER_ERROR)?;
+    wide_answer(data.visits, &data.f01)
 }
 
 /// `routes` behind our `RedisStore` (keys under `bench:<pid>:<prefix>`).

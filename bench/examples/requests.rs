@@ -9,7 +9,8 @@
 //! ```
 //!
 //! Scenarios: `bare`, `memory-write`, `memory-read`, `encrypted-write`, `encrypted-read`,
-//! `redis-write`, `redis-read` (Redis at `REDIS_URL` or 127.0.0.1:6379). A suffix `-undeclared`
+//! `redis-write`, `redis-read` (Redis at `REDIS_URL` or 127.0.0.1:6379), and the scaling rows'
+//! `redis_wide-write`, `redis_wide-read` (`session_bench::Wide`, 40 fields). A suffix `-undeclared`
 //! (`encrypted-write-undeclared`, say) starts from a session that also holds five fields the
 //! example's struct does not declare, as one written by a newer version of an app does: each
 //! write carries them along. It prints the
@@ -32,6 +33,9 @@ use session_runtime::{Session, TypedSession};
 #[path = "../common/inprocess.rs"]
 mod inprocess;
 use inprocess::send;
+#[path = "../common/wide.rs"]
+#[allow(dead_code, reason = "the cookie length serves the load benchmark only")]
+mod wide;
 
 /// Counts the allocations of the calling thread.
 mod counting {
@@ -152,7 +156,7 @@ fn main() {
             .with_config(config);
             with_seed().layer(layer)
         }
-        "redis" => {
+        kind @ ("redis" | "redis_wide") => {
             let url =
                 std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
             let store = runtime
@@ -162,7 +166,17 @@ fn main() {
                         .connect(&url),
                 )
                 .expect("Redis answers");
-            with_seed().layer(SessionLayer::new(store).with_config(config))
+            let routes = if kind == "redis" {
+                with_seed()
+            } else {
+                Router::new()
+                    .route(
+                        "/",
+                        axum::routing::get(wide::wide_visit::<{ wide::WIDE_REDIS_LEN }>),
+                    )
+                    .route("/read", axum::routing::get(wide::wide_read))
+            };
+            routes.layer(SessionLayer::new(store).with_config(config))
         }
         other => panic!("unknown scenario `{other}`"),
     };
