@@ -15,6 +15,8 @@
 //! - `slot_migration_under_load`: three slots holding live sessions move to another primary
 //!   (`IMPORTING` / `MIGRATING`, `MIGRATE` key by key, `SETSLOT NODE`); `ASK` and `MOVED` are
 //!   followed, and no request fails and nothing is lost.
+//! - `redirected_pipelines_are_served`: the same `ASK` stage for a redis-rs pipeline, which the
+//!   workspace's redis fix (`vendor/redis/PATCH.md`) sends with an `ASKING` before each command.
 //!
 //! Every outage test asserts that an outage never answers 500 and prints what it measured: failed
 //! requests by status, the time from the fault to full service (the end of the last failed
@@ -995,4 +997,90 @@ async fn asking_calls(cluster: &RedisCluster, port: u16) -> u64 {
         .get("asking")
         .copied()
         .unwrap_or(0)
+}
+
+/// The workspace's redis-rs fix beyond what the store sends: a pipeline redirected by `ASK` is
+/// served too (`ASKING` before each of its commands), with other requests to the importing node
+/// in flight on the same connection all along. (A transaction whose queued commands meet `ASK`
+/// aborts, and redis-rs does not redirect it; the store sends none.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redirected_pipelines_are_served() {
+    let _serial = SERIAL.lock().await;
+    let cluster = RedisCluster::start().await;
+    let client = cluster.client();
+    let mut connection = client.get_async_connection().await.unwrap();
+    // Two keys in one slot (one hash tag), and a key elsewhere for the noise.
+    let (first, second) = ("{moving}:a", "{moving}:b");
+    let slot = cluster.slot_of(first).await;
+    let source = cluster.primary_of_slot(slot).await;
+    let target = *cluster
+        .primaries()
+        .await
+        .iter()
+        .find(|&&port| port != source)
+        .expect("3 primaries");
+    let _: () = ::redis::pipe()
+        .set(first, 1)
+        .set(second, 1)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    // Noise: requests to the target's slots all along, on the same connection.
+    let stop = Arc::new(AtomicBool::new(false));
+    let noise = {
+        let mut connection = connection.clone();
+        let stop = stop.clone();
+        let mut key = 0u64;
+        let mut noise_keys = Vec::new();
+        while noise_keys.len() < 4 {
+            let candidate = format!("noise:{key}");
+            if cluster.primary_for_key(&candidate).await == target {
+                noise_keys.push(candidate);
+            }
+            key += 1;
+        }
+        tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                for key in &noise_keys {
+                    let _: () = ::redis::cmd("SET")
+                        .arg(key)
+                        .arg(1)
+                        .query_async(&mut connection)
+                        .await
+                        .unwrap();
+                }
+            }
+        })
+    };
+    let migration = {
+        let cluster = cluster.clone();
+        tokio::spawn(async move {
+            cluster
+                .migrate_slot(slot, target, Duration::ZERO, Duration::from_secs(3))
+                .await
+        })
+    };
+    // Both keys are on the target well before the hold ends.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let asking_before = asking_calls(&cluster, target).await;
+    for round in 0..20 {
+        let (a, b): (i64, i64) = ::redis::pipe()
+            .incr(first, 1)
+            .incr(second, 1)
+            .query_async(&mut connection)
+            .await
+            .unwrap_or_else(|error| panic!("pipeline, round {round}: {error}"));
+        assert_eq!((a, b), (2, round + 2), "pipeline, round {round}");
+        let a: i64 = ::redis::cmd("DECR")
+            .arg(first)
+            .query_async(&mut connection)
+            .await
+            .unwrap_or_else(|error| panic!("command, round {round}: {error}"));
+        assert_eq!(a, 1, "command, round {round}");
+    }
+    let asking = asking_calls(&cluster, target).await - asking_before;
+    stop.store(true, Ordering::SeqCst);
+    noise.await.unwrap();
+    assert_eq!(migration.await.unwrap(), 2, "both keys moved");
+    assert!(asking > 0, "the requests never met an ASK");
 }

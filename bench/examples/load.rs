@@ -75,7 +75,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::FromRef;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use axum_extra::extract::cookie::{Cookie, Key as JarKey, PrivateCookieJar, SameSite};
 use session_bench::{WIDE_FILLERS, WideData, filler};
 use session_examples::{StoreChoice, layer, routes};
@@ -791,34 +791,6 @@ type RutsSession = ruts::Session<ruts::store::redis::RedisStore<Pool>>;
 /// The lifetime of a ruts session and of its fields: a day, as ours.
 const RUTS_TTL_SECS: i64 = 86_400;
 
-/// ruts's `GET /`: the same work as the others' (read `visits`, write it plus one). ruts gives
-/// each field its own lifetime (`HEXPIRE`).
-async fn ruts_visit(session: RutsSession) -> Result<String, StatusCode> {
-    let ttl =
-        ruts::store::Ttl::new(RUTS_TTL_SECS).map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
-    let visits = session
-        .get::<u64>("visits")
-        .await
-        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?
-        .unwrap_or(0)
-        + 1;
-    session
-        .set("visits", &visits, ttl, None)
-        .await
-        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
-    Ok(visits.to_string())
-}
-
-/// ruts's `GET /read`.
-async fn ruts_read(session: RutsSession) -> Result<String, StatusCode> {
-    let visits = session
-        .get::<u64>("visits")
-        .await
-        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?
-        .unwrap_or(0);
-    Ok(visits.to_string())
-}
-
 /// A fred pool of one client, connected, as both fred-based peers use it.
 async fn fred_pool(redis_url: &str) -> Result<Pool, String> {
     let pool = Pool::new(
@@ -904,13 +876,14 @@ async fn ts_wide_read(session: tower_sessions_014::Session) -> Result<String, St
     wide_answer(visits, &f01)
 }
 
-/// ruts: the same fields, one hash field each.
-async fn ruts_wide_visit(session: RutsSession) -> Result<String, StatusCode> {
+/// ruts's `GET /`: the same work as the others' (read `visits`, write it plus one; a new
+/// session first gets the `fillers`). ruts gives each field its own lifetime (`HEXPIRE`).
+async fn ruts_bump(session: &RutsSession, fillers: &[&str]) -> Result<String, StatusCode> {
     let ttl = ruts::store::Ttl::new(RUTS_TTL_SECS).map_err(internal)?;
     let visits = if let Some(visits) = session.get::<u64>("visits").await.map_err(internal)? {
         visits + 1
     } else {
-        for name in WIDE_FILLERS {
+        for name in fillers {
             session
                 .set(name, &filler(name, WIDE_REDIS_LEN), ttl, None)
                 .await
@@ -925,18 +898,39 @@ async fn ruts_wide_visit(session: RutsSession) -> Result<String, StatusCode> {
     Ok(visits.to_string())
 }
 
-async fn ruts_wide_read(session: RutsSession) -> Result<String, StatusCode> {
+async fn ruts_visit(session: RutsSession) -> Result<String, StatusCode> {
+    ruts_bump(&session, &[]).await
+}
+
+/// ruts on the wide session: the same fields, one hash field each.
+async fn ruts_wide_visit(session: RutsSession) -> Result<String, StatusCode> {
+    ruts_bump(&session, WIDE_FILLERS).await
+}
+
+/// ruts's `GET /read`; with `wide`, it also reads `f01`.
+async fn ruts_counter(session: &RutsSession, wide: bool) -> Result<String, StatusCode> {
     let visits = session
         .get::<u64>("visits")
         .await
         .map_err(internal)?
         .unwrap_or(0);
+    if !wide {
+        return Ok(visits.to_string());
+    }
     let f01 = session
         .get::<String>("f01")
         .await
         .map_err(internal)?
         .unwrap_or_default();
     wide_answer(visits, &f01)
+}
+
+async fn ruts_read(session: RutsSession) -> Result<String, StatusCode> {
+    ruts_counter(&session, false).await
+}
+
+async fn ruts_wide_read(session: RutsSession) -> Result<String, StatusCode> {
+    ruts_counter(&session, true).await
 }
 
 /// `PrivateCookieJar` holding the same data: one cookie, the JSON of [`WideData`].
@@ -1011,23 +1005,22 @@ async fn redis_apps(
     config: &SessionConfig,
 ) -> Result<Vec<(&'static str, Router)>, String> {
     let mut apps = Vec::new();
-    let counter = |visit, read| Router::new().route("/", visit).route("/read", read);
     apps.push((
         "ours redis",
         ours_redis(routes(), redis_url, "", config).await?,
     ));
     apps.push((
         "tower-sessions redis",
-        tower_sessions_redis(counter(get(ts14_visit), get(ts14_read)), redis_url).await?,
+        tower_sessions_redis(pair(get(ts14_visit), get(ts14_read)), redis_url).await?,
     ));
     apps.push((
         "ruts redis",
-        ruts_redis(counter(get(ruts_visit), get(ruts_read)), redis_url).await?,
+        ruts_redis(pair(get(ruts_visit), get(ruts_read)), redis_url).await?,
     ));
     apps.push((
         "ours redis wide",
         ours_redis(
-            counter(get(wide_visit::<WIDE_REDIS_LEN>), get(wide_read)),
+            pair(get(wide_visit::<WIDE_REDIS_LEN>), get(wide_read)),
             redis_url,
             "wide:",
             config,
@@ -1036,17 +1029,28 @@ async fn redis_apps(
     ));
     apps.push((
         "tower-sessions redis wide",
-        tower_sessions_redis(counter(get(ts_wide_visit), get(ts_wide_read)), redis_url).await?,
+        tower_sessions_redis(pair(get(ts_wide_visit), get(ts_wide_read)), redis_url).await?,
     ));
     apps.push((
         "ruts redis wide",
-        ruts_redis(
-            counter(get(ruts_wide_visit), get(ruts_wide_read)),
-            redis_url,
-        )
-        .await?,
+        ruts_redis(pair(get(ruts_wide_visit), get(ruts_wide_read)), redis_url).await?,
     ));
     Ok(apps)
+}
+
+/// `GET /` and `GET /read`.
+fn pair<S: Clone + Send + Sync + 'static>(
+    visit: MethodRouter<S>,
+    read: MethodRouter<S>,
+) -> Router<S> {
+    Router::new().route("/", visit).route("/read", read)
+}
+
+/// The jar's routes with a key of their own.
+fn jar(routes: Router<JarState>) -> Router {
+    routes.with_state(JarState {
+        key: JarKey::generate(),
+    })
 }
 
 /// The apps, by scenario prefix.
@@ -1081,41 +1085,22 @@ async fn build_apps(
         ),
         (
             "tower-sessions memory",
-            Router::new()
-                .route("/", get(ts_visit))
-                .route("/read", get(ts_read))
-                .layer(tower_sessions::SessionManagerLayer::new(
-                    tower_sessions::MemoryStore::default(),
-                )),
+            pair(get(ts_visit), get(ts_read)).layer(tower_sessions::SessionManagerLayer::new(
+                tower_sessions::MemoryStore::default(),
+            )),
         ),
-        (
-            "private-jar",
-            Router::new()
-                .route("/", get(jar_visit))
-                .route("/read", get(jar_read))
-                .with_state(JarState {
-                    key: JarKey::generate(),
-                }),
-        ),
+        ("private-jar", jar(pair(get(jar_visit), get(jar_read)))),
         (
             "ours encrypted wide",
-            Router::new()
-                .route("/", get(wide_visit::<WIDE_COOKIE_LEN>))
-                .route("/read", get(wide_read))
-                .layer(
-                    layer(StoreChoice::Encrypted, None, config.clone())
-                        .await
-                        .map_err(|e| e.to_string())?,
-                ),
+            pair(get(wide_visit::<WIDE_COOKIE_LEN>), get(wide_read)).layer(
+                layer(StoreChoice::Encrypted, None, config.clone())
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
         ),
         (
             "private-jar wide",
-            Router::new()
-                .route("/", get(jar_wide_visit))
-                .route("/read", get(jar_wide_read))
-                .with_state(JarState {
-                    key: JarKey::generate(),
-                }),
+            jar(pair(get(jar_wide_visit), get(jar_wide_read))),
         ),
     ];
     if with_redis {
@@ -1776,36 +1761,29 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
     Ok(all_met)
 }
 
+/// The median over rounds of `f(a) / f(b)`, `a` and `b` from the same round.
+fn round_ratio(a: &[Sample], b: &[Sample], f: &dyn Fn(&Sample) -> f64) -> f64 {
+    median(a.iter().zip(b).map(|(a, b)| f(a) / f(b)).collect())
+}
+
 /// Each of our rows against the best peer measured for it (the lowest median server CPU per
 /// request): ours, the peer, and the median over rounds of ours / peer in the same round.
 fn peer_table(scenarios: &[Scenario], samples: &[Vec<Sample>]) -> String {
-    let rows: [(&str, &[&str]); 14] = [
-        ("memory write", &["tower-sessions memory write"]),
-        ("memory read", &["tower-sessions memory read"]),
-        ("encrypted write", &["private-jar write"]),
-        ("encrypted read", &["private-jar read"]),
-        (
-            "redis write",
-            &["tower-sessions redis write", "ruts redis write"],
-        ),
-        (
-            "redis read",
-            &["tower-sessions redis read", "ruts redis read"],
-        ),
-        ("encrypted wide write", &["private-jar wide write"]),
-        ("encrypted wide read", &["private-jar wide read"]),
-        (
-            "redis wide write",
-            &["tower-sessions redis wide write", "ruts redis wide write"],
-        ),
-        (
-            "redis wide read",
-            &["tower-sessions redis wide read", "ruts redis wide read"],
-        ),
-        ("postgres write", &["tower-sessions postgres write"]),
-        ("postgres read", &["tower-sessions postgres read"]),
-        ("sqlite write", &["tower-sessions sqlite write"]),
-        ("sqlite read", &["tower-sessions sqlite read"]),
+    let rows = [
+        "memory write",
+        "memory read",
+        "encrypted write",
+        "encrypted read",
+        "redis write",
+        "redis read",
+        "encrypted wide write",
+        "encrypted wide read",
+        "redis wide write",
+        "redis wide read",
+        "postgres write",
+        "postgres read",
+        "sqlite write",
+        "sqlite read",
     ];
     let index_of = |name: &str| scenarios.iter().position(|s| s.name == name);
     let cpu = |s: &Sample| s.cpu_ns as f64 / s.requests as f64 / 1000.0;
@@ -1815,24 +1793,23 @@ fn peer_table(scenarios: &[Scenario], samples: &[Vec<Sample>]) -> String {
     let mut out = String::from(
         "| row | ours server CPU µs/req | best peer | its µs/req | ours / peer | Redis CPU µs/req ours, peer | bytes to Redis/req ours, peer |\n|---|---:|---|---:|---:|---:|---:|\n",
     );
-    for (row, peers) in rows {
+    for row in rows {
         let Some(ours) = index_of(&format!("ours {row}")) else {
             continue;
         };
+        // The cookie rows' peer is the jar; the others' every crate that ran the row.
+        let peers = match row.strip_prefix("encrypted") {
+            Some(rest) => vec![format!("private-jar{rest}")],
+            None => vec![format!("tower-sessions {row}"), format!("ruts {row}")],
+        };
         let best = peers
             .iter()
-            .filter_map(|peer| index_of(peer).map(|index| (*peer, index)))
+            .filter_map(|peer| index_of(peer).map(|index| (peer.as_str(), index)))
             .min_by(|a, b| median_cpu(a.1).total_cmp(&median_cpu(b.1)));
         let Some((peer, peer_index)) = best else {
             continue;
         };
-        let ratio = median(
-            samples[ours]
-                .iter()
-                .zip(&samples[peer_index])
-                .map(|(o, p)| cpu(o) / cpu(p))
-                .collect(),
-        );
+        let ratio = round_ratio(&samples[ours], &samples[peer_index], &cpu);
         let (redis_cpu_text, redis_in_text) = if scenarios[ours].redis {
             (
                 format!("{:.1}, {:.1}", redis_cpu(ours), redis_cpu(peer_index)),
@@ -1878,15 +1855,8 @@ fn scaling_table(scenarios: &[Scenario], samples: &[Vec<Sample>]) -> String {
             let Some(peer_index) = index_of(peer) else {
                 continue;
             };
-            let ratio = |f: &dyn Fn(&Sample) -> f64| {
-                median(
-                    samples[peer_index]
-                        .iter()
-                        .zip(&samples[ours])
-                        .map(|(p, o)| f(p) / f(o))
-                        .collect(),
-                )
-            };
+            let ratio =
+                |f: &dyn Fn(&Sample) -> f64| round_ratio(&samples[peer_index], &samples[ours], f);
             let _ = writeln!(
                 scaling,
                 "| {row} | {} | {:.2}x | {:.2}x | {:.1}x |",
@@ -1957,15 +1927,7 @@ fn sql_tables(scenarios: &[Scenario], samples: &[Vec<Sample>]) -> String {
         ) else {
             continue;
         };
-        let ratio = |f: &dyn Fn(&Sample) -> f64| {
-            median(
-                samples[ours]
-                    .iter()
-                    .zip(&samples[theirs])
-                    .map(|(a, b)| f(a) / f(b))
-                    .collect(),
-            )
-        };
+        let ratio = |f: &dyn Fn(&Sample) -> f64| round_ratio(&samples[ours], &samples[theirs], f);
         let _ = writeln!(
             out,
             "| {kind} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {:.0} | {:.2} |",

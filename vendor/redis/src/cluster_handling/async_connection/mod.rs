@@ -1859,31 +1859,25 @@ async fn asking_then_command<C: ConnectionLike>(conn: &mut C, cmd: &Cmd) -> Redi
     }
 }
 
-/// [`asking_then_command`] for a pipeline: one `ASKING` before a transaction's `MULTI` (the
-/// whole transaction is then served), one before each command otherwise. Returns the replies the
-/// caller asked for (`offset`, `count`) as if `pipeline` had been sent alone.
+/// [`asking_then_command`] for a pipeline: one `ASKING` before each command. A transaction keeps
+/// the behaviour it had (`ASKING` on its own, then the transaction): redis-rs does not follow an
+/// `ASK` its queued commands met (`EXEC` aborts), so no transaction is redirected here. Returns
+/// the replies the caller asked for (`offset`, `count`) as if `pipeline` had been sent alone.
 async fn asking_then_pipeline<C: ConnectionLike>(
     conn: &mut C,
     pipeline: &crate::Pipeline,
     offset: usize,
     count: usize,
 ) -> RedisResult<Vec<Value>> {
-    let commands = pipeline.cmd_iter().count();
     if pipeline.is_transaction() {
-        let mut asking = crate::Pipeline::with_capacity(commands + 3);
-        asking.add_command(crate::cmd::cmd("ASKING"));
-        asking.add_command(crate::cmd::cmd("MULTI"));
-        for cmd in pipeline.cmd_iter() {
-            asking.add_command(cmd.clone());
-        }
-        asking.add_command(crate::cmd::cmd("EXEC"));
-        let mut values = conn.req_packed_commands(&asking, 0, offset + 1 + count).await?;
-        let mut values = values.drain(..);
-        if let Some(reply) = values.next() {
-            reply.extract_error()?;
-        }
-        return Ok(values.skip(offset).collect());
+        let mut asking_cmd = crate::cmd::cmd("ASKING");
+        asking_cmd.skip_concurrency_limit = true;
+        conn.req_packed_command(&asking_cmd)
+            .await
+            .and_then(|value| value.extract_error())?;
+        return conn.req_packed_commands(pipeline, offset, count).await;
     }
+    let commands = pipeline.cmd_iter().count();
     let mut asking = crate::Pipeline::with_capacity(commands * 2);
     for cmd in pipeline.cmd_iter() {
         asking.add_command(crate::cmd::cmd("ASKING"));
