@@ -5,7 +5,7 @@
 //! - `failover_under_load`: a 3-primary, 3-replica Redis Cluster; the primary serving the most
 //!   sessions is killed (`SIGKILL`) and its replica takes over. Acknowledged increments lost to
 //!   asynchronous replication are reported, not asserted.
-//! - `failover_under_load_waiting_for_a_replica`: the same with `wait_for_replicas(1, 300 ms)`;
+//! - `failover_under_load_waiting_for_a_replica`: the same with `wait_for_replicas(1, 1 s)`;
 //!   the promoted replica has no replica of its own until the killed node, restarted as soon as
 //!   the failover is over, rejoins as its replica, so writes to its slots answer 503 until then,
 //!   and no acknowledged increment is lost.
@@ -59,13 +59,15 @@ const GIVE_UP: Duration = Duration::from_secs(18);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// The cluster's store timeouts.
 const CLUSTER_TIMEOUTS: Duration = Duration::from_millis(500);
-/// How long a save waits for its replica in the WAIT run.
-const WAIT_TIMEOUT: Duration = Duration::from_millis(300);
+/// How long a save waits for its replica in the WAIT run: on 2 cores shared by 6 nodes, the
+/// app and 32 clients, a healthy replica once took over 300 ms to acknowledge (2 saves answered
+/// 503 before the kill in one CI run).
+const WAIT_TIMEOUT: Duration = Duration::from_secs(1);
 /// The store's response timeout in the WAIT run. Redis holds every later command of a
 /// connection behind a `WAIT`, and the store's connection to a node is shared: one slow
 /// acknowledgement delays the requests queued behind it by up to [`WAIT_TIMEOUT`], which must
 /// not turn them into timeouts on 2 busy cores.
-const WAIT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
+const WAIT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The single node's store timeouts (connect and response).
 const SINGLE_TIMEOUTS: Duration = Duration::from_millis(300);
 /// How long the single node stays down.
