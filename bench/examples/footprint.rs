@@ -11,7 +11,7 @@
 //!
 //! Every measurement runs in a fresh child process (this binary again, `--child ...`), so one
 //! run's heap does not serve the next. The child drives its app in process (`tower`'s
-//! `oneshot`, no sockets): 1,000 cookie-less `GET /` first (each creates a session holding
+//! `oneshot`, no sockets, as the `requests` workload): 1,000 cookie-less `GET /` first (each creates a session holding
 //! `visits = 1`), then reads `VmRSS` from `/proc/self/status`, then N more, then `VmRSS` again;
 //! growth per session = (after - before) / N. The sessions stay idle (nothing reads them), as
 //! the sessions of users who left do. Our app is the example's (`session_examples::routes`, the
@@ -31,16 +31,18 @@
 use std::process::{Command, ExitCode};
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::get;
 use session_examples::{Backends, StoreChoice, layer_with, routes};
 use session_runtime::config::SessionConfig;
-use tower::ServiceExt as _;
 
+#[path = "../common/inprocess.rs"]
+mod inprocess;
 #[macro_use]
 #[path = "../common/peers.rs"]
 mod peers;
+
+use inprocess::send;
 
 /// Sessions created before the first reading: the app, its allocator and the runtime settle.
 const WARM_UP: usize = 1_000;
@@ -50,33 +52,18 @@ tower_sessions_handlers!(ts_visit, ts_read, tower_sessions::Session);
 
 /// The resident set of this process, in KiB.
 fn rss_kib() -> Result<u64, String> {
-    let status = std::fs::read_to_string("/proc/self/status")
-        .map_err(|error| format!("reading /proc/self/status: {error}"))?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+    session_bench::rss_kib(std::process::id())
         .ok_or_else(|| "no VmRSS in /proc/self/status".to_owned())
 }
 
 /// `count` cookie-less `GET /`; each must answer 200 with a cookie (a new session).
-async fn create_sessions(app: &Router, count: usize) -> Result<(), String> {
+fn create_sessions(
+    runtime: &tokio::runtime::Runtime,
+    app: &Router,
+    count: usize,
+) -> Result<(), String> {
     for _ in 0..count {
-        let request = Request::get("/")
-            .body(Body::empty())
-            .map_err(|error| error.to_string())?;
-        let response = app
-            .clone()
-            .oneshot(request)
-            .await
-            .map_err(|error| error.to_string())?;
-        if response.status() != StatusCode::OK || !response.headers().contains_key("set-cookie") {
-            return Err(format!(
-                "GET / answered {} {:?}",
-                response.status(),
-                response.headers()
-            ));
-        }
+        send(runtime, app, "/", None).ok_or("GET / set no cookie")?;
     }
     Ok(())
 }
@@ -119,18 +106,16 @@ fn child(args: &[String]) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|error| error.to_string())?;
-    runtime.block_on(async {
-        let app = app(side, capacity).await?;
-        create_sessions(&app, WARM_UP).await?;
-        let mut readings = vec![rss_kib()?];
-        for _ in 0..steps {
-            create_sessions(&app, step).await?;
-            readings.push(rss_kib()?);
-        }
-        let line: Vec<String> = readings.iter().map(ToString::to_string).collect();
-        println!("{}", line.join(" "));
-        Ok(())
-    })
+    let app = runtime.block_on(app(side, capacity))?;
+    create_sessions(&runtime, &app, WARM_UP)?;
+    let mut readings = vec![rss_kib()?];
+    for _ in 0..steps {
+        create_sessions(&runtime, &app, step)?;
+        readings.push(rss_kib()?);
+    }
+    let line: Vec<String> = readings.iter().map(ToString::to_string).collect();
+    println!("{}", line.join(" "));
+    Ok(())
 }
 
 /// Runs a child and returns its readings (KiB).

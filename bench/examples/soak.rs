@@ -82,19 +82,6 @@ fn options() -> Result<Options, String> {
     Ok(options)
 }
 
-/// The resident memory of process `pid`, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix("VmRSS:"))
-                .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// A small fast random source (xorshift), one per worker.
 struct Rng(u64);
 
@@ -289,7 +276,7 @@ async fn soak(name: &str, args: &[String], options: &Options) -> bool {
             requests: latencies.len(),
             p50_us: percentile(&latencies, 0.50),
             p99_us: percentile(&latencies, 0.99),
-            rss_kib: rss_kib(pid),
+            rss_kib: session_bench::rss_kib(pid).unwrap_or(0),
         };
         println!(
             "  {:>6} {:>9} {:>9} {:>9} {:>10}",

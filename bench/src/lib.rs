@@ -186,3 +186,13 @@ pub fn filler(name: &str, len: usize) -> String {
     text.truncate(len);
     text
 }
+
+/// The resident memory (`VmRSS`) of process `pid`, in KiB; `None` if `/proc` does not say.
+#[must_use]
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+}
