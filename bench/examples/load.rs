@@ -73,11 +73,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::FromRef;
 use axum::http::StatusCode;
 use axum::routing::{MethodRouter, get};
-use axum_extra::extract::cookie::{Cookie, Key as JarKey, PrivateCookieJar, SameSite};
-use session_bench::{WIDE_FILLERS, WideData, filler};
+use session_bench::{WIDE_FILLERS, filler};
 use session_examples::{StoreChoice, layer, routes};
 use session_runtime::SessionLayer;
 use session_runtime::config::SessionConfig;
@@ -92,6 +90,8 @@ mod serve;
 #[macro_use]
 #[path = "../common/peers.rs"]
 mod peers;
+#[path = "../common/jar.rs"]
+mod jar;
 #[path = "../common/wide.rs"]
 mod wide;
 use serve::{client_runtime, median, response_head, split_cores, start_server, thread_cpu_ns};
@@ -806,37 +806,6 @@ async fn fred_pool(redis_url: &str) -> Result<Pool, String> {
     Ok(pool)
 }
 
-#[derive(Clone)]
-struct JarState {
-    key: JarKey,
-}
-
-impl FromRef<JarState> for JarKey {
-    fn from_ref(state: &JarState) -> Self {
-        state.key.clone()
-    }
-}
-
-fn jar_visits(jar: &PrivateCookieJar) -> u64 {
-    jar.get("visits")
-        .and_then(|cookie| cookie.value().parse().ok())
-        .unwrap_or(0)
-}
-
-async fn jar_visit(jar: PrivateCookieJar) -> (PrivateCookieJar, String) {
-    let visits = jar_visits(&jar) + 1;
-    let cookie = Cookie::build(("visits", visits.to_string()))
-        .path("/")
-        .http_only(true)
-        .secure(true)
-        .same_site(SameSite::Lax);
-    (jar.add(cookie), visits.to_string())
-}
-
-async fn jar_read(jar: PrivateCookieJar) -> String {
-    jar_visits(&jar).to_string()
-}
-
 // ---------------------------------------------------------------------------------------------
 // The scaling rows: a session of 40 fields (`Wide`), a write changes one, a read reads two.
 
@@ -933,33 +902,6 @@ async fn ruts_wide_read(session: RutsSession) -> Result<String, StatusCode> {
     ruts_counter(&session, true).await
 }
 
-/// `PrivateCookieJar` holding the same data: one cookie, the JSON of [`WideData`].
-fn jar_wide(jar: &PrivateCookieJar) -> Option<WideData> {
-    jar.get("wide")
-        .and_then(|cookie| serde_json::from_str(cookie.value()).ok())
-}
-
-async fn jar_wide_visit(jar: PrivateCookieJar) -> Result<(PrivateCookieJar, String), StatusCode> {
-    let mut data = jar_wide(&jar).unwrap_or_else(|| {
-        let mut data = WideData::default();
-        data.fill(WIDE_COOKIE_LEN);
-        data
-    });
-    data.visits += 1;
-    let value = serde_json::to_string(&data).map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
-    let cookie = Cookie::build(("wide", value))
-        .path("/")
-        .http_only(true)
-        .secure(true)
-        .same_site(SameSite::Lax);
-    Ok((jar.add(cookie), data.visits.to_string()))
-}
-
-async fn jar_wide_read(jar: PrivateCookieJar) -> Result<String, StatusCode> {
-    let data = jar_wide(&jar).ok_or(StatusCode::INTERNAL_SERVER_ERROR)?;
-    wide_answer(data.visits, &data.f01)
-}
-
 /// `routes` behind our `RedisStore` (keys under `bench:<pid>:<prefix>`).
 async fn ours_redis(
     routes: Router,
@@ -1046,13 +988,6 @@ fn pair<S: Clone + Send + Sync + 'static>(
     Router::new().route("/", visit).route("/read", read)
 }
 
-/// The jar's routes with a key of their own.
-fn jar(routes: Router<JarState>) -> Router {
-    routes.with_state(JarState {
-        key: JarKey::generate(),
-    })
-}
-
 /// The apps, by scenario prefix.
 async fn build_apps(
     redis_url: &str,
@@ -1089,7 +1024,7 @@ async fn build_apps(
                 tower_sessions::MemoryStore::default(),
             )),
         ),
-        ("private-jar", jar(pair(get(jar_visit), get(jar_read)))),
+        ("private-jar", jar::app(false)),
         (
             "ours encrypted wide",
             pair(get(wide_visit::<WIDE_COOKIE_LEN>), get(wide_read)).layer(
@@ -1098,10 +1033,7 @@ async fn build_apps(
                     .map_err(|e| e.to_string())?,
             ),
         ),
-        (
-            "private-jar wide",
-            jar(pair(get(jar_wide_visit), get(jar_wide_read))),
-        ),
+        ("private-jar wide", jar::app(true)),
     ];
     if with_redis {
         apps.extend(redis_apps(redis_url, &config).await?);

@@ -10,7 +10,9 @@
 //!
 //! Scenarios: `bare`, `memory-write`, `memory-read`, `encrypted-write`, `encrypted-read`,
 //! `redis-write`, `redis-read` (Redis at `REDIS_URL` or 127.0.0.1:6379), and the scaling rows'
-//! `redis_wide-write`, `redis_wide-read` (`session_bench::Wide`, 40 fields). A suffix `-undeclared`
+//! `redis_wide-write`, `redis_wide-read` (`session_bench::Wide`, 40 fields); the peer
+//! `PrivateCookieJar` as the load benchmark runs it: `private_jar-write`, `private_jar-read`,
+//! `private_jar_wide-write`, `private_jar_wide-read`. A suffix `-undeclared`
 //! (`encrypted-write-undeclared`, say) starts from a session that also holds five fields the
 //! example's struct does not declare, as one written by a newer version of an app does: each
 //! write carries them along. It prints the
@@ -33,8 +35,9 @@ use session_runtime::{Session, TypedSession};
 #[path = "../common/inprocess.rs"]
 mod inprocess;
 use inprocess::send;
+#[path = "../common/jar.rs"]
+mod jar;
 #[path = "../common/wide.rs"]
-#[allow(dead_code, reason = "the cookie length serves the load benchmark only")]
 mod wide;
 
 /// Counts the allocations of the calling thread.
@@ -178,6 +181,8 @@ fn main() {
             };
             routes.layer(SessionLayer::new(store).with_config(config))
         }
+        "private_jar" => jar::app(false),
+        "private_jar_wide" => jar::app(true),
         other => panic!("unknown scenario `{other}`"),
     };
     let cookie = send(&runtime, &app, if undeclared { "/seed" } else { "/" }, None);

@@ -71,11 +71,17 @@ pub(crate) fn render(name: &str, action: &CookieAction, config: &SessionConfig) 
         CookieAction::Remove => ("", 0),
     };
     let mut out = String::with_capacity(rendered_len(name, value, max_age, action, config));
-    let _ = write!(out, "{name}={value}; Path={}", config.path);
+    out.push_str(name);
+    out.push('=');
+    out.push_str(value);
+    out.push_str("; Path=");
+    out.push_str(&config.path);
     if let Some(domain) = &config.domain {
-        let _ = write!(out, "; Domain={domain}");
+        out.push_str("; Domain=");
+        out.push_str(domain);
     }
-    let _ = write!(out, "; Max-Age={max_age}");
+    out.push_str("; Max-Age=");
+    out.push_str(itoa::Buffer::new().format(max_age));
     if matches!(action, CookieAction::Remove) {
         out.push_str("; Expires=Thu, 01 Jan 1970 00:00:00 GMT");
     }

@@ -62,14 +62,41 @@ impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
     }
 }
 
-/// Moves the names in and copies every raw value into one shared buffer, which each field's
-/// value is a slice of: two allocations for all values instead of one per value (for fewer than
-/// three values, one copy each is as cheap).
-fn shared_values<N: Into<String>>(fields: Vec<(N, &[u8])>) -> Vec<(Cow<'static, str>, Bytes)> {
+/// A stored name as the record keeps it: the session type's own `'static` name when `names`
+/// has it (no allocation), else a copy. `next` is where the search starts: fields come in the
+/// order the type declares them, so the first comparison usually matches.
+fn intern(name: &str, names: &[&'static str], next: &mut usize) -> Cow<'static, str> {
+    let found = names[*next..]
+        .iter()
+        .position(|known| *known == name)
+        .map(|at| *next + at)
+        .or_else(|| names[..*next].iter().position(|known| *known == name));
+    match found {
+        Some(at) => {
+            *next = at + 1;
+            Cow::Borrowed(names[at])
+        }
+        None => Cow::Owned(name.to_owned()),
+    }
+}
+
+/// Takes the names (see [`intern`]) and copies every raw value into one shared buffer, which
+/// each field's value is a slice of: two allocations for all values instead of one per value
+/// (for fewer than three values, one copy each is as cheap).
+fn shared_values<N: AsRef<str>>(
+    fields: Vec<(N, &[u8])>,
+    names: &[&'static str],
+) -> Vec<(Cow<'static, str>, Bytes)> {
+    let mut next = 0;
     if fields.len() < 3 {
         return fields
             .into_iter()
-            .map(|(name, value)| (Cow::Owned(name.into()), Bytes::copy_from_slice(value)))
+            .map(|(name, value)| {
+                (
+                    intern(name.as_ref(), names, &mut next),
+                    Bytes::copy_from_slice(value),
+                )
+            })
             .collect();
     }
     let mut all = Vec::with_capacity(fields.iter().map(|(_, value)| value.len()).sum());
@@ -83,14 +110,14 @@ fn shared_values<N: Into<String>>(fields: Vec<(N, &[u8])>) -> Vec<(Cow<'static, 
         .map(|(name, value)| {
             let value = all.slice(at..at + value.len());
             at += value.len();
-            (Cow::Owned(name.into()), value)
+            (intern(name.as_ref(), names, &mut next), value)
         })
         .collect()
 }
 
 /// Decodes an envelope as [`json_envelope::read`] does, or `None` where it leaves the decision
 /// to serde.
-fn decode_direct(bytes: &[u8]) -> Option<Record> {
+fn decode_direct(bytes: &[u8], names: &[&'static str]) -> Option<Record> {
     let envelope = json_envelope::read(bytes)?;
     Some(Record::from_parts(
         Metadata {
@@ -98,12 +125,12 @@ fn decode_direct(bytes: &[u8]) -> Option<Record> {
             updated: envelope.updated,
             max_age: envelope.max_age,
         },
-        shared_values(envelope.fields),
+        shared_values(envelope.fields, names),
     ))
 }
 
 /// Decodes any envelope `serde_json` accepts.
-fn decode_serde(bytes: &[u8]) -> Result<Record, CodecError> {
+fn decode_serde(bytes: &[u8], names: &[&'static str]) -> Result<Record, CodecError> {
     let envelope: Envelope<'_> = serde_json::from_slice(bytes).map_err(CodecError::decode)?;
     Ok(Record::from_parts(
         Metadata {
@@ -118,6 +145,7 @@ fn decode_serde(bytes: &[u8]) -> Result<Record, CodecError> {
                 .into_iter()
                 .map(|(name, value)| (name, value.get().as_bytes()))
                 .collect(),
+            names,
         ),
     ))
 }
@@ -132,7 +160,6 @@ impl Codec for JsonCodec {
     }
 
     fn encode_record(record: RecordRef<'_>) -> Result<Vec<u8>, CodecError> {
-        use std::io::Write as _;
         let size = 64
             + record
                 .iter()
@@ -140,21 +167,31 @@ impl Codec for JsonCodec {
                 .sum::<usize>();
         let mut out = Vec::with_capacity(size);
         let meta = record.metadata;
-        // Writing into a Vec cannot fail.
-        let _ = write!(
-            out,
-            "{{\"created\":{},\"updated\":{}",
-            meta.created, meta.updated
-        );
+        let mut number = itoa::Buffer::new();
+        out.extend_from_slice(b"{\"created\":");
+        out.extend_from_slice(number.format(meta.created).as_bytes());
+        out.extend_from_slice(b",\"updated\":");
+        out.extend_from_slice(number.format(meta.updated).as_bytes());
         if let Some(max_age) = meta.max_age {
-            let _ = write!(out, ",\"max_age\":{max_age}");
+            out.extend_from_slice(b",\"max_age\":");
+            out.extend_from_slice(number.format(max_age).as_bytes());
         }
         out.extend_from_slice(b",\"session\":{");
         for (i, (name, value)) in record.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            serde_json::to_writer(&mut out, name).map_err(CodecError::encode)?;
+            if name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            {
+                // Nothing to escape: what `serde_json` would write.
+                out.push(b'"');
+                out.extend_from_slice(name.as_bytes());
+                out.push(b'"');
+            } else {
+                serde_json::to_writer(&mut out, name).map_err(CodecError::encode)?;
+            }
             out.push(b':');
             // Field bytes come from `encode` above, so they are one JSON value.
             out.extend_from_slice(value);
@@ -164,11 +201,20 @@ impl Codec for JsonCodec {
     }
 
     fn decode_record(bytes: &[u8]) -> Result<Record, CodecError> {
-        // Our own encoding, read directly; anything else through serde_json.
-        match decode_direct(bytes) {
-            Some(record) => Ok(record),
-            None => decode_serde(bytes),
-        }
+        decode_record_named(bytes, &[])
+    }
+}
+
+/// [`JsonCodec::decode_record`] for a session type whose stored names are `names`: those names
+/// are kept as the type's `'static` strings rather than copied.
+pub(super) fn decode_record_named(
+    bytes: &[u8],
+    names: &[&'static str],
+) -> Result<Record, CodecError> {
+    // Our own encoding, read directly; anything else through serde_json.
+    match decode_direct(bytes, names) {
+        Some(record) => Ok(record),
+        None => decode_serde(bytes, names),
     }
 }
 
@@ -180,10 +226,10 @@ mod tests {
 
     /// The direct reader either leaves the decision to serde or agrees with it exactly.
     fn agree(bytes: &[u8]) -> bool {
-        match decode_direct(bytes) {
+        match decode_direct(bytes, &[]) {
             None => false,
             Some(direct) => {
-                let serde = decode_serde(bytes).unwrap_or_else(|error| {
+                let serde = decode_serde(bytes, &[]).unwrap_or_else(|error| {
                     panic!(
                         "read directly, refused by serde ({error}): {:?}",
                         String::from_utf8_lossy(bytes)
@@ -288,6 +334,62 @@ mod tests {
         })
     }
 
+    /// The envelope as `serde_json` and `write!` would write it: what `encode_record` must match.
+    fn reference_envelope(meta: &Metadata, fields: &[(&'static str, Vec<u8>)]) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut out = Vec::new();
+        write!(
+            out,
+            "{{\"created\":{},\"updated\":{}",
+            meta.created, meta.updated
+        )
+        .unwrap();
+        if let Some(max_age) = meta.max_age {
+            write!(out, ",\"max_age\":{max_age}").unwrap();
+        }
+        out.extend_from_slice(b",\"session\":{");
+        for (i, (name, value)) in fields.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut out, name).unwrap();
+            out.push(b':');
+            out.extend_from_slice(value);
+        }
+        out.extend_from_slice(b"}}");
+        out
+    }
+
+    #[test]
+    fn named_decoding_borrows_the_known_names_only() {
+        let bytes = envelope(
+            None,
+            &[("b", "2"), ("visits", "1"), ("newer", "\"x\""), ("a", "0")],
+        );
+        let declared: &[&'static str] = &["visits", "a", "b", "user"];
+        let named = decode_record_named(&bytes, declared).unwrap();
+        let plain = JsonCodec::decode_record(&bytes).unwrap();
+        assert_eq!(named.fields, plain.fields);
+        assert_eq!(named.metadata, plain.metadata);
+        let borrowed: Vec<bool> = named
+            .fields
+            .iter()
+            .map(|(name, _)| matches!(name, Cow::Borrowed(_)))
+            .collect();
+        assert_eq!(borrowed, [true, true, false, true]);
+        assert!(
+            plain
+                .fields
+                .iter()
+                .all(|(name, _)| matches!(name, Cow::Owned(_)))
+        );
+        // Through serde (whitespace), the same.
+        let spaced = String::from_utf8(bytes).unwrap().replace(":{", ": {");
+        let named = decode_record_named(spaced.as_bytes(), declared).unwrap();
+        assert_eq!(named.fields, plain.fields);
+        assert!(matches!(named.fields[0].0, Cow::Borrowed("b")));
+    }
+
     proptest! {
         #[test]
         fn agrees_with_serde_on_envelopes_and_their_mutations(
@@ -315,6 +417,33 @@ mod tests {
                 }
                 agree(&bytes);
             }
+        }
+
+        #[test]
+        fn writes_envelopes_as_serde_json_would(
+            fields in prop::collection::vec(("\\PC{0,8}", json_value()), 0..5),
+            created in any::<u64>(),
+            updated in any::<u64>(),
+            max_age in prop::option::of(any::<u64>()),
+        ) {
+            let fields: Vec<(&'static str, Vec<u8>)> = fields
+                .into_iter()
+                .map(|(name, value)| {
+                    let name: &'static str = Box::leak(name.into_boxed_str());
+                    (name, serde_json::to_vec(&value).unwrap())
+                })
+                .collect();
+            let meta = Metadata { created, updated, max_age };
+            let ours = JsonCodec::encode_record(RecordRef {
+                metadata: &meta,
+                encoded: &fields,
+                kept: &[],
+            })
+            .unwrap();
+            prop_assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                String::from_utf8(reference_envelope(&meta, &fields)).unwrap()
+            );
         }
     }
 }

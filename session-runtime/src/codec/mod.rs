@@ -109,7 +109,7 @@ pub trait Codec: Send + Sync + 'static {
 #[derive(Clone, Copy)]
 pub struct RecordCodec {
     encode: fn(RecordRef<'_>) -> Result<Vec<u8>, CodecError>,
-    decode: fn(&[u8]) -> Result<Record, CodecError>,
+    decode: fn(&[u8], &[&'static str]) -> Result<Record, CodecError>,
     encode_text: fn(&str) -> Result<Vec<u8>, CodecError>,
     decode_text: fn(&[u8]) -> Result<String, CodecError>,
     json: bool,
@@ -123,7 +123,14 @@ impl RecordCodec {
         let json = false;
         Self {
             encode: C::encode_record,
-            decode: C::decode_record,
+            #[cfg(feature = "json")]
+            decode: if json {
+                json::decode_record_named
+            } else {
+                |bytes, _| C::decode_record(bytes)
+            },
+            #[cfg(not(feature = "json"))]
+            decode: |bytes, _| C::decode_record(bytes),
             encode_text: |text| C::encode(text),
             decode_text: |bytes| C::decode(bytes),
             json,
@@ -163,7 +170,19 @@ impl RecordCodec {
     ///
     /// Returns the codec's error.
     pub fn decode(&self, bytes: &[u8]) -> Result<Record, CodecError> {
-        (self.decode)(bytes)
+        (self.decode)(bytes, &[])
+    }
+
+    /// Decodes a record as [`RecordCodec::decode`] does, for a load of a session type whose
+    /// stored names are `names` ([`Load::names`](crate::store::Load::names)): the record then
+    /// holds those names as the type's own strings instead of copies, one allocation less per
+    /// field. Names not in `names` are copied as before.
+    ///
+    /// # Errors
+    ///
+    /// Returns the codec's error.
+    pub fn decode_named(&self, bytes: &[u8], names: &[&'static str]) -> Result<Record, CodecError> {
+        (self.decode)(bytes, names)
     }
 }
 

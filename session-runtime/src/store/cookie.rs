@@ -71,7 +71,7 @@ impl Immediate for SimpleCookieStore {
             tracing::debug!("session cookie is not base64url; starting a fresh session");
             return Ok(None);
         };
-        match load.codec.decode(&bytes) {
+        match load.codec.decode_named(&bytes, load.names) {
             Ok(record) => Ok(Some(record)),
             Err(error) => {
                 tracing::debug!(
@@ -419,7 +419,7 @@ impl Immediate for EncryptedCookieStore {
             return Ok(None);
         };
         let plaintext = zeroize::Zeroizing::new(plaintext);
-        match load.codec.decode(&plaintext) {
+        match load.codec.decode_named(&plaintext, load.names) {
             Ok(mut record) => {
                 record.rewrite = old_key;
                 Ok(Some(record))
