@@ -3,7 +3,8 @@
 //!
 //! Input: `selector | bytes`. Asserted: no panic; the plain store never fails (a bad cookie is
 //! just no session); anything that decodes re-encodes to an envelope that decodes to the same
-//! record (for the framing, to the same bytes).
+//! record (for the framing, to the same bytes); decoding with a session type's names
+//! ([`NAMES`], as a load does) gives the same record as without.
 #![no_main]
 
 use std::collections::HashSet;
@@ -55,9 +56,23 @@ fn reencode<C: Codec>(record: &Record, bytes: Option<&[u8]>) {
     assert_eq!(again.fields, record.fields);
 }
 
+/// The names a load passes, as a session type with these fields would.
+const NAMES: &[&str] = &["a", "v", "visits", "user"];
+
 fn decode<C: Codec>(bytes: &[u8], canonical: bool) {
-    if let Ok(record) = C::decode_record(bytes) {
-        reencode::<C>(&record, canonical.then_some(bytes));
+    let codec = session_runtime::__internals::record_codec::<C>();
+    match (C::decode_record(bytes), codec.decode_named(bytes, NAMES)) {
+        (Ok(record), Ok(named)) => {
+            assert_eq!(named.metadata, record.metadata);
+            assert_eq!(named.fields, record.fields);
+            reencode::<C>(&record, canonical.then_some(bytes));
+        }
+        (Err(_), Err(_)) => {}
+        (plain, named) => panic!(
+            "decoding with names disagrees: {:?} against {:?}",
+            plain.map(|r| r.fields),
+            named.map(|r| r.fields)
+        ),
     }
 }
 
@@ -67,7 +82,9 @@ fn plain<C: Codec>(bytes: &[u8]) {
     };
     let store = SimpleCookieStore::new();
     let codec = session_runtime::__internals::record_codec::<C>();
-    let loaded = block_on(store.load(session_runtime::__internals::load("p", value, 0, codec, &[])));
+    let loaded = block_on(store.load(session_runtime::__internals::load(
+        "p", value, 0, codec, NAMES,
+    )));
     match loaded {
         Ok(Some(record)) => reencode::<C>(&record, None),
         Ok(None) => {}

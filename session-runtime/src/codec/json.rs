@@ -385,6 +385,7 @@ mod tests {
         );
         // Through serde (whitespace), the same.
         let spaced = String::from_utf8(bytes).unwrap().replace(":{", ": {");
+        assert!(decode_direct(spaced.as_bytes(), declared).is_none());
         let named = decode_record_named(spaced.as_bytes(), declared).unwrap();
         assert_eq!(named.fields, plain.fields);
         assert!(matches!(named.fields[0].0, Cow::Borrowed("b")));
@@ -421,7 +422,10 @@ mod tests {
 
         #[test]
         fn writes_envelopes_as_serde_json_would(
-            fields in prop::collection::vec(("\\PC{0,8}", json_value()), 0..5),
+            fields in prop::collection::vec(
+                (prop_oneof!["\\PC{0,8}", "[\\x00-\\x7f]{0,8}"], json_value()),
+                0..5,
+            ),
             created in any::<u64>(),
             updated in any::<u64>(),
             max_age in prop::option::of(any::<u64>()),

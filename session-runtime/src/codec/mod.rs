@@ -174,9 +174,10 @@ impl RecordCodec {
     }
 
     /// Decodes a record as [`RecordCodec::decode`] does, for a load of a session type whose
-    /// stored names are `names` ([`Load::names`](crate::store::Load::names)): the record then
-    /// holds those names as the type's own strings instead of copies, one allocation less per
-    /// field. Names not in `names` are copied as before.
+    /// stored names are `names` ([`Load::names`](crate::store::Load::names)). The record is the
+    /// same; `names` is a hint: with `JsonCodec` the record holds the names found in `names`
+    /// as the type's own strings instead of copies (one allocation less per field), other codecs
+    /// ignore it.
     ///
     /// # Errors
     ///

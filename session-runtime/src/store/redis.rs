@@ -1224,7 +1224,27 @@ mod tests {
         }
     }
 
+    #[test]
+    fn numbers_parse_up_to_u64_max() {
+        assert_eq!(parse_number(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_number(b"007"), Some(7));
+        for bad in [
+            &b"18446744073709551616"[..],
+            b"99999999999999999999",
+            b"",
+            b"+1",
+            b"1 ",
+        ] {
+            assert_eq!(parse_number(bad), None);
+        }
+    }
+
     proptest::proptest! {
+        #[test]
+        fn digits_parse_as_str_parse(text in "[0-9]{1,22}") {
+            proptest::prop_assert_eq!(parse_number(text.as_bytes()), text.parse::<u64>().ok());
+        }
+
         #[test]
         fn numbers_parse_as_digits_only(text in "[0-9+ a-]{0,22}") {
             let expected = if text.bytes().all(|b| b.is_ascii_digit()) {
