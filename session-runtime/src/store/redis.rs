@@ -613,7 +613,28 @@ impl RedisStore {
         // `EVALSHA` built as one command, as `Script::invoke_async` would send it, but without
         // its `ScriptInvocation`, which keeps every argument in a `Vec` of its own before
         // copying them all into the command.
-        let mut evalsha = redis::cmd("EVALSHA");
+        let purge = if mode == "p" {
+            save.purge.unwrap_or_default()
+        } else {
+            &[]
+        };
+        let mut args = 7 + 2 * copied.len();
+        let mut bytes = 40 + 3 * NUMBER + key.len() + mode.len() + META.len() + len;
+        if mode == "p" {
+            args += 1 + purge.len();
+            bytes += NUMBER + purge.iter().map(|name| name.len()).sum::<usize>();
+        }
+        for (name, value) in copied {
+            bytes += name.len() + value.len();
+        }
+        if !metadata_only {
+            args += 2 * (1 + save.record.iter().count());
+            bytes += MAX_AGE.len() + NUMBER;
+            for (name, value) in save.record.iter() {
+                bytes += name.len() + value.len();
+            }
+        }
+        let mut evalsha = command("EVALSHA", args, bytes);
         evalsha
             .arg(self.script.get_hash())
             .arg(1)
@@ -621,8 +642,7 @@ impl RedisStore {
             .arg(mode)
             .arg(save.expires_at);
         if mode == "p" {
-            let names = save.purge.unwrap_or_default();
-            evalsha.arg(names.len()).arg(names);
+            evalsha.arg(purge.len()).arg(purge);
         }
         for (name, value) in copied {
             evalsha.arg(name.as_slice()).arg(value.as_slice());
@@ -868,6 +888,18 @@ impl ConnectionLike for Conn {
     }
 }
 
+/// The most bytes a number argument takes (`u64::MAX` has 20 digits).
+const NUMBER: usize = 20;
+
+/// A command with room for `args` more arguments of `bytes` bytes in all, so that building it
+/// does not grow its buffers again and again (each growth is a reallocation and a copy, on
+/// every request).
+fn command(name: &str, args: usize, bytes: usize) -> redis::Cmd {
+    let mut command = redis::Cmd::with_capacity(1 + args, name.len() + bytes);
+    command.arg(name);
+    command
+}
+
 /// The reply to a load's `HMGET key __meta __renewed <names...>`.
 #[derive(Debug)]
 enum Reply {
@@ -943,7 +975,15 @@ impl SessionStore for RedisStore {
         let key = self.key(&id);
         // Only the fields the type reads: a reply of two values plus one per name, where
         // `HGETALL` would send every name too (redis-rs's parser pays per element).
-        let mut hmget = redis::cmd("HMGET");
+        let mut hmget = command(
+            "HMGET",
+            4 + load.names.len(),
+            key.len()
+                + META.len()
+                + MAX_AGE.len()
+                + RENEWED_FIELD.len()
+                + load.names.iter().map(|name| name.len()).sum::<usize>(),
+        );
         hmget
             .arg(&key)
             .arg(META)
