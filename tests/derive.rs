@@ -136,6 +136,55 @@ fn dirty<T: Session>(fields: &T::Fields) -> Vec<usize> {
         .collect()
 }
 
+/// A view of `Shop`: the cart and the theme (with the alias the root reads), and a field of its
+/// own that is not stored.
+#[derive(Session)]
+#[session(view_of = Shop)]
+struct ShopCart {
+    cart: Vec<Item>,
+    #[session(default = "default_theme", alias = "colour")]
+    theme: String,
+    #[session(skip)]
+    scratch: u8,
+}
+
+#[test]
+fn a_view_takes_its_settings_from_the_type_it_views() {
+    use session_runtime::session::SessionView;
+
+    assert_eq!(ShopCart::COOKIE_NAME, "shop");
+    assert_eq!(ShopCart::MAX_AGE, Some(3600));
+    assert_eq!(ShopCart::ABSOLUTE_MAX_AGE, None);
+    const { assert!(ShopCart::KEEP_UNDECLARED) };
+    assert_eq!(ShopCart::FIELD_NAMES, ["cart", "theme"]);
+    assert_eq!(
+        ShopCart::LOAD_NAMES,
+        ["colour", "cart", "theme"],
+        "a view loads its own fields only"
+    );
+    assert_eq!(
+        std::any::TypeId::of::<<ShopCart as Session>::Codec>(),
+        std::any::TypeId::of::<<Shop as Session>::Codec>()
+    );
+    assert_eq!(
+        std::any::TypeId::of::<<ShopCart as SessionView>::Root>(),
+        std::any::TypeId::of::<Shop>()
+    );
+    // The view decodes what its type encodes.
+    let mut shop = Shop::new_default();
+    shop.cart.push(Item {
+        sku: "a".to_owned(),
+        qty: 2,
+    });
+    let mut cart = ShopCart::new_default();
+    assert!(matches!(
+        cart.decode_field("cart", &shop.encode_field(1).unwrap()),
+        FieldDecode::Decoded
+    ));
+    assert_eq!(cart.cart, shop.cart);
+    assert_eq!((cart.theme.as_str(), cart.scratch), ("light", 0));
+}
+
 #[test]
 fn constants() {
     assert_eq!(Shop::COOKIE_NAME, "shop");

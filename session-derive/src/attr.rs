@@ -17,6 +17,7 @@ pub(crate) const CONTAINER_KEYS: &[&str] = &[
     "max_age",
     "absolute_max_age",
     "purge_undeclared",
+    "view_of",
     "crate",
 ];
 
@@ -40,6 +41,8 @@ pub(crate) struct ContainerAttrs {
     pub(crate) absolute_max_age: Option<Seconds>,
     /// The span of the `purge_undeclared` key.
     pub(crate) purge_undeclared: Option<Span>,
+    /// `view_of = path::To::Session`: the type declares some fields of that session type.
+    pub(crate) view_of: Option<syn::Path>,
     pub(crate) krate: Option<syn::Path>,
 }
 
@@ -119,6 +122,7 @@ pub(crate) fn container(cx: &Ctxt, attrs: &[Attribute]) -> ContainerAttrs {
                 out.purge_undeclared = Some(meta.path.span());
             }
         }
+        "view_of" => out.view_of = value(cx, meta, key).and_then(|tokens| type_path(cx, tokens)),
         "crate" => {
             out.krate = value(cx, meta, key)
                 .and_then(|tokens| lit_str(cx, tokens))
@@ -242,6 +246,7 @@ fn example(key: &str) -> &'static str {
         "codec" => "codec = \"json\"",
         "max_age" => "max_age = 3600",
         "absolute_max_age" => "absolute_max_age = 86400",
+        "view_of" => "view_of = path::to::Session",
         "crate" => "crate = \"path::to::session_runtime\"",
         "rename" => "rename = \"name\"",
         "alias" => "alias = \"old_name\"",
@@ -346,6 +351,28 @@ fn path_in_str<T: syn::parse::Parse>(cx: &Ctxt, key: &str, lit: &LitStr) -> Opti
         );
     }
     path
+}
+
+/// Parses the value of `view_of`: the unquoted path of a session type.
+fn type_path(cx: &Ctxt, tokens: TokenStream) -> Option<syn::Path> {
+    if let Ok(lit) = syn::parse2::<LitStr>(tokens.clone()) {
+        cx.error(
+            lit.span(),
+            format!(
+                "`view_of` takes the session type without quotes; write #[session(view_of = {})]",
+                lit.value()
+            ),
+        );
+        return None;
+    }
+    syn::parse2::<syn::Path>(tokens.clone())
+        .map_err(|_| {
+            cx.error_spanned_by(
+                tokens,
+                "expected the path of a session type; write #[session(view_of = path::to::Session)]",
+            );
+        })
+        .ok()
 }
 
 /// Parses `codec = "json" | "msgpack" | path::To::Codec`.

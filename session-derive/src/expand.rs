@@ -50,6 +50,54 @@ pub(crate) fn impl_session(input: &Input<'_>) -> TokenStream {
     let session_where = model.where_clause(static_bound.clone().into_iter().chain(field_bounds));
     let companion_items = companion_items(input, &model, fields.iter(), static_bound);
 
+    // A view (`view_of`) takes the cookie, codec and timeouts of the type it views, and checks
+    // at compile time that its fields are that type's fields: the same Rust name, type and
+    // stored name, each error spanned on the field. Its `Session` impl is otherwise a struct's.
+    let view = input.attrs.view_of.as_ref().map(|root_ty| {
+        let root = quote_spanned!(root_ty.span()=> <#root_ty as #krate::Session>);
+        let field_checks = fields.iter().filter(|f| f.index.is_some()).map(|f| {
+            let member = &f.member;
+            let ty = &f.ty;
+            let (stored, span) = f.field.stored_name();
+            let stored = LitStr::new(&stored, span);
+            let check_ty = quote_spanned! {f.field.ident.span()=>
+                const _: fn(&#root_ty) -> &#ty = |root| &root.#member;
+            };
+            let message = LitStr::new(
+                &format!(
+                    "field `{}` of this view is not stored as `{}` by the type it views: declare it with the same name and #[session(rename = \"...\")] as there",
+                    f.field.name,
+                    stored.value()
+                ),
+                span,
+            );
+            // `::core::assert!` written here, not through `#core`: the error of a failed
+            // assertion points at the assertion's own tokens, which this spans on the field.
+            let check_name = quote_spanned! {span=>
+                const _: () = ::core::assert!(
+                    #private::has_name(#root::FIELD_NAMES, #stored),
+                    #message
+                );
+            };
+            quote!(#check_ty #check_name)
+        });
+        let view_impl = quote! {
+            #[automatically_derived]
+            impl #krate::session::SessionView for #self_ty {
+                type Root = #root_ty;
+            }
+        };
+        let checks = quote_spanned! {root_ty.span()=>
+            #view_impl
+            const _: () = ::core::assert!(
+                #root::OWNER_INDEX.is_none(),
+                "a session type with an owner field cannot have views: its saves keep the owner's index; extract the type itself"
+            );
+            #(#field_checks)*
+        };
+        (root, checks)
+    });
+
     // Constants.
     let (cookie_name, cookie_span) = input.cookie_name();
     let cookie_name = LitStr::new(&cookie_name, cookie_span);
@@ -63,8 +111,18 @@ pub(crate) fn impl_session(input: &Input<'_>) -> TokenStream {
             },
         )
     };
-    let max_age = seconds(input.attrs.max_age.as_ref());
-    let absolute_max_age = seconds(input.attrs.absolute_max_age.as_ref());
+    let mut max_age = seconds(input.attrs.max_age.as_ref());
+    let mut absolute_max_age = seconds(input.attrs.absolute_max_age.as_ref());
+    let mut cookie_name = quote!(#cookie_name);
+    let mut codec = codec;
+    let mut view_checks = TokenStream::new();
+    if let Some((root, checks)) = view {
+        cookie_name = quote!(#root::COOKIE_NAME);
+        codec = quote!(#root::Codec);
+        max_age = quote!(#root::MAX_AGE);
+        absolute_max_age = quote!(#root::ABSOLUTE_MAX_AGE);
+        view_checks = checks;
+    }
     // Only `purge_undeclared` overrides the trait's default (keep). Spanned on the key, where
     // an error about the constant belongs.
     let keep_undeclared = input
@@ -165,6 +223,8 @@ pub(crate) fn impl_session(input: &Input<'_>) -> TokenStream {
     quote! {
         const _: () = {
             #companion_items
+
+            #view_checks
 
             #[automatically_derived]
             #[allow(unused_qualifications)]

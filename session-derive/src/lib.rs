@@ -69,6 +69,7 @@ use crate::ctxt::Ctxt;
 /// | `max_age` | the idle timeout in seconds, greater than zero | the layer's default | `#[session(max_age = 3600)]` |
 /// | `absolute_max_age` | the absolute timeout in seconds, counted from the session's creation, greater than zero | none | `#[session(absolute_max_age = 86400)]` |
 /// | `purge_undeclared` | none | stored fields the struct does not declare are kept | `#[session(purge_undeclared)]` |
+/// | `view_of` | the unquoted path of another session type: this struct is a view of it (see below) | none | `#[session(view_of = Shop)]` |
 /// | `crate` | the path of the session-runtime crate, for code that renames or re-exports it | `"::session_runtime"` | `#[session(crate = "my_web::sessions")]` |
 ///
 /// A save writes the record as it was loaded, overlaid with the fields the handler changed. Stored
@@ -85,6 +86,35 @@ use crate::ctxt::Ctxt;
 /// its grace period ends. Keys inside a field's value belong to the field's
 /// type: serde drops the unknown keys of a nested struct unless it keeps them with
 /// `#[serde(flatten)]` (see `docs/nested-values.md`).
+///
+/// # Views
+///
+/// `#[session(view_of = Shop)]` declares a *view*: a struct of some of `Shop`'s fields, with the
+/// same names, types and `rename`s. `TypedSession<ShopCart>` reads and writes the same sessions
+/// as `TypedSession<Shop>` (the same cookie, codec and timeouts, taken from `Shop`), and
+/// implements `session_runtime::session::SessionView`. A store that keeps fields one by one
+/// (Redis) loads only the view's fields, so a handler that needs two fields of a large session
+/// declares them in a view and pays for those two alone; the cookie stores still open the whole
+/// cookie. A view's saves keep the fields it does not declare, as for any type; a session created
+/// through a view holds the view's fields, and `Shop` reads its other fields as their defaults.
+/// Requests through a view and through its type take the same per-session lock. One request uses
+/// one type per cookie: extracting a view and the type it views in the same request is rejected
+/// (`SessionRejection::CookieShared`, a 500).
+///
+/// ```text
+/// #[derive(Session)]
+/// #[session(view_of = Shop)]
+/// pub struct ShopCart {
+///     pub cart: Vec<Item>,
+/// }
+/// ```
+///
+/// A view takes no `cookie_name`, `codec`, `max_age`, `absolute_max_age` or `purge_undeclared`
+/// (they are the viewed type's), has no type parameters and no `owner` field, and a type with an
+/// `owner` field has no views (its saves keep the owner's index). Declare a field's `alias`es
+/// and `default` in the view as in the type, so that both read a record the same way. A field
+/// the type does not have, with another type or another stored name, is a compile error on that
+/// field.
 ///
 /// # Field attributes
 ///
@@ -105,7 +135,7 @@ use crate::ctxt::Ctxt;
 ///
 /// `TypedSession<T>` has methods of its own that would hide an accessor: a field must not
 /// generate one of `id`, `is_new`, `created`, `max_age`, `set_max_age`, `regenerate`,
-/// `invalidate`, `data`, `data_mut`, `replace`, `is_dirty`, `save`, `user_sessions`,
+/// `invalidate`, `data`, `data_mut`, `replace`, `is_dirty`, `save`, `into_root`, `user_sessions`,
 /// `revoke_session`, `revoke_all_sessions` or `revoke_other_sessions` (so fields `data` and
 /// `max_age` are refused, because of `data()` and `set_max_age()`). Keep the stored name and
 /// rename the Rust field:

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use syn::spanned::Spanned as _;
 
 use crate::ast::{Field, Input};
-use crate::attr::cookie_name_problem;
+use crate::attr::{CodecAttr, cookie_name_problem};
 use crate::ctxt::Ctxt;
 
 /// The methods of `TypedSession<T>`. `TypedSession<T>` dereferences to the generated companion
@@ -30,6 +30,7 @@ pub(crate) const TYPED_SESSION_METHODS: &[&str] = &[
     "replace",
     "is_dirty",
     "save",
+    "into_root",
     "user_sessions",
     "revoke_session",
     "revoke_all_sessions",
@@ -38,7 +39,11 @@ pub(crate) const TYPED_SESSION_METHODS: &[&str] = &[
 
 /// Runs every check, field by field, so that errors come out in source order.
 pub(crate) fn check(cx: &Ctxt, input: &Input<'_>) {
-    check_default_cookie_name(cx, input);
+    if input.attrs.view_of.is_some() {
+        check_view(cx, input);
+    } else {
+        check_default_cookie_name(cx, input);
+    }
     let mut accessors = BTreeMap::new();
     let mut keys = BTreeMap::new();
     let mut owner = None;
@@ -48,6 +53,53 @@ pub(crate) fn check(cx: &Ctxt, input: &Input<'_>) {
         check_accessor_collisions(cx, field, &mut accessors);
         if field.is_stored() {
             check_duplicate_keys(cx, field, &mut keys);
+        }
+    }
+}
+
+/// A view (`view_of`) takes its cookie, codec and timeouts from the type it views, keeps the
+/// fields it does not declare, has no owner field and no parameters.
+fn check_view(cx: &Ctxt, input: &Input<'_>) {
+    let attrs = &input.attrs;
+    let shared = |key: &str| {
+        format!(
+            "a view shares `{key}` with the session type it views; remove it here (set it on that type)"
+        )
+    };
+    if let Some(lit) = &attrs.cookie_name {
+        cx.error(lit.span(), shared("cookie_name"));
+    }
+    match &attrs.codec {
+        Some(CodecAttr::Json(lit) | CodecAttr::Msgpack(lit)) => {
+            cx.error(lit.span(), shared("codec"));
+        }
+        Some(CodecAttr::Path(path)) => cx.error_spanned_by(path, shared("codec")),
+        None => {}
+    }
+    if let Some(seconds) = &attrs.max_age {
+        cx.error(seconds.lit.span(), shared("max_age"));
+    }
+    if let Some(seconds) = &attrs.absolute_max_age {
+        cx.error(seconds.lit.span(), shared("absolute_max_age"));
+    }
+    if let Some(span) = attrs.purge_undeclared {
+        cx.error(
+            span,
+            "a view keeps the fields it does not declare (they belong to the type it views); remove `purge_undeclared`",
+        );
+    }
+    if let Some(param) = input.generics.params.first() {
+        cx.error(
+            param.span(),
+            "a view cannot have generic parameters; declare it for one concrete session type",
+        );
+    }
+    for field in &input.fields {
+        if let Some(span) = field.attrs.owner {
+            cx.error(
+                span,
+                "a view cannot hold the owner field: a session with an owner is saved through its own type, which keeps the owner's index; remove #[session(owner)] or the field",
+            );
         }
     }
 }

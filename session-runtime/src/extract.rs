@@ -15,7 +15,7 @@ use crate::record::{SessionId, system_time};
 #[doc(inline)]
 pub use crate::rejection::SessionRejection;
 use crate::request::{Checkout, RequestSessions};
-use crate::session::Session;
+use crate::session::{Session, SessionView};
 use crate::state::Fields;
 
 /// The session of type `T` for the current request: an axum extractor.
@@ -107,6 +107,11 @@ impl<T: Session> TypedSession<T> {
         let inner = match request.checkout::<T>() {
             Checkout::Busy => {
                 return Err(SessionRejection::AlreadyExtracted {
+                    cookie_name: T::COOKIE_NAME,
+                });
+            }
+            Checkout::CookieTaken => {
+                return Err(SessionRejection::CookieShared {
                     cookie_name: T::COOKIE_NAME,
                 });
             }
@@ -240,6 +245,64 @@ impl<T: Session> TypedSession<T> {
                 Err(error)
             }
         }
+    }
+}
+
+impl<V: SessionView> TypedSession<V> {
+    /// Turns this view (`#[session(view_of = ...)]`) into the session type it views, with every
+    /// field: for a handler that finds it needs more than the view's fields.
+    ///
+    /// The view's changes so far carry over. A session that is not stored yet costs nothing (a
+    /// new session is created with all its fields); a stored one costs one store round trip on
+    /// a server store, which loads the other fields (a cookie store has them already). The
+    /// session keeps its id, its request lock and its pending operations.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use session_runtime::{Error, Session, TypedSession};
+    ///
+    /// #[derive(Session)]
+    /// struct Shop {
+    ///     visits: u64,
+    ///     cart: Vec<String>,
+    /// }
+    ///
+    /// #[derive(Session)]
+    /// #[session(view_of = Shop)]
+    /// struct ShopVisits {
+    ///     visits: u64,
+    /// }
+    ///
+    /// async fn visit(mut session: TypedSession<ShopVisits>) -> Result<String, Error> {
+    ///     if session.is_new() {
+    ///         // The first visit fills the whole session; the others touch `visits` alone.
+    ///         let mut shop = session.into_root().await?;
+    ///         shop.set_cart(vec!["welcome gift".to_owned()]);
+    ///         *shop.visits_mut() += 1;
+    ///         return Ok(shop.visits().to_string());
+    ///     }
+    ///     *session.visits_mut() += 1;
+    ///     Ok(session.visits().to_string())
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the store fails to load the other fields, [`Error::Codec`] when a
+    /// changed field does not encode. The view is then dropped with its changes, which the
+    /// layer saves as usual.
+    pub async fn into_root(self) -> Result<TypedSession<V::Root>, Error> {
+        let parts = self.inner().root_parts(&self.request.shared).await?;
+        let mut view = self;
+        let inner = view.inner.take().unwrap_or_else(unreachable_none);
+        let request = Arc::clone(&view.request);
+        drop(view);
+        request.retype(TypeId::of::<V>(), TypeId::of::<V::Root>());
+        Ok(TypedSession {
+            inner: Some(Box::new(inner.into_root(parts))),
+            request,
+        })
     }
 }
 

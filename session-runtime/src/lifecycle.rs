@@ -2,7 +2,6 @@
 //! through its handle, then planned into the writes a save needs (synchronous: encodes the
 //! fields); [`execute`](crate::execute) runs the plan against the store.
 
-use std::any::TypeId;
 use std::borrow::Cow;
 
 use http::HeaderMap;
@@ -17,9 +16,9 @@ use crate::plan::{Executed, Plan, Saved, Write, WriteOp};
 use crate::record::{Bytes, Metadata, RENEWED_FIELD, Record, SessionId};
 use crate::rejection::SessionRejection;
 use crate::renewal::{self, MAX_FORWARDS};
-use crate::session::{FieldDecode, Session};
+use crate::session::{FieldDecode, Session, SessionView};
 use crate::shared::Shared;
-use crate::state::{Fields, State};
+use crate::state::{DirtySet, Fields, State};
 use crate::store::{Load, StoreKind};
 
 /// How far in the future a session's last save may lie, in milliseconds, before it is refused:
@@ -73,16 +72,15 @@ impl LockMode {
     async fn acquire(
         self,
         shared: &Shared,
-        session_type: TypeId,
         id: Option<&SessionId>,
-        cookie_name: &str,
+        cookie_name: &'static str,
     ) -> Option<SessionGuard> {
         let id = id?;
         match self {
             Self::None => None,
-            Self::Wait => Some(shared.locks.lock(session_type, id).await),
+            Self::Wait => Some(shared.locks.lock(cookie_name, id).await),
             Self::Try => {
-                let guard = shared.locks.try_lock(session_type, id);
+                let guard = shared.locks.try_lock(cookie_name, id);
                 if guard.is_none() {
                     tracing::debug!(
                         cookie = cookie_name,
@@ -209,9 +207,7 @@ impl<T: Session> Inner<T> {
             }
             StoreKind::Cookie => None,
         };
-        let mut guard = lock
-            .acquire(shared, TypeId::of::<T>(), id.as_ref(), T::COOKIE_NAME)
-            .await;
+        let mut guard = lock.acquire(shared, id.as_ref(), T::COOKIE_NAME).await;
         let codec = RecordCodec::of::<T::Codec>();
         let mut forwards = 0;
         let record = loop {
@@ -234,9 +230,7 @@ impl<T: Session> Inner<T> {
                     id = Some(new);
                     // Never wait for the new id's lock while holding the old one's.
                     drop(guard.take());
-                    guard = lock
-                        .acquire(shared, TypeId::of::<T>(), id.as_ref(), T::COOKIE_NAME)
-                        .await;
+                    guard = lock.acquire(shared, id.as_ref(), T::COOKIE_NAME).await;
                 }
                 Some(_) => {
                     tracing::debug!(
@@ -632,6 +626,81 @@ pub(crate) fn decode_data<T: Session>(fields: &[(Cow<'static, str>, Bytes)]) -> 
         }
     }
     data
+}
+
+/// What a view's session holds as the type it views: the data, its changed fields, and the
+/// stored fields as loaded (see [`Inner::root_parts`]).
+pub(crate) struct RootParts<R> {
+    data: R,
+    dirty: DirtySet,
+    loaded: Vec<(Cow<'static, str>, Bytes)>,
+}
+
+impl<V: SessionView> Inner<V> {
+    /// The session as the type `V` views, the view's changes overlaid: for a stored session on
+    /// a server store, that type's fields are loaded again by id (under the request lock this
+    /// session holds); otherwise they come from what the view loaded, which is the whole record
+    /// (a cookie) or nothing (a new session). Changes nothing, so that on an error the view's
+    /// session is saved as it is.
+    pub(crate) async fn root_parts(&self, shared: &Shared) -> Result<RootParts<V::Root>, Error> {
+        let refetched = match (&self.id, shared.store.kind()) {
+            (Some(id), StoreKind::Server) if !self.is_new => {
+                let load = Load {
+                    cookie_name: V::COOKIE_NAME,
+                    value: id.as_str(),
+                    now: shared.config.now(),
+                    codec: RecordCodec::of::<V::Codec>(),
+                    names: V::Root::LOAD_NAMES,
+                };
+                // Gone meanwhile (revoked, say): what the view loaded, which its save will not
+                // bring back.
+                shared.store.load(load).await?.map(|record| record.fields)
+            }
+            _ => None,
+        };
+        let loaded = refetched.unwrap_or_else(|| self.loaded.clone());
+        let mut data = decode_data::<V::Root>(&loaded);
+        let mut dirty = DirtySet::default();
+        let state = self.fields.state();
+        for (index, name) in V::FIELD_NAMES.iter().enumerate() {
+            if !state.dirty().contains(index) {
+                continue;
+            }
+            let bytes = state.data().encode_field(index)?;
+            if let FieldDecode::Failed(error) = data.decode_field(name, &bytes) {
+                return Err(Error::Codec(error));
+            }
+            if let Some(root_index) = V::Root::FIELD_NAMES.iter().position(|root| root == name) {
+                dirty.insert(root_index);
+            }
+        }
+        Ok(RootParts {
+            data,
+            dirty,
+            loaded,
+        })
+    }
+
+    /// This session as the type `V` views, from [`Inner::root_parts`]: the same id, metadata,
+    /// pending operations and request lock.
+    pub(crate) fn into_root(self, parts: RootParts<V::Root>) -> Inner<V::Root> {
+        let mut state = State::new(parts.data);
+        *state.dirty_mut() = parts.dirty;
+        Inner {
+            fields: <V::Root as Session>::Fields::from_state(state),
+            meta: self.meta,
+            meta_dirty: self.meta_dirty,
+            id: self.id,
+            is_new: self.is_new,
+            delete: self.delete,
+            remove_cookie: self.remove_cookie,
+            regenerate: self.regenerate,
+            rewrite: self.rewrite,
+            cookie: self.cookie,
+            lock: self.lock,
+            loaded: parts.loaded,
+        }
+    }
 }
 
 /// When a session with metadata `meta` expires, if it is live at `now`: `None` when it expired,

@@ -4,11 +4,12 @@
 //! time, so two concurrent read-modify-writes of one field cannot lose an update. Requests that
 //! do not extract the session, and other sessions, are not affected.
 //!
-//! A lock belongs to one session *type* and one id. One request may hold the locks of several
-//! session types at once, and a client can send the same id in two cookies (one per type): keyed
-//! by the id alone, the second extraction would wait forever for the lock the same request holds.
+//! A lock belongs to one session *cookie* and one id: the session types that share a cookie (a
+//! type and its views, `#[session(view_of = ...)]`) share its locks, so requests through either
+//! are serialized with each other. One request may hold the locks of several cookies at once, and
+//! a client can send the same id in two cookies: keyed by the id alone, the second extraction
+//! would wait forever for the lock the same request holds.
 
-use std::any::TypeId;
 use std::collections::hash_map::{Entry, RandomState};
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
@@ -18,7 +19,7 @@ use tokio::sync::oneshot;
 
 use crate::record::SessionId;
 
-/// A lock's key: the session type and the session id, with their hash computed once.
+/// A lock's key: the session cookie's name and the session id, with their hash computed once.
 ///
 /// Ids come from cookies, so an attacker chooses them: the hash is the std's randomly keyed
 /// `SipHash` ([`RandomState`]), as a plain `HashMap` would use. It is computed once per request
@@ -27,7 +28,7 @@ use crate::record::SessionId;
 #[derive(Clone, PartialEq, Eq)]
 struct LockKey {
     hash: u64,
-    session_type: TypeId,
+    cookie: &'static str,
     id: SessionId,
 }
 
@@ -59,7 +60,7 @@ impl Hasher for Precomputed {
 /// The requests waiting for a held session, in arrival order.
 type Waiters = VecDeque<oneshot::Sender<()>>;
 
-/// The sessions in use, by session type and id. An entry exists while a request holds the
+/// The sessions in use, by cookie name and id. An entry exists while a request holds the
 /// session; it lists the requests waiting for it. The uncontended case (nearly every request) is
 /// one map insert and one map remove: no per-session mutex, no reference counting.
 #[derive(Default)]
@@ -110,22 +111,22 @@ impl Locks {
         self.map.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn key(&self, session_type: TypeId, id: &SessionId) -> LockKey {
+    fn key(&self, cookie: &'static str, id: &SessionId) -> LockKey {
         LockKey {
-            // The id alone: it is unique enough, and equality still compares the type.
+            // The id alone: it is unique enough, and equality still compares the cookie.
             hash: self.keys.hash_one(id),
-            session_type,
+            cookie,
             id: id.clone(),
         }
     }
 
-    /// Takes the lock of session `id` of `session_type` if it is free, without waiting.
+    /// Takes the lock of session `id` under cookie `cookie` if it is free, without waiting.
     pub(crate) fn try_lock(
         self: &Arc<Self>,
-        session_type: TypeId,
+        cookie: &'static str,
         id: &SessionId,
     ) -> Option<SessionGuard> {
-        let key = self.key(session_type, id);
+        let key = self.key(cookie, id);
         match self.map().entry(key.clone()) {
             Entry::Vacant(entry) => {
                 entry.insert(VecDeque::new());
@@ -138,13 +139,13 @@ impl Locks {
         }
     }
 
-    /// Waits for the lock of session `id` of the session type `session_type`.
+    /// Waits for the lock of session `id` under cookie `cookie`.
     pub(crate) async fn lock(
         self: &Arc<Self>,
-        session_type: TypeId,
+        cookie: &'static str,
         id: &SessionId,
     ) -> SessionGuard {
-        let key = self.key(session_type, id);
+        let key = self.key(cookie, id);
         loop {
             let rx = match self.map().entry(key.clone()) {
                 Entry::Vacant(entry) => {
@@ -210,12 +211,9 @@ impl Drop for SessionGuard {
 mod tests {
     use super::*;
 
-    struct TypeA;
-    struct TypeB;
-
     #[tokio::test]
     async fn serializes_one_id_and_forgets_it_after() {
-        let a = TypeId::of::<TypeA>();
+        let a = "a";
         let locks = Arc::new(Locks::default());
         let id = SessionId::generate().unwrap();
         let first = locks.lock(a, &id).await;
@@ -237,14 +235,14 @@ mod tests {
     /// cookie of another, and a handler that extracted both types waited forever for the lock
     /// its own request held.
     #[tokio::test]
-    async fn one_id_under_two_session_types_does_not_wait() {
+    async fn one_id_under_two_cookies_does_not_wait() {
         let locks = Arc::new(Locks::default());
         let id = SessionId::generate().unwrap();
-        let first = locks.lock(TypeId::of::<TypeA>(), &id).await;
+        let first = locks.lock("a", &id).await;
         let second = {
             let locks = Arc::clone(&locks);
             let id = id.clone();
-            tokio::spawn(async move { drop(locks.lock(TypeId::of::<TypeB>(), &id).await) })
+            tokio::spawn(async move { drop(locks.lock("b", &id).await) })
         };
         for _ in 0..8 {
             tokio::task::yield_now().await;
@@ -261,7 +259,7 @@ mod tests {
         use std::task::{Context, Waker};
 
         let locks = Arc::new(Locks::default());
-        let kind = TypeId::of::<()>();
+        let kind = "kind";
         let id = SessionId::generate().unwrap();
         let first = locks.lock(kind, &id).await;
         // Cancelled while waiting, before any hand-off: skipped.
@@ -286,7 +284,7 @@ mod tests {
 
     #[tokio::test]
     async fn try_lock_never_waits_and_leaves_no_entry() {
-        let a = TypeId::of::<TypeA>();
+        let a = "a";
         let locks = Arc::new(Locks::default());
         let id = SessionId::generate().unwrap();
         let held = locks.lock(a, &id).await;

@@ -13,6 +13,34 @@ pub use crate::session::{FieldDecode, Session};
 pub use crate::state::{DirtySet, Fields, Plain, State};
 pub use core;
 
+/// Whether `names` holds `name`: the check, at compile time, that each field of a view
+/// (`#[session(view_of = ...)]`) is stored under the same name by the type it views.
+#[must_use]
+pub const fn has_name(names: &[&str], name: &str) -> bool {
+    let mut index = 0;
+    while index < names.len() {
+        if bytes_eq(names[index].as_bytes(), name.as_bytes()) {
+            return true;
+        }
+        index += 1;
+    }
+    false
+}
+
+const fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut index = 0;
+    while index < a.len() {
+        if a[index] != b[index] {
+            return false;
+        }
+        index += 1;
+    }
+    true
+}
+
 /// Types that can be kept in a session field.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be stored in a session",

@@ -23,6 +23,16 @@ pub enum SessionRejection {
         /// The session type's cookie name.
         cookie_name: &'static str,
     },
+    /// Another session type with the same cookie name (a view and the type it views, see
+    /// `#[session(view_of = ...)]`) is already used in this request: both would write the one
+    /// cookie. A handler (with its middleware) uses one type per cookie.
+    #[error(
+        "session cookie `{cookie_name}` is already used in this request by another session type (a view and the type it views share their cookie); extract one of them per request"
+    )]
+    CookieShared {
+        /// The cookie name both types use.
+        cookie_name: &'static str,
+    },
     /// The layer's configuration does not suit this session type's cookie name.
     #[error("session layer misconfigured")]
     Misconfigured(#[source] ConfigError),
@@ -35,9 +45,10 @@ impl SessionRejection {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::MissingLayer | Self::AlreadyExtracted { .. } | Self::Misconfigured(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Self::MissingLayer
+            | Self::AlreadyExtracted { .. }
+            | Self::CookieShared { .. }
+            | Self::Misconfigured(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

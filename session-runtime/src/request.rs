@@ -51,7 +51,8 @@ pub(crate) struct RequestSessions {
 struct Slots {
     /// Set when the response has been taken: sessions handed back later are too late.
     closed: bool,
-    list: List<(TypeId, Slot)>,
+    /// Each session type used, with its cookie name and slot.
+    list: List<(TypeId, &'static str, Slot)>,
 }
 
 /// A list that keeps its first item inline: nearly every request uses one session type, and
@@ -129,6 +130,9 @@ pub(crate) enum Checkout<T: Session> {
     Returned(Box<Inner<T>>),
     /// It is checked out right now.
     Busy,
+    /// Another session type with the same cookie name (a view and the type it views) is used in
+    /// this request: both would write one cookie.
+    CookieTaken,
 }
 
 impl RequestSessions {
@@ -148,17 +152,24 @@ impl RequestSessions {
     pub(crate) fn checkout<T: Session>(&self) -> Checkout<T> {
         let mut slots = self.lock();
         let key = TypeId::of::<T>();
-        let found = slots.list.iter_mut().find(|(id, _)| *id == key);
+        let found = slots.list.iter_mut().find(|(id, _, _)| *id == key);
         match found {
             None => {
+                if slots
+                    .list
+                    .iter()
+                    .any(|(_, cookie, _)| *cookie == T::COOKIE_NAME)
+                {
+                    return Checkout::CookieTaken;
+                }
                 // A request that already uses another session may hold that session's lock, so it
                 // must not wait for this one (see `Inner::load`).
                 let may_wait = slots.list.is_empty();
-                slots.list.push((key, Slot::CheckedOut));
+                slots.list.push((key, T::COOKIE_NAME, Slot::CheckedOut));
                 Checkout::Load { may_wait }
             }
-            Some((_, Slot::CheckedOut)) => Checkout::Busy,
-            Some((_, slot)) => match std::mem::replace(slot, Slot::CheckedOut) {
+            Some((_, _, Slot::CheckedOut)) => Checkout::Busy,
+            Some((_, _, slot)) => match std::mem::replace(slot, Slot::CheckedOut) {
                 Slot::Returned(pending) => match pending.into_any().downcast::<Inner<T>>() {
                     Ok(inner) => Checkout::Returned(inner),
                     // The slot is keyed by `TypeId::of::<T>()`, so this cannot happen; loading
@@ -170,10 +181,18 @@ impl RequestSessions {
         }
     }
 
+    /// Moves the checked-out slot of session type `from` to type `to`, which shares its cookie
+    /// (a view becoming the type it views).
+    pub(crate) fn retype(&self, from: TypeId, to: TypeId) {
+        if let Some(slot) = self.lock().list.iter_mut().find(|(id, _, _)| *id == from) {
+            slot.0 = to;
+        }
+    }
+
     /// Forgets a checkout that produced no session (a failed load, or a peek that found none).
     pub(crate) fn cancel<T: Session>(&self) {
         let key = TypeId::of::<T>();
-        self.lock().list.retain(|(id, _)| *id != key);
+        self.lock().list.retain(|(id, _, _)| *id != key);
     }
 
     pub(crate) fn give_back(&self, key: TypeId, pending: Box<dyn Pending>) {
@@ -188,7 +207,7 @@ impl RequestSessions {
             }
             return;
         }
-        if let Some((_, slot)) = slots.list.iter_mut().find(|(id, _)| *id == key) {
+        if let Some((_, _, slot)) = slots.list.iter_mut().find(|(id, _, _)| *id == key) {
             *slot = Slot::Returned(pending);
         }
     }
@@ -200,7 +219,7 @@ impl RequestSessions {
         let used = !slots.list.is_empty();
         let pending = std::mem::take(&mut slots.list)
             .into_iter()
-            .filter_map(|(_, slot)| match slot {
+            .filter_map(|(_, _, slot)| match slot {
                 Slot::Returned(pending) => Some(pending),
                 Slot::CheckedOut => None,
             })

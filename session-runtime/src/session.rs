@@ -93,6 +93,18 @@ pub trait Session: Sized + Send + Sync + 'static {
     fn decode_field(&mut self, name: &str, bytes: &[u8]) -> FieldDecode;
 }
 
+/// A view of a session type: a struct of some of its fields, derived with
+/// `#[session(view_of = Root)]`.
+///
+/// A view reads and writes the sessions of its root type: the same cookie, codec and timeouts.
+/// A store that keeps fields one by one (Redis) loads only the view's fields, so a handler that
+/// needs a few fields of a large session declares them in a view and pays for those alone.
+/// Implemented by the derive; the attribute reference is on the derive.
+pub trait SessionView: Session {
+    /// The session type this is a view of.
+    type Root: Session;
+}
+
 /// What [`Session::decode_field`] did with one stored field.
 #[doc(hidden)]
 #[derive(Debug)]

@@ -41,6 +41,14 @@ pub struct Suite {
     pub user: Option<u64>,
 }
 
+/// A view of the suite's session: its counter alone.
+#[derive(Session, Debug)]
+#[session(view_of = Suite)]
+pub struct SuiteVisits {
+    /// The suite's counter.
+    pub visits: u64,
+}
+
 #[derive(Deserialize)]
 struct User {
     user: u64,
@@ -146,6 +154,41 @@ async fn twice_a(s1: TypedSession<Suite>, s2: TypedSession<Suite>) -> String {
     format!("{} {}", s1.visits(), s2.visits())
 }
 
+async fn view_visit(mut s: TypedSession<SuiteVisits>) -> String {
+    *s.visits_mut() += 1;
+    s.visits().to_string()
+}
+
+async fn view_read(s: TypedSession<SuiteVisits>) -> String {
+    format!("{} {}", s.visits(), s.is_new())
+}
+
+/// A first visit through the view fills the whole session; later ones bump `visits` alone.
+async fn view_fill(mut s: TypedSession<SuiteVisits>) -> Result<String, String> {
+    if s.is_new() {
+        let mut whole = s.into_root().await.map_err(|error| error.to_string())?;
+        whole.set_note("filled".to_owned());
+        whole.set_user(Some(9));
+        *whole.visits_mut() += 1;
+        return Ok(whole.visits().to_string());
+    }
+    *s.visits_mut() += 1;
+    Ok(s.visits().to_string())
+}
+
+/// A stored session seen through the view, bumped there, then turned into the whole type: the
+/// bump carries over, and the other fields are loaded.
+async fn view_widen(mut s: TypedSession<SuiteVisits>) -> Result<String, String> {
+    *s.visits_mut() += 1;
+    let mut whole = s.into_root().await.map_err(|error| error.to_string())?;
+    let before = whole.set_note("widened".to_owned());
+    Ok(format!("{} {before} {:?}", whole.visits(), whole.user()))
+}
+
+async fn view_and_type(s: TypedSession<SuiteVisits>, t: TypedSession<Suite>) -> String {
+    format!("{} {}", s.visits(), t.visits())
+}
+
 /// A middleware that bumps `visits` before the handler runs: the handler must see it.
 async fn bump_first(request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
@@ -183,6 +226,11 @@ pub fn app_with(layer: SessionLayer, extra: Router) -> Router {
         .route("/untouched", get(untouched))
         .route("/meta", get(meta))
         .route("/twice", get(twice_a))
+        .route("/view/visit", get(view_visit))
+        .route("/view/read", get(view_read))
+        .route("/view/and-type", get(view_and_type))
+        .route("/view/fill", get(view_fill))
+        .route("/view/widen", get(view_widen))
         .route(
             "/middleware",
             get(read).layer(middleware::from_fn(bump_first)),
@@ -824,6 +872,83 @@ pub async fn same_type_twice_is_rejected(h: &Harness) {
     assert!(body.contains("already extracted"), "{body}");
 }
 
+/// A view (`#[session(view_of = Suite)]`) reads and writes the sessions of the type it views:
+/// its writes keep the fields it does not declare, a session it creates is one the type reads
+/// (the other fields at their defaults), and its changes and the type's interleave.
+pub async fn a_view_shares_the_session_of_its_type(h: &Harness) {
+    let run = h.start().await;
+    let c = browser();
+    let (status, _, _) = send(c.post(run.server.url("/login?user=7"))).await;
+    assert_eq!(status, 204);
+    assert_eq!(get_text(&c, &run, "/visit").await, "1");
+    assert_eq!(get_text(&c, &run, "/view/read").await, "1 false");
+    assert_eq!(get_text(&c, &run, "/view/visit").await, "2");
+    assert_eq!(get_text(&c, &run, "/visit").await, "3");
+    assert_eq!(get_text(&c, &run, "/view/visit").await, "4");
+    assert_eq!(get_text(&c, &run, "/read").await, "4");
+    assert_eq!(
+        get_text(&c, &run, "/whoami").await,
+        "7",
+        "the view's writes keep `user`, which it does not declare"
+    );
+
+    let fresh = browser();
+    assert_eq!(get_text(&fresh, &run, "/view/read").await, "0 true");
+    assert_eq!(get_text(&fresh, &run, "/view/visit").await, "1");
+    assert_eq!(get_text(&fresh, &run, "/read").await, "1");
+    assert_eq!(get_text(&fresh, &run, "/whoami").await, "anonymous");
+}
+
+/// `into_root` turns a view into the type it views: a new session is created whole, and a
+/// stored one gets its other fields, with the view's changes carried over.
+pub async fn a_view_turns_into_its_type(h: &Harness) {
+    let run = h.start().await;
+    let c = browser();
+    assert_eq!(get_text(&c, &run, "/view/fill").await, "1");
+    assert_eq!(get_text(&c, &run, "/note").await, "filled");
+    assert_eq!(get_text(&c, &run, "/whoami").await, "9");
+    assert_eq!(get_text(&c, &run, "/view/fill").await, "2");
+    assert_eq!(get_text(&c, &run, "/note").await, "filled");
+    assert_eq!(
+        get_text(&c, &run, "/view/widen").await,
+        "3 filled Some(9)",
+        "the view's bump carried over, and the other fields were loaded"
+    );
+    assert_eq!(get_text(&c, &run, "/note").await, "widened");
+    assert_eq!(get_text(&c, &run, "/read").await, "3");
+}
+
+/// A view and the type it views write one cookie: one request cannot use both, and says so.
+pub async fn a_view_and_its_type_in_one_request_are_rejected(h: &Harness) {
+    let run = h.start().await;
+    let (status, _, body) = send(browser().get(run.server.url("/view/and-type"))).await;
+    assert_eq!(status, 500);
+    assert!(
+        body.contains("already used in this request by another session type"),
+        "{body}"
+    );
+}
+
+/// On a server store, requests through a view and through the type it views take the same
+/// per-session lock: concurrent increments of one field through both lose none.
+pub async fn a_view_and_its_type_are_serialized_together(h: &Harness) {
+    if h.kind != StoreKind::Server {
+        return;
+    }
+    let run = h.start().await;
+    let c = browser();
+    assert_eq!(get_text(&c, &run, "/visit").await, "1");
+    let requests = (0..40).map(|i| {
+        let path = if i % 2 == 0 { "/visit" } else { "/view/visit" };
+        let request = c.get(run.server.url(path));
+        async move { send(request).await.0 }
+    });
+    for status in futures_util::future::join_all(requests).await {
+        assert_eq!(status, 200);
+    }
+    assert_eq!(get_text(&c, &run, "/read").await, "41");
+}
+
 /// A change made by a middleware before the handler is seen by the handler and saved.
 pub async fn middleware_changes_reach_the_handler(h: &Harness) {
     let run = h.start().await;
@@ -1195,6 +1320,9 @@ macro_rules! store_suite {
             invalidate_removes_record_and_cookie, invalidate_then_write_starts_a_new_session,
             peek_creates_nothing, saved_for_every_response_kind, oversized_cookie_is_refused,
             explicit_save, metadata, same_type_twice_is_rejected,
+            a_view_shares_the_session_of_its_type, a_view_and_its_type_in_one_request_are_rejected,
+            a_view_turns_into_its_type,
+            a_view_and_its_type_are_serialized_together,
             middleware_changes_reach_the_handler, unknown_id_is_never_adopted,
             renewal_moves_the_id_with_a_grace_period, revoke_all_of_a_users_sessions_by_epoch,
             undeclared_fields_survive_an_older_version, undecodable_values_survive_an_older_version,
