@@ -2,7 +2,7 @@
 //! the in-process workload (`examples/requests.rs`).
 
 use axum::http::StatusCode;
-use session_bench::Wide;
+use session_bench::{Wide, WideHead};
 use session_runtime::TypedSession;
 
 /// The filler strings' length on Redis: 39 of them make about 4 KB.
@@ -11,7 +11,8 @@ pub(crate) const WIDE_REDIS_LEN: usize = 100;
 /// once sealed: about 2 KB of data.
 pub(crate) const WIDE_COOKIE_LEN: usize = 50;
 
-/// Ours: a new session gets every field; then each write changes `visits` only.
+/// Ours, through the whole type: a new session gets every field; then each write changes
+/// `visits` only, but every request loads all 40 fields.
 pub(crate) async fn wide_visit<const LEN: usize>(mut session: TypedSession<Wide>) -> String {
     if session.is_new() {
         session.data_mut().fill(LEN);
@@ -29,7 +30,31 @@ pub(crate) fn wide_answer(visits: u64, f01: &str) -> Result<String, StatusCode> 
     Ok(visits.to_string())
 }
 
-/// Ours: reads two fields.
+/// Ours, through the whole type: reads two fields of the 40 it loads.
 pub(crate) async fn wide_read(session: TypedSession<Wide>) -> Result<String, StatusCode> {
+    wide_answer(*session.visits(), session.f01())
+}
+
+/// Ours, through the view [`WideHead`]: a new session is turned into the whole type and gets
+/// every field (no store I/O: nothing is stored yet); then each write loads and changes
+/// `visits` alone.
+pub(crate) async fn wide_view_visit<const LEN: usize>(
+    mut session: TypedSession<WideHead>,
+) -> Result<String, StatusCode> {
+    if session.is_new() {
+        let mut wide = session
+            .into_root()
+            .await
+            .map_err(|_| StatusCode::SERVICE_UNAVAILABLE)?;
+        wide.data_mut().fill(LEN);
+        *wide.visits_mut() += 1;
+        return Ok(wide.visits().to_string());
+    }
+    *session.visits_mut() += 1;
+    Ok(session.visits().to_string())
+}
+
+/// Ours, through the view [`WideHead`]: loads and reads the two fields.
+pub(crate) async fn wide_view_read(session: TypedSession<WideHead>) -> Result<String, StatusCode> {
     wide_answer(*session.visits(), session.f01())
 }

@@ -9,7 +9,9 @@
 //! The scaling rows (`wide`): a session of a counter and 39 strings (`session_bench::Wide`),
 //! about 4 KB on Redis (100-byte strings) and about 2 KB in the cookies (50-byte strings: 4 KB
 //! would not fit in a cookie once sealed); a write changes the counter, a read reads the counter
-//! and one string. tower-sessions and ruts keep one entry per field; `PrivateCookieJar` one
+//! and one string. On Redis, our handlers use the view `session_bench::WideHead` (the two fields
+//! a request uses; a new session is turned into the whole type to get every field), and the
+//! rows `ours redis wide whole` run the same requests through the whole type. tower-sessions and ruts keep one entry per field; `PrivateCookieJar` one
 //! cookie holding the JSON of the same struct. Besides server and Redis CPU, the Redis rows
 //! report the bytes sent to Redis per request (`total_net_input_bytes`). A second table sets
 //! each of our rows against the best peer measured for it, and the scaling rows against every
@@ -95,7 +97,10 @@ mod jar;
 #[path = "../common/wide.rs"]
 mod wide;
 use serve::{client_runtime, median, response_head, split_cores, start_server, thread_cpu_ns};
-use wide::{WIDE_COOKIE_LEN, WIDE_REDIS_LEN, wide_answer, wide_read, wide_visit};
+use wide::{
+    WIDE_COOKIE_LEN, WIDE_REDIS_LEN, wide_answer, wide_read, wide_view_read, wide_view_visit,
+    wide_visit,
+};
 
 /// Counts the allocations of the server thread only.
 mod counting {
@@ -962,9 +967,19 @@ async fn redis_apps(
     apps.push((
         "ours redis wide",
         ours_redis(
-            pair(get(wide_visit::<WIDE_REDIS_LEN>), get(wide_read)),
+            pair(get(wide_view_visit::<WIDE_REDIS_LEN>), get(wide_view_read)),
             redis_url,
             "wide:",
+            config,
+        )
+        .await?,
+    ));
+    apps.push((
+        "ours redis wide whole",
+        ours_redis(
+            pair(get(wide_visit::<WIDE_REDIS_LEN>), get(wide_read)),
+            redis_url,
+            "wide-whole:",
             config,
         )
         .await?,
@@ -1510,6 +1525,8 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
         "private-jar wide read",
         "ours redis wide write",
         "ours redis wide read",
+        "ours redis wide whole write",
+        "ours redis wide whole read",
         "tower-sessions redis wide write",
         "tower-sessions redis wide read",
         "ruts redis wide write",
@@ -1712,6 +1729,8 @@ fn peer_table(scenarios: &[Scenario], samples: &[Vec<Sample>]) -> String {
         "encrypted wide read",
         "redis wide write",
         "redis wide read",
+        "redis wide whole write",
+        "redis wide whole read",
         "postgres write",
         "postgres read",
         "sqlite write",
@@ -1729,10 +1748,15 @@ fn peer_table(scenarios: &[Scenario], samples: &[Vec<Sample>]) -> String {
         let Some(ours) = index_of(&format!("ours {row}")) else {
             continue;
         };
-        // The cookie rows' peer is the jar; the others' every crate that ran the row.
-        let peers = match row.strip_prefix("encrypted") {
+        // The cookie rows' peer is the jar; the others' every crate that ran the row. Our
+        // whole-type wide rows (no view) face the same peers as the view rows.
+        let peer_row = row.replace(" whole", "");
+        let peers = match peer_row.strip_prefix("encrypted") {
             Some(rest) => vec![format!("private-jar{rest}")],
-            None => vec![format!("tower-sessions {row}"), format!("ruts {row}")],
+            None => vec![
+                format!("tower-sessions {peer_row}"),
+                format!("ruts {peer_row}"),
+            ],
         };
         let best = peers
             .iter()
@@ -1777,6 +1801,14 @@ fn scaling_table(scenarios: &[Scenario], samples: &[Vec<Sample>]) -> String {
         ),
         (
             "redis wide read",
+            ["tower-sessions redis wide read", "ruts redis wide read"],
+        ),
+        (
+            "redis wide whole write",
+            ["tower-sessions redis wide write", "ruts redis wide write"],
+        ),
+        (
+            "redis wide whole read",
             ["tower-sessions redis wide read", "ruts redis wide read"],
         ),
     ] {

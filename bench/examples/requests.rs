@@ -10,7 +10,9 @@
 //!
 //! Scenarios: `bare`, `memory-write`, `memory-read`, `encrypted-write`, `encrypted-read`,
 //! `redis-write`, `redis-read` (Redis at `REDIS_URL` or 127.0.0.1:6379), and the scaling rows'
-//! `redis_wide-write`, `redis_wide-read` (`session_bench::Wide`, 40 fields); the peer
+//! `redis_wide-write`, `redis_wide-read` (`session_bench::Wide`, 40 fields, through the whole
+//! type) and `redis_wide_view-write`, `redis_wide_view-read` (through the view
+//! `session_bench::WideHead`); the peer
 //! `PrivateCookieJar` as the load benchmark runs it: `private_jar-write`, `private_jar-read`,
 //! `private_jar_wide-write`, `private_jar_wide-read`. A suffix `-undeclared`
 //! (`encrypted-write-undeclared`, say) starts from a session that also holds five fields the
@@ -159,7 +161,7 @@ fn main() {
             .with_config(config);
             with_seed().layer(layer)
         }
-        kind @ ("redis" | "redis_wide") => {
+        kind @ ("redis" | "redis_wide" | "redis_wide_view") => {
             let url =
                 std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
             let store = runtime
@@ -169,15 +171,20 @@ fn main() {
                         .connect(&url),
                 )
                 .expect("Redis answers");
-            let routes = if kind == "redis" {
-                with_seed()
-            } else {
-                Router::new()
+            let routes = match kind {
+                "redis" => with_seed(),
+                "redis_wide" => Router::new()
                     .route(
                         "/",
                         axum::routing::get(wide::wide_visit::<{ wide::WIDE_REDIS_LEN }>),
                     )
-                    .route("/read", axum::routing::get(wide::wide_read))
+                    .route("/read", axum::routing::get(wide::wide_read)),
+                _ => Router::new()
+                    .route(
+                        "/",
+                        axum::routing::get(wide::wide_view_visit::<{ wide::WIDE_REDIS_LEN }>),
+                    )
+                    .route("/read", axum::routing::get(wide::wide_view_read)),
             };
             routes.layer(SessionLayer::new(store).with_config(config))
         }

@@ -175,6 +175,17 @@ wide!(
     f39
 );
 
+/// The two fields of [`Wide`] that the scaling rows' requests use, as a view
+/// (`#[session(view_of = Wide)]`): a handler that extracts it loads only these from Redis.
+#[derive(Session, Debug)]
+#[session(view_of = Wide)]
+pub struct WideHead {
+    /// The counter a write increments.
+    pub visits: u64,
+    /// The filler string a read reads.
+    pub f01: String,
+}
+
 /// `len` bytes of text that differ per field.
 #[must_use]
 pub fn filler(name: &str, len: usize) -> String {
