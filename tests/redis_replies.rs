@@ -1,6 +1,8 @@
 //! The reply fast path of our redis-rs patch (`vendor/redis/PATCH.md`) against redis-rs's own
 //! `combine` parser: for any bytes, whole or arriving in pieces, `ValueCodec` (fast path first)
-//! must give the values and errors that `combine` alone gives.
+//! must give the values and errors that `combine` alone gives: redis-rs's synchronous parser on
+//! whole inputs, and the same codec with the fast path off (`ValueCodec::combine_only`) on
+//! inputs in pieces.
 
 use bytes::BytesMut;
 use proptest::prelude::*;
@@ -94,7 +96,28 @@ fn combine_only(bytes: &[u8]) -> (Vec<Value>, bool) {
 
 /// What the codec makes of `bytes` fed in the pieces `cuts` makes, as the connection feeds it.
 fn codec(bytes: &[u8], cuts: &[usize]) -> (Vec<Value>, bool) {
-    let mut codec = ValueCodec::default();
+    let (values, error) = codec_with(ValueCodec::default(), bytes, cuts);
+    (values, error.is_some())
+}
+
+/// An error's text without the position `combine` names in it (`Parse error at 1061`), which
+/// counts from where in the buffer it began reading: the fast path, which waits for a whole
+/// reply, can make it begin further back.
+fn without_position(text: &str) -> String {
+    let marker = "Parse error at ";
+    match text.find(marker) {
+        Some(at) => {
+            let rest = &text[at + marker.len()..];
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            format!("{}{marker}N{}", &text[..at], &rest[digits..])
+        }
+        None => text.to_owned(),
+    }
+}
+
+/// What `codec` makes of `bytes` fed in the pieces `cuts` makes: the values, then the error's
+/// text if it met one.
+fn codec_with(mut codec: ValueCodec, bytes: &[u8], cuts: &[usize]) -> (Vec<Value>, Option<String>) {
     let mut buffer = BytesMut::new();
     let mut values = Vec::new();
     let mut start = 0;
@@ -108,11 +131,11 @@ fn codec(bytes: &[u8], cuts: &[usize]) -> (Vec<Value>, bool) {
             match codec.decode(&mut buffer) {
                 Ok(Some(value)) => values.push(value),
                 Ok(None) => break,
-                Err(_) => return (values, true),
+                Err(error) => return (values, Some(without_position(&error.to_string()))),
             }
         }
     }
-    (values, false)
+    (values, None)
 }
 
 proptest! {
@@ -132,6 +155,10 @@ proptest! {
         prop_assert_eq!(expected.0.len(), replies.len());
         prop_assert_eq!(codec(&bytes, &[]), expected.clone());
         prop_assert_eq!(codec(&bytes, &cuts), expected);
+        prop_assert_eq!(
+            codec_with(ValueCodec::default(), &bytes, &cuts),
+            codec_with(ValueCodec::combine_only(), &bytes, &cuts)
+        );
     }
 
     /// Damaged replies (a byte changed, bytes cut off): the same values and the same error.
@@ -141,6 +168,7 @@ proptest! {
         at in any::<usize>(),
         byte in prop_oneof![Just(b'\r'), Just(b'\n'), Just(b'-'), Just(b'+'), Just(b'9'), Just(b' '), any::<u8>()],
         cut in any::<usize>(),
+        cuts in proptest::collection::vec(any::<usize>(), 0..6),
     ) {
         let mut bytes = Vec::new();
         for reply in &replies {
@@ -150,6 +178,33 @@ proptest! {
         bytes[at] = byte;
         bytes.truncate(bytes.len() - cut % 4);
         prop_assert_eq!(codec(&bytes, &[]), combine_only(&bytes));
+        // In pieces, against the same codec without the fast path (`combine` itself reads a
+        // damaged reply in pieces differently from whole: `9` then `-1\r\n` is an error reply).
+        prop_assert_eq!(
+            codec_with(ValueCodec::default(), &bytes, &cuts),
+            codec_with(ValueCodec::combine_only(), &bytes, &cuts)
+        );
+    }
+}
+
+#[test]
+fn at_the_end_of_the_stream_a_cut_reply_is_an_error() {
+    // `decode_eof`: a whole reply is read, a cut one fails (as `combine` fails it), short or long.
+    let long = format!("*2\r\n$1500\r\n{}\r\n:1\r\n", "x".repeat(1500));
+    for whole in [&b"*2\r\n$2\r\nab\r\n:7\r\n"[..], long.as_bytes()] {
+        let mut codec = ValueCodec::default();
+        let mut buffer = BytesMut::from(whole);
+        assert!(matches!(
+            codec.decode_eof(&mut buffer),
+            Ok(Some(Value::Array(_)))
+        ));
+        assert!(matches!(codec.decode_eof(&mut buffer), Ok(None)));
+        for cut in 1..whole.len() {
+            let mut codec = ValueCodec::default();
+            let mut buffer = BytesMut::from(&whole[..cut]);
+            assert!(codec.decode(&mut buffer).unwrap().is_none(), "cut at {cut}");
+            assert!(codec.decode_eof(&mut buffer).is_err(), "cut at {cut}");
+        }
     }
 }
 
@@ -172,8 +227,8 @@ fn replies_the_fast_path_declines_still_decode() {
         assert_eq!(codec(bytes, &[]), combine_only(bytes), "{bytes:?}");
         for cut in 0..bytes.len() {
             assert_eq!(
-                codec(bytes, &[cut]),
-                combine_only(bytes),
+                codec_with(ValueCodec::default(), bytes, &[cut]),
+                codec_with(ValueCodec::combine_only(), bytes, &[cut]),
                 "{bytes:?} cut at {cut}"
             );
         }

@@ -55,19 +55,30 @@ pub(crate) fn impl_session(input: &Input<'_>) -> TokenStream {
     // stored name, each error spanned on the field. Its `Session` impl is otherwise a struct's.
     let view = input.attrs.view_of.as_ref().map(|root_ty| {
         let root = quote_spanned!(root_ty.span()=> <#root_ty as #krate::Session>);
+        let root_fields = quote_spanned!(root_ty.span()=> <#root::Fields>);
         let field_checks = fields.iter().filter(|f| f.index.is_some()).map(|f| {
             let member = &f.member;
             let ty = &f.ty;
             let (stored, span) = f.field.stored_name();
             let stored = LitStr::new(&stored, span);
-            let check_ty = quote_spanned! {f.field.ident.span()=>
-                const _: fn(&#root_ty) -> &#ty = |root| &root.#member;
+            let aliases = &f.field.attrs.aliases;
+            let info = info_ident(f);
+            // The field exists (the clearest error when it does not), has exactly this type (no
+            // deref coercion), and is stored under this name with every alias the type reads.
+            let check_member = quote_spanned! {f.field.ident.span()=>
+                const _: fn(&#root_ty) = |root| {
+                    let _ = &root.#member;
+                };
+            };
+            // Every token of the path spanned on the field type, where a mismatch is reported.
+            let root_info = respan(quote!(#root_fields::#info), f.field.ty.span());
+            let check_ty = quote_spanned! {f.field.ty.span()=>
+                const _: #private::FieldInfo<#ty> = #root_info;
             };
             let message = LitStr::new(
                 &format!(
-                    "field `{}` of this view is not stored as `{}` by the type it views: declare it with the same name and #[session(rename = \"...\")] as there",
-                    f.field.name,
-                    stored.value()
+                    "field `{}` of this view must be stored as the type it views stores it: the same #[session(rename = \"...\")], and every #[session(alias = \"...\")] it has",
+                    f.field.name
                 ),
                 span,
             );
@@ -75,17 +86,20 @@ pub(crate) fn impl_session(input: &Input<'_>) -> TokenStream {
             // assertion points at the assertion's own tokens, which this spans on the field.
             let check_name = quote_spanned! {span=>
                 const _: () = ::core::assert!(
-                    #private::has_name(#root::FIELD_NAMES, #stored),
+                    #private::view_field_matches(&#root_fields::#info, #stored, &[#(#aliases),*]),
                     #message
                 );
             };
-            quote!(#check_ty #check_name)
+            quote!(#check_member #check_ty #check_name)
         });
         let view_impl = quote! {
             #[automatically_derived]
             impl #krate::session::SessionView for #self_ty {
                 type Root = #root_ty;
             }
+
+            #[automatically_derived]
+            impl #private::ViewSealed for #self_ty {}
         };
         let checks = quote_spanned! {root_ty.span()=>
             #view_impl
@@ -202,6 +216,21 @@ pub(crate) fn impl_session(input: &Input<'_>) -> TokenStream {
         let value = quote_spanned!(f.field.ty.span()=> #private::field_fns::<#self_ty, #ty>());
         Some(quote!(const #name: #private::FieldFns<#ty> = #value;))
     });
+    // How each stored field is stored, for the views of this type to check against.
+    let info_consts = fields.iter().filter(|f| f.index.is_some()).map(|f| {
+        let vis = f.field.vis;
+        let ty = &f.ty;
+        let info = info_ident(f);
+        let (stored, span) = f.field.stored_name();
+        let stored = LitStr::new(&stored, span);
+        let aliases = &f.field.attrs.aliases;
+        quote! {
+            #[doc(hidden)]
+            #[allow(non_upper_case_globals)]
+            #vis const #info: #private::FieldInfo<#ty> =
+                #private::FieldInfo::new(#stored, &[#(#aliases),*]);
+        }
+    });
     let encode_arms = fields.iter().filter_map(|f| {
         let index = f.index?;
         let name = fns_name(index);
@@ -274,7 +303,31 @@ pub(crate) fn impl_session(input: &Input<'_>) -> TokenStream {
             #[allow(unused_qualifications)]
             impl #impl_generics #companion #ty_generics #session_where {
                 #(#fns_consts)*
+                #(#info_consts)*
             }
         };
     }
+}
+
+/// The name of the constant that says how field `f` is stored (see `FieldInfo`).
+fn info_ident(f: &crate::model::FieldGen<'_, '_>) -> proc_macro2::Ident {
+    format_ident!("__SESSION_VIEW_{}", f.field.name)
+}
+
+/// `tokens` with every token (inside groups too) spanned on `span`.
+fn respan(tokens: TokenStream, span: proc_macro2::Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tree| {
+            if let proc_macro2::TokenTree::Group(group) = &tree {
+                let mut inner =
+                    proc_macro2::Group::new(group.delimiter(), respan(group.stream(), span));
+                inner.set_span(span);
+                tree = proc_macro2::TokenTree::Group(inner);
+            } else {
+                tree.set_span(span);
+            }
+            tree
+        })
+        .collect()
 }

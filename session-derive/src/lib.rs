@@ -111,10 +111,10 @@ use crate::ctxt::Ctxt;
 ///
 /// A view takes no `cookie_name`, `codec`, `max_age`, `absolute_max_age` or `purge_undeclared`
 /// (they are the viewed type's), has no type parameters and no `owner` field, and a type with an
-/// `owner` field has no views (its saves keep the owner's index). Declare a field's `alias`es
-/// and `default` in the view as in the type, so that both read a record the same way. A field
-/// the type does not have, with another type or another stored name, is a compile error on that
-/// field.
+/// `owner` field has no views (its saves keep the owner's index). A view's field has the type's
+/// name, type (exactly: no coercion), stored name and every alias the type reads under; anything
+/// else is a compile error on that field. Give it the type's `default` too, so that both read a
+/// missing value the same way.
 ///
 /// # Field attributes
 ///

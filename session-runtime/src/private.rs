@@ -2,6 +2,7 @@
 //! here is semver-stable.
 
 use std::fmt;
+use std::marker::PhantomData;
 
 #[cfg(feature = "json")]
 pub use crate::codec::JsonCodec;
@@ -13,10 +14,60 @@ pub use crate::session::{FieldDecode, Session};
 pub use crate::state::{DirtySet, Fields, Plain, State};
 pub use core;
 
-/// Whether `names` holds `name`: the check, at compile time, that each field of a view
-/// (`#[session(view_of = ...)]`) is stored under the same name by the type it views.
+/// Implemented by `#[derive(Session)]` for its views, and only there: it seals
+/// [`SessionView`](crate::session::SessionView), whose `into_root` relies on the derive's
+/// guarantee that a view shares its type's cookie.
+pub trait ViewSealed {}
+
+/// How a stored field of type `T` is stored: its name and aliases. The derive emits one per
+/// stored field on the companion type (`__SESSION_VIEW_<field>`), for the views of the type to
+/// check theirs against at compile time: the type parameter makes a view's field of another type
+/// a type error (no coercion), and [`view_field_matches`] compares the names.
+pub struct FieldInfo<T> {
+    stored: &'static str,
+    aliases: &'static [&'static str],
+    marker: PhantomData<fn() -> T>,
+}
+
+impl<T> fmt::Debug for FieldInfo<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FieldInfo")
+            .field("stored", &self.stored)
+            .field("aliases", &self.aliases)
+            .finish()
+    }
+}
+
+impl<T> FieldInfo<T> {
+    /// The field stored as `stored`, also read from `aliases`.
+    #[must_use]
+    pub const fn new(stored: &'static str, aliases: &'static [&'static str]) -> Self {
+        Self {
+            stored,
+            aliases,
+            marker: PhantomData,
+        }
+    }
+}
+
+/// Whether a view's field stored as `stored` with `aliases` reads and writes the field `root`
+/// describes: the same stored name, and every alias the type reads.
 #[must_use]
-pub const fn has_name(names: &[&str], name: &str) -> bool {
+pub const fn view_field_matches<T>(root: &FieldInfo<T>, stored: &str, aliases: &[&str]) -> bool {
+    if !bytes_eq(root.stored.as_bytes(), stored.as_bytes()) {
+        return false;
+    }
+    let mut index = 0;
+    while index < root.aliases.len() {
+        if !has_name(aliases, root.aliases[index]) {
+            return false;
+        }
+        index += 1;
+    }
+    true
+}
+
+const fn has_name(names: &[&str], name: &str) -> bool {
     let mut index = 0;
     while index < names.len() {
         if bytes_eq(names[index].as_bytes(), name.as_bytes()) {

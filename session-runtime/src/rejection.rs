@@ -27,7 +27,7 @@ pub enum SessionRejection {
     /// `#[session(view_of = ...)]`) is already used in this request: both would write the one
     /// cookie. A handler (with its middleware) uses one type per cookie.
     #[error(
-        "session cookie `{cookie_name}` is already used in this request by another session type (a view and the type it views share their cookie); extract one of them per request"
+        "session cookie `{cookie_name}` is already used in this request by another session type (a view and the type it views share their cookie); extract one of them per request, and turn a view into its type with `into_root()`"
     )]
     CookieShared {
         /// The cookie name both types use.

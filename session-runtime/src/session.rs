@@ -99,8 +99,10 @@ pub trait Session: Sized + Send + Sync + 'static {
 /// A view reads and writes the sessions of its root type: the same cookie, codec and timeouts.
 /// A store that keeps fields one by one (Redis) loads only the view's fields, so a handler that
 /// needs a few fields of a large session declares them in a view and pays for those alone.
-/// Implemented by the derive; the attribute reference is on the derive.
-pub trait SessionView: Session {
+/// Implemented by the derive, and only by it (the trait is sealed): a view shares its type's
+/// cookie, which [`TypedSession::into_root`](crate::TypedSession::into_root) relies on. The
+/// attribute reference is on the derive.
+pub trait SessionView: Session + crate::private::ViewSealed {
     /// The session type this is a view of.
     type Root: Session;
 }

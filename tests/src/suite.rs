@@ -185,6 +185,25 @@ async fn view_widen(mut s: TypedSession<SuiteVisits>) -> Result<String, String> 
     Ok(format!("{} {before} {:?}", whole.visits(), whole.user()))
 }
 
+/// A login through the view: regenerate and a bump are pending when it turns into the whole
+/// type, which sets the user.
+async fn view_login(mut s: TypedSession<SuiteVisits>) -> Result<String, String> {
+    s.regenerate();
+    *s.visits_mut() += 1;
+    let mut whole = s.into_root().await.map_err(|error| error.to_string())?;
+    whole.set_user(Some(5));
+    Ok(format!("{} {}", whole.visits(), whole.note()))
+}
+
+/// A bump saved explicitly through the view, then the whole type: it sees the saved value.
+async fn view_save_widen(mut s: TypedSession<SuiteVisits>) -> Result<String, String> {
+    *s.visits_mut() += 1;
+    s.save().await.map_err(|error| error.to_string())?;
+    let mut whole = s.into_root().await.map_err(|error| error.to_string())?;
+    whole.set_note("saved first".to_owned());
+    Ok(whole.visits().to_string())
+}
+
 async fn view_and_type(s: TypedSession<SuiteVisits>, t: TypedSession<Suite>) -> String {
     format!("{} {}", s.visits(), t.visits())
 }
@@ -231,6 +250,8 @@ pub fn app_with(layer: SessionLayer, extra: Router) -> Router {
         .route("/view/and-type", get(view_and_type))
         .route("/view/fill", get(view_fill))
         .route("/view/widen", get(view_widen))
+        .route("/view/login", get(view_login))
+        .route("/view/save-widen", get(view_save_widen))
         .route(
             "/middleware",
             get(read).layer(middleware::from_fn(bump_first)),
@@ -918,6 +939,42 @@ pub async fn a_view_turns_into_its_type(h: &Harness) {
     assert_eq!(get_text(&c, &run, "/read").await, "3");
 }
 
+/// `into_root` keeps what the view left pending: a `regenerate` (new cookie, the old id gone on
+/// server stores, the data kept), unsaved changes, and changes already saved with `save()`.
+pub async fn a_view_turned_into_its_type_keeps_what_is_pending(h: &Harness) {
+    let run = h.start().await;
+    let c = raw_client();
+    let with = |path: &str, value: &str| {
+        c.get(run.server.url(path))
+            .header("cookie", format!("suite={value}"))
+    };
+    let (_, headers, body) = send(c.get(run.server.url("/view/fill"))).await;
+    assert_eq!(body, "1");
+    let before = cookie_value(&headers, "suite").unwrap();
+    let (status, headers, body) = send(with("/view/login", &before)).await;
+    assert_eq!((status, body.as_str()), (200, "2 filled"));
+    let after = cookie_value(&headers, "suite").unwrap();
+    assert_ne!(
+        before, after,
+        "the regenerate left pending in the view was carried out"
+    );
+    for (path, expected) in [("/whoami", "5"), ("/note", "filled"), ("/read", "2")] {
+        let (_, _, body) = send(with(path, &after)).await;
+        assert_eq!(body, expected, "{path}");
+    }
+    if h.kind == StoreKind::Server {
+        let (_, _, body) = send(with("/read", &before)).await;
+        assert_eq!(body, "0", "the old id no longer loads");
+    }
+    let (_, headers, body) = send(with("/view/save-widen", &after)).await;
+    assert_eq!(body, "3", "the whole type sees what the view saved");
+    let latest = cookie_value(&headers, "suite").unwrap_or(after);
+    let (_, _, body) = send(with("/note", &latest)).await;
+    assert_eq!(body, "saved first");
+    let (_, _, body) = send(with("/read", &latest)).await;
+    assert_eq!(body, "3");
+}
+
 /// A view and the type it views write one cookie: one request cannot use both, and says so.
 pub async fn a_view_and_its_type_in_one_request_are_rejected(h: &Harness) {
     let run = h.start().await;
@@ -1321,7 +1378,7 @@ macro_rules! store_suite {
             peek_creates_nothing, saved_for_every_response_kind, oversized_cookie_is_refused,
             explicit_save, metadata, same_type_twice_is_rejected,
             a_view_shares_the_session_of_its_type, a_view_and_its_type_in_one_request_are_rejected,
-            a_view_turns_into_its_type,
+            a_view_turns_into_its_type, a_view_turned_into_its_type_keeps_what_is_pending,
             a_view_and_its_type_are_serialized_together,
             middleware_changes_reach_the_handler, unknown_id_is_never_adopted,
             renewal_moves_the_id_with_a_grace_period, revoke_all_of_a_users_sessions_by_epoch,
