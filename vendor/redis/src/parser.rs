@@ -574,6 +574,15 @@ mod aio_support {
                     Err(super::fast::Stop::Incomplete) if !eof && bytes.len() <= FAST_WAIT => {
                         return Ok(None);
                     }
+                    // The stream ends inside a reply the fast path held back: `combine` reads
+                    // those bytes as it would have while they came, then meets the end, so the
+                    // end is reported as without the fast path.
+                    Err(super::fast::Stop::Incomplete) if eof => {
+                        self.in_combine = true;
+                        if let Some(value) = self.decode_stream(bytes, false)? {
+                            return Ok(Some(value));
+                        }
+                    }
                     Err(_) => {}
                 }
             }
