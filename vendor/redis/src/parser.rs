@@ -367,7 +367,10 @@ pub(crate) mod fast {
         Ok((value, pos))
     }
 
-    /// Moves `pos` past the reply there, as [`value`] does, without reading it.
+    /// Moves `pos` past the reply there, as [`value`] does, without reading it. A twin of
+    /// [`value`] on purpose: one function generic over whether it builds the value measured
+    /// 2% slower on a 40-field reply (its measuring pass returned an empty `Option<Value>`
+    /// per element). Change both together; the differential tests and F7 cover both.
     fn skip(buf: &[u8], pos: &mut usize, depth: usize) -> Result<(), Stop> {
         let kind = *buf.get(*pos).ok_or(Stop::Incomplete)?;
         *pos += 1;
