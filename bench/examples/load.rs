@@ -27,7 +27,8 @@
 //! How long each takes is in CONTRIBUTING.md.
 //!
 //! Options: `--rounds N`, `--secs S` (measured seconds per scenario and round), `--connections
-//! N`, `--only WORD` (scenarios whose name contains WORD; `bare` always runs), `--redis-url URL`
+//! N`, `--only WORD[,WORD...]` (scenarios whose name contains one of the words; `bare` always
+//! runs), `--redis-url URL`
 //! (use that Redis instead of a private `redis-server`), `--database-url URL` (the PostgreSQL
 //! of the `postgres` scenarios; default `DATABASE_URL`, else
 //! `postgres://postgres@127.0.0.1:5432/postgres`).
@@ -1384,14 +1385,17 @@ fn main() -> ExitCode {
     }
 }
 
-/// Whether scenario `name` runs: `bare` always; the others when `--only` is absent or
-/// contained in the name, except the SQL scenarios, which need `--only` to name them.
+/// Whether scenario `name` runs: `bare` always; the others when `--only` is absent or one of
+/// its comma-separated words is contained in the name, except the SQL scenarios, which need a
+/// word to name them.
 fn wanted(only: Option<&str>, name: &str) -> bool {
     let is_sql = |text: &str| text.contains("postgres") || text.contains("sqlite");
     name == "bare"
         || match only {
             None => !is_sql(name),
-            Some(only) => name.contains(only) && (!is_sql(name) || is_sql(only)),
+            Some(only) => only
+                .split(',')
+                .any(|word| name.contains(word) && (!is_sql(name) || is_sql(word))),
         }
 }
 
