@@ -79,8 +79,8 @@ pub fn session_id(value: &str) -> Option<SessionId> {
     SessionId::parse(value)
 }
 
-/// Seals a plaintext as [`EncryptedCookieStore`](crate::store::EncryptedCookieStore) does (no
-/// envelope encoding).
+/// Seals a plaintext as [`EncryptedCookieStore`](crate::store::EncryptedCookieStore) does, in
+/// the current format version (no framing of a record).
 ///
 /// # Errors
 ///
@@ -91,7 +91,9 @@ pub fn seal(
     cookie_name: &str,
     plaintext: &[u8],
 ) -> Result<String, crate::store::StoreError> {
-    store.seal(cookie_name, plaintext)
+    store.seal(cookie_name, plaintext.len(), |out| {
+        out.extend_from_slice(plaintext);
+    })
 }
 
 /// Opens a sealed value; `None` if it does not authenticate.
@@ -104,7 +106,7 @@ pub fn open(
 ) -> Option<Vec<u8>> {
     store
         .open(cookie_name, value)
-        .map(|(plaintext, _)| plaintext)
+        .map(|opened| opened.plaintext().to_vec())
 }
 
 /// Renders the `Set-Cookie` value the layer sends: `Some((value, max_age))` sets the cookie,

@@ -8,7 +8,7 @@ use serde::de::{DeserializeOwned, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
-use super::{Codec, CodecError, json_envelope};
+use super::{Codec, CodecError, intern, json_envelope};
 use crate::record::{Bytes, Metadata, Record, RecordRef};
 
 /// JSON through `serde_json`: the default codec of `#[derive(Session)]`.
@@ -62,25 +62,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
     }
 }
 
-/// A stored name as the record keeps it: the session type's own `'static` name when `names`
-/// has it (no allocation), else a copy. `next` is where the search starts: fields come in the
-/// order the type declares them, so the first comparison usually matches.
-fn intern(name: &str, names: &[&'static str], next: &mut usize) -> Cow<'static, str> {
-    let found = names[*next..]
-        .iter()
-        .position(|known| *known == name)
-        .map(|at| *next + at)
-        .or_else(|| names[..*next].iter().position(|known| *known == name));
-    match found {
-        Some(at) => {
-            *next = at + 1;
-            Cow::Borrowed(names[at])
-        }
-        None => Cow::Owned(name.to_owned()),
-    }
-}
-
-/// Takes the names (see [`intern`]) and copies every raw value into one shared buffer, which
+/// Takes the names (see [`intern`](super::intern)) and copies every raw value into one shared buffer, which
 /// each field's value is a slice of: two allocations for all values instead of one per value
 /// (for fewer than three values, one copy each is as cheap).
 fn shared_values<N: AsRef<str>>(

@@ -1,8 +1,10 @@
 //! Codecs: how field values and the cookie envelope become bytes.
 //!
 //! Every stored field is encoded on its own ([`Codec::encode`]), so a server-side store can write
-//! single fields. Cookie stores keep the whole session in one value, the *envelope*
-//! ([`Codec::encode_record`]): the metadata and the already-encoded fields by name.
+//! single fields. The plain cookie store keeps the whole session in one value, the *envelope*
+//! ([`Codec::encode_record`]): the metadata and the already-encoded fields by name. The encrypted
+//! cookie seals a compact binary framing of the same metadata and fields, which records the
+//! codec's kind.
 //!
 //! # Implementing a codec
 //!
@@ -40,6 +42,8 @@ use serde::de::DeserializeOwned;
 
 use crate::record::{Record, RecordRef};
 
+#[cfg(feature = "cookie-store")]
+pub(crate) mod compact;
 pub(crate) mod error;
 mod framing;
 #[cfg(feature = "json")]
@@ -83,7 +87,9 @@ pub trait Codec: Send + Sync + 'static {
     /// Returns [`CodecError`] when the bytes are not a valid `T`.
     fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError>;
 
-    /// Encodes a whole session (metadata and every field) as one value, for cookie stores.
+    /// Encodes a whole session (metadata and every field) as one value, for stores that keep a
+    /// session in one value of the codec's own format: `SimpleCookieStore`. (The encrypted
+    /// cookie seals a compact framing of the same fields instead, to keep the cookie short.)
     ///
     /// Write every field [`RecordRef::iter`] yields, the kept ones included, each value's bytes
     /// unchanged. The default is a compact binary framing that embeds the field bytes unchanged.
@@ -105,6 +111,29 @@ pub trait Codec: Send + Sync + 'static {
     }
 }
 
+#[cfg(any(feature = "json", feature = "cookie-store"))]
+/// A stored name as the record keeps it: the session type's own `'static` name when `names`
+/// has it (no allocation), else a copy. `next` is where the search starts: fields come in the
+/// order the type declares them, so the first comparison usually matches.
+pub(crate) fn intern(
+    name: &str,
+    names: &[&'static str],
+    next: &mut usize,
+) -> std::borrow::Cow<'static, str> {
+    let found = names[*next..]
+        .iter()
+        .position(|known| *known == name)
+        .map(|at| *next + at)
+        .or_else(|| names[..*next].iter().position(|known| *known == name));
+    match found {
+        Some(at) => {
+            *next = at + 1;
+            std::borrow::Cow::Borrowed(names[at])
+        }
+        None => std::borrow::Cow::Owned(name.to_owned()),
+    }
+}
+
 /// Encodes and decodes whole records with the session type's codec (the *envelope*).
 #[derive(Clone, Copy)]
 pub struct RecordCodec {
@@ -113,6 +142,8 @@ pub struct RecordCodec {
     encode_text: fn(&str) -> Result<Vec<u8>, CodecError>,
     decode_text: fn(&[u8]) -> Result<String, CodecError>,
     json: bool,
+    #[cfg(feature = "cookie-store")]
+    kind: u8,
 }
 
 impl RecordCodec {
@@ -121,6 +152,18 @@ impl RecordCodec {
         let json = std::any::TypeId::of::<C>() == std::any::TypeId::of::<JsonCodec>();
         #[cfg(not(feature = "json"))]
         let json = false;
+        #[cfg(all(feature = "cookie-store", feature = "msgpack"))]
+        let msgpack = std::any::TypeId::of::<C>() == std::any::TypeId::of::<MsgpackCodec>();
+        #[cfg(all(feature = "cookie-store", not(feature = "msgpack")))]
+        let msgpack = false;
+        #[cfg(feature = "cookie-store")]
+        let kind = if json {
+            0
+        } else if msgpack {
+            1
+        } else {
+            2
+        };
         Self {
             encode: C::encode_record,
             #[cfg(feature = "json")]
@@ -134,7 +177,16 @@ impl RecordCodec {
             encode_text: |text| C::encode(text),
             decode_text: |bytes| C::decode(bytes),
             json,
+            #[cfg(feature = "cookie-store")]
+            kind,
         }
+    }
+
+    /// Which kind of codec this is, as the compact framing records it: 0 for `JsonCodec`, 1 for
+    /// `MsgpackCodec`, 2 for any other (two custom codecs are not told apart).
+    #[cfg(feature = "cookie-store")]
+    pub(crate) fn compact_kind(&self) -> u8 {
+        self.kind
     }
 
     /// Whether every field value is JSON text: the session type uses `JsonCodec`. A store that

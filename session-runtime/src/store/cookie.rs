@@ -8,12 +8,17 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 
 use super::{Delete, Immediate, Load, Save, SaveOp, SaveOutcome, StoreError, StoreKind};
-use crate::record::Record;
+use crate::codec::compact;
 #[cfg(test)]
 use crate::record::RecordRef;
+use crate::record::{Bytes, Record};
 
-/// The format version byte of [`EncryptedCookieStore`] values.
-const VERSION: u8 = 1;
+/// The format version byte of [`EncryptedCookieStore`] values whose plaintext is the session
+/// type's codec envelope: still opened, no longer written.
+const VERSION_ENVELOPE: u8 = 1;
+/// The format version byte of the values [`EncryptedCookieStore`] writes: the plaintext is the
+/// compact framing (`codec::compact`).
+const VERSION: u8 = 2;
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 const HEADER_LEN: usize = 2 + NONCE_LEN;
@@ -285,9 +290,20 @@ fn next_nonce() -> Result<[u8; NONCE_LEN], getrandom::Error> {
 /// The cookie value is base64url (no padding) of
 /// `version (1) | key id (1) | nonce (12) | ciphertext | tag (16)`, with a fresh random nonce per
 /// cookie. The associated data binds the version, the key id and the cookie name, so a value
-/// cannot be moved to another cookie. The plaintext is the session type's codec envelope,
-/// including the timestamps the server checks for expiry: a copied cookie stops working after
-/// its idle or absolute timeout, though it cannot be revoked before then.
+/// cannot be moved to another cookie. The plaintext (version 2) is a compact binary framing of
+/// the record: the timestamps the server checks for expiry, then each stored field's name and
+/// its value as the session type's codec wrote it. A copied cookie stops working after its idle
+/// or absolute timeout, though it cannot be revoked before then.
+///
+/// The framing, not the codec's own envelope
+/// ([`Codec::encode_record`](crate::codec::Codec::encode_record), which [`SimpleCookieStore`]
+/// keeps), because a cookie's bytes travel with every request and a browser keeps at most about
+/// 4 KB of them: for a few small fields the JSON envelope is two to three
+/// times as long (its keys and decimal timestamps), and costs more to write and read. The framing
+/// records which kind of codec wrote it (JSON, MessagePack, other), so a session type with
+/// another codec gets a fresh session rather than misreading the values. Values sealed by
+/// earlier releases (version 1, the codec's envelope) still open; the next write re-seals them
+/// in version 2.
 ///
 /// **Key rotation**: seal with the primary key, open with any key of the ring; a cookie opened
 /// with an older key is re-sealed with the primary on the same request.
@@ -342,31 +358,59 @@ impl EncryptedCookieStore {
 
     /// Calls `f` with the associated data of a cookie: version, key id and cookie name. It is
     /// built on the stack for names of up to 64 bytes (every real one), not in a `Vec`.
-    fn with_associated_data<R>(key_id: u8, cookie_name: &str, f: impl FnOnce(&[u8]) -> R) -> R {
+    fn with_associated_data<R>(
+        version: u8,
+        key_id: u8,
+        cookie_name: &str,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> R {
         let name = cookie_name.as_bytes();
         let mut stack = [0u8; 2 + 64];
         if let Some(slot) = stack.get_mut(2..2 + name.len()) {
             slot.copy_from_slice(name);
-            stack[..2].copy_from_slice(&[VERSION, key_id]);
+            stack[..2].copy_from_slice(&[version, key_id]);
             return f(&stack[..2 + name.len()]);
         }
         let mut aad = Vec::with_capacity(2 + name.len());
-        aad.extend_from_slice(&[VERSION, key_id]);
+        aad.extend_from_slice(&[version, key_id]);
         aad.extend_from_slice(name);
         f(&aad)
     }
 
-    /// Seals a record into a cookie value.
+    /// Seals `len` bytes of plaintext, which `write` appends to the buffer it is given, into a
+    /// cookie value of the current [`VERSION`].
     ///
-    /// The plaintext is copied once, into the buffer that becomes the cookie's bytes, and
-    /// encrypted there (no separate ciphertext buffer).
-    pub(crate) fn seal(&self, cookie_name: &str, plaintext: &[u8]) -> Result<String, StoreError> {
+    /// The plaintext is written straight into the buffer that becomes the cookie's bytes and
+    /// encrypted there: no plaintext buffer beside it, and no reallocation that could leave a
+    /// copy behind (`write` must append exactly `len` bytes).
+    pub(crate) fn seal(
+        &self,
+        cookie_name: &str,
+        len: usize,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<String, StoreError> {
+        self.seal_as(VERSION, cookie_name, len, write)
+    }
+
+    /// [`EncryptedCookieStore::seal`] in format `version` (tests seal the previous one).
+    fn seal_as(
+        &self,
+        version: u8,
+        cookie_name: &str,
+        len: usize,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<String, StoreError> {
         let nonce = next_nonce().map_err(StoreError::backend)?;
-        let mut raw = Vec::with_capacity(HEADER_LEN + plaintext.len() + TAG_LEN);
-        raw.extend_from_slice(&[VERSION, self.primary.id]);
+        let mut raw = Vec::with_capacity(HEADER_LEN + len + TAG_LEN);
+        raw.extend_from_slice(&[version, self.primary.id]);
         raw.extend_from_slice(&nonce);
-        raw.extend_from_slice(plaintext);
-        let tag = Self::with_associated_data(self.primary.id, cookie_name, |aad| {
+        write(&mut raw);
+        debug_assert_eq!(
+            raw.len(),
+            HEADER_LEN + len,
+            "the plaintext's announced length"
+        );
+        let tag = Self::with_associated_data(version, self.primary.id, cookie_name, |aad| {
             self.primary.cipher.encrypt_inout_detached(
                 &Nonce::from(nonce),
                 aad,
@@ -383,10 +427,14 @@ impl EncryptedCookieStore {
     }
 
     /// Opens a cookie value; `None` for anything that does not authenticate. The plaintext is
-    /// decrypted in the buffer the value decodes into.
-    pub(crate) fn open(&self, cookie_name: &str, value: &str) -> Option<(Vec<u8>, bool)> {
+    /// decrypted in the buffer the value decodes into: it is `raw[HEADER_LEN..]` of the answer.
+    pub(crate) fn open(&self, cookie_name: &str, value: &str) -> Option<Opened> {
         let mut raw = URL_SAFE_NO_PAD.decode(value).ok()?;
-        if raw.len() < HEADER_LEN + TAG_LEN || raw[0] != VERSION {
+        if raw.len() < HEADER_LEN + TAG_LEN {
+            return None;
+        }
+        let version = raw[0];
+        if version != VERSION && version != VERSION_ENVELOPE {
             return None;
         }
         let key = self.key(raw[1])?;
@@ -394,7 +442,7 @@ impl EncryptedCookieStore {
         nonce.copy_from_slice(&raw[2..HEADER_LEN]);
         let tag_at = raw.len() - TAG_LEN;
         let tag = Tag::try_from(&raw[tag_at..]).ok()?;
-        Self::with_associated_data(key.id, cookie_name, |aad| {
+        Self::with_associated_data(version, key.id, cookie_name, |aad| {
             key.cipher.decrypt_inout_detached(
                 &Nonce::from(nonce),
                 aad,
@@ -404,8 +452,28 @@ impl EncryptedCookieStore {
         })
         .ok()?;
         raw.truncate(tag_at);
-        raw.drain(..HEADER_LEN);
-        Some((raw, key.id != self.primary.id))
+        Some(Opened {
+            raw,
+            version,
+            old_key: key.id != self.primary.id,
+        })
+    }
+}
+
+/// A cookie value that [`EncryptedCookieStore::open`] authenticated and decrypted.
+pub(crate) struct Opened {
+    /// The decoded value without its tag: header, then the plaintext.
+    pub(crate) raw: Vec<u8>,
+    /// The format version it was sealed with.
+    pub(crate) version: u8,
+    /// Whether it was sealed with a key other than the primary.
+    pub(crate) old_key: bool,
+}
+
+impl Opened {
+    /// The plaintext.
+    pub(crate) fn plaintext(&self) -> &[u8] {
+        &self.raw[HEADER_LEN..]
     }
 }
 
@@ -414,12 +482,26 @@ immediate_store!(EncryptedCookieStore, StoreKind::Cookie);
 /// The operations themselves: they never wait, so the layer calls them without a future.
 impl Immediate for EncryptedCookieStore {
     fn load_now(&self, load: Load<'_>) -> Result<Option<Record>, StoreError> {
-        let Some((plaintext, old_key)) = self.open(load.cookie_name, load.value) else {
+        let Some(opened) = self.open(load.cookie_name, load.value) else {
             tracing::debug!("session cookie does not open; starting a fresh session");
             return Ok(None);
         };
-        let plaintext = zeroize::Zeroizing::new(plaintext);
-        match load.codec.decode_named(&plaintext, load.names) {
+        let old_key = opened.old_key;
+        let decoded = if opened.version == VERSION {
+            // The values are slices of the decrypted buffer: no copy.
+            compact::decode(
+                &Bytes::from(opened.raw),
+                HEADER_LEN,
+                load.codec.compact_kind(),
+                load.names,
+            )
+        } else {
+            let mut opened = opened;
+            let decoded = load.codec.decode_named(opened.plaintext(), load.names);
+            zeroize::Zeroize::zeroize(&mut opened.raw);
+            decoded
+        };
+        match decoded {
             Ok(mut record) => {
                 record.rewrite = old_key;
                 Ok(Some(record))
@@ -436,8 +518,11 @@ impl Immediate for EncryptedCookieStore {
 
     fn save_now(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError> {
         seal_only(save.op)?;
-        let plaintext = zeroize::Zeroizing::new(save.codec.encode(save.record)?);
-        Ok(SaveOutcome::Saved(self.seal(save.cookie_name, &plaintext)?))
+        let kind = save.codec.compact_kind();
+        let value = self.seal(save.cookie_name, compact::encoded_len(save.record), |out| {
+            compact::encode_into(out, kind, save.record);
+        })?;
+        Ok(SaveOutcome::Saved(value))
     }
 
     fn delete_now(&self, _: Delete<'_>) -> Result<(), StoreError> {
@@ -469,7 +554,15 @@ mod tests {
                 kept: &[],
             })
             .unwrap();
-        store.seal(name, &plaintext).unwrap()
+        seal_bytes(store, name, &plaintext)
+    }
+
+    fn seal_bytes(store: &EncryptedCookieStore, name: &str, plaintext: &[u8]) -> String {
+        store
+            .seal(name, plaintext.len(), |out| {
+                out.extend_from_slice(plaintext);
+            })
+            .unwrap()
     }
 
     #[test]
@@ -491,7 +584,7 @@ mod tests {
         let rotated = EncryptedCookieStore::new(Key::from_bytes(2, &[2; 32]).unwrap())
             .with_fallback_key(Key::from_bytes(1, &[1; 32]).unwrap())
             .unwrap();
-        let (_, old) = rotated.open("a", &value).unwrap();
+        let old = rotated.open("a", &value).unwrap().old_key;
         assert!(old, "opened with a fallback key must ask for a re-seal");
         assert!(seal_with(&store, "a") != value, "fresh nonce per cookie");
     }
@@ -508,6 +601,64 @@ mod tests {
                 "byte {i}"
             );
         }
+    }
+
+    /// A value sealed in the previous format (the codec's envelope) still opens to the same
+    /// record as one sealed now (the compact framing); a session type with another codec gets a
+    /// fresh session from both.
+    #[test]
+    fn both_formats_load_the_same_record() {
+        let store = EncryptedCookieStore::new(Key::from_bytes(1, &[1; 32]).unwrap());
+        let metadata = crate::record::Metadata {
+            created: 1_796_342_056_123,
+            updated: 1_796_342_099_000,
+            max_age: Some(600),
+        };
+        let fields = [("visits", b"3".to_vec()), ("note", b"\"hi\"".to_vec())];
+        let record = RecordRef::new(&metadata, &fields);
+        let json = RecordCodec::of::<JsonCodec>();
+        let envelope = json.encode(record).unwrap();
+        let old = store
+            .seal_as(VERSION_ENVELOPE, "a", envelope.len(), |out| {
+                out.extend_from_slice(&envelope);
+            })
+            .unwrap();
+        let new = store
+            .save_now(Save {
+                cookie_name: "a",
+                op: SaveOp::Seal,
+                record,
+                expires_at: 0,
+                purge: None,
+                now: 0,
+                codec: json,
+                owner: None,
+            })
+            .unwrap();
+        let SaveOutcome::Saved(new) = new else {
+            panic!("a cookie store seals")
+        };
+        assert!(new.len() < old.len(), "{} against {}", new.len(), old.len());
+        let load = |value: &str, codec: RecordCodec| {
+            store.load_now(Load {
+                cookie_name: "a",
+                value,
+                now: 0,
+                codec,
+                names: &["visits", "note"],
+            })
+        };
+        let from_old = load(&old, json).unwrap().unwrap();
+        let from_new = load(&new, json).unwrap().unwrap();
+        assert_eq!(from_old, from_new);
+        assert_eq!(from_new.metadata, metadata);
+        assert_eq!(
+            from_new.fields[1],
+            ("note".into(), Bytes::from_static(b"\"hi\""))
+        );
+        let msgpack = RecordCodec::of::<crate::codec::MsgpackCodec>();
+        assert!(load(&old, msgpack).unwrap().is_none());
+        assert!(load(&new, msgpack).unwrap().is_none());
     }
 
     #[test]
@@ -545,7 +696,7 @@ mod tests {
         let mut nonces = std::collections::HashSet::with_capacity(SEALS);
         let mut values = std::collections::HashSet::with_capacity(SEALS);
         for _ in 0..SEALS {
-            let value = store.seal("a", b"same plaintext").unwrap();
+            let value = seal_bytes(&store, "a", b"same plaintext");
             let raw = URL_SAFE_NO_PAD.decode(&value).unwrap();
             nonces.insert(raw[2..HEADER_LEN].to_vec());
             values.insert(value);
@@ -579,11 +730,11 @@ mod tests {
             let store = EncryptedCookieStore::new(Key::from_bytes(2, &[2; 32]).unwrap())
                 .with_fallback_key(Key::from_bytes(1, &[1; 32]).unwrap())
                 .unwrap();
-            let value = store.seal(&name, &plaintext).unwrap();
+            let value = seal_bytes(&store, &name, &plaintext);
             proptest::prop_assert_eq!(value.len(), (4 * (plaintext.len() + 30)).div_ceil(3));
-            let (opened, old_key) = store.open(&name, &value).unwrap();
-            proptest::prop_assert_eq!(&opened, &plaintext);
-            proptest::prop_assert!(!old_key);
+            let opened = store.open(&name, &value).unwrap();
+            proptest::prop_assert_eq!(opened.plaintext(), &plaintext[..]);
+            proptest::prop_assert!(!opened.old_key);
             let other_name = format!("{name}x");
             proptest::prop_assert!(store.open(&other_name, &value).is_none());
             let mut raw = URL_SAFE_NO_PAD.decode(&value).unwrap();
