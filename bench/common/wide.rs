@@ -2,7 +2,7 @@
 //! the in-process workload (`examples/requests.rs`).
 
 use axum::http::StatusCode;
-use session_bench::{Wide, WideHead};
+use session_bench::{Wide, WideHead, WideVisits};
 use session_runtime::TypedSession;
 
 /// The filler strings' length on Redis: 39 of them make about 4 KB.
@@ -35,11 +35,11 @@ pub(crate) async fn wide_read(session: TypedSession<Wide>) -> Result<String, Sta
     wide_answer(*session.visits(), session.f01())
 }
 
-/// Ours, through the view [`WideHead`]: a new session is turned into the whole type and gets
+/// Ours, through the view [`WideVisits`]: a new session is turned into the whole type and gets
 /// every field (no store I/O: nothing is stored yet); then each write loads and changes
 /// `visits` alone.
 pub(crate) async fn wide_view_visit<const LEN: usize>(
-    mut session: TypedSession<WideHead>,
+    mut session: TypedSession<WideVisits>,
 ) -> Result<String, StatusCode> {
     if session.is_new() {
         let mut wide = session

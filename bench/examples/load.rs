@@ -9,9 +9,11 @@
 //! The scaling rows (`wide`): a session of a counter and 39 strings (`session_bench::Wide`),
 //! about 4 KB on Redis (100-byte strings) and about 2 KB in the cookies (50-byte strings: 4 KB
 //! would not fit in a cookie once sealed); a write changes the counter, a read reads the counter
-//! and one string. On Redis, our handlers use the view `session_bench::WideHead` (the two fields
-//! a request uses; a new session is turned into the whole type to get every field), and the
-//! rows `ours redis wide whole` run the same requests through the whole type. tower-sessions and ruts keep one entry per field; `PrivateCookieJar` one
+//! and one string. On Redis, our handlers use views of it, each with the fields its request uses:
+//! `session_bench::WideVisits` (the counter) for a write, `session_bench::WideHead` (the counter
+//! and the string) for a read; a new session is turned into the whole type to get every field.
+//! The rows `ours redis wide whole` run the same requests through the whole type. tower-sessions
+//! and ruts keep one entry per field; `PrivateCookieJar` one
 //! cookie holding the JSON of the same struct. Besides server and Redis CPU, the Redis rows
 //! report the bytes sent to Redis per request (`total_net_input_bytes`). A second table sets
 //! each of our rows against the best peer measured for it, and the scaling rows against every

@@ -11,8 +11,8 @@
 //! Scenarios: `bare`, `memory-write`, `memory-read`, `encrypted-write`, `encrypted-read`,
 //! `redis-write`, `redis-read` (Redis at `REDIS_URL` or 127.0.0.1:6379), and the scaling rows'
 //! `redis_wide-write`, `redis_wide-read` (`session_bench::Wide`, 40 fields, through the whole
-//! type) and `redis_wide_view-write`, `redis_wide_view-read` (through the view
-//! `session_bench::WideHead`); the peer
+//! type) and `redis_wide_view-write`, `redis_wide_view-read` (through the views
+//! `session_bench::WideVisits` and `session_bench::WideHead`); the peer
 //! `PrivateCookieJar` as the load benchmark runs it: `private_jar-write`, `private_jar-read`,
 //! `private_jar_wide-write`, `private_jar_wide-read`. A suffix `-undeclared`
 //! (`encrypted-write-undeclared`, say) starts from a session that also holds five fields the

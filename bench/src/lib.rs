@@ -175,7 +175,7 @@ wide!(
     f39
 );
 
-/// The two fields of [`Wide`] that the scaling rows' requests use, as a view
+/// The two fields of [`Wide`] that a read of the scaling rows uses, as a view
 /// (`#[session(view_of = Wide)]`): a handler that extracts it loads only these from Redis.
 #[derive(Session, Debug)]
 #[session(view_of = Wide)]
@@ -184,6 +184,15 @@ pub struct WideHead {
     pub visits: u64,
     /// The filler string a read reads.
     pub f01: String,
+}
+
+/// The view of [`Wide`] that a write uses: the counter alone (`#[session(view_of = Wide)]`), so
+/// a write loads one field of the 40 from Redis.
+#[derive(Session, Debug)]
+#[session(view_of = Wide)]
+pub struct WideVisits {
+    /// The counter a write increments.
+    pub visits: u64,
 }
 
 /// `len` bytes of text that differ per field.
