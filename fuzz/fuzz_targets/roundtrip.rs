@@ -2,8 +2,11 @@
 //! encrypted store, then loaded back from the `Set-Cookie` value.
 //!
 //! Asserted: when `name + value` fits the configured limit the cookie's value has exactly the
-//! sealed length, `⌈4·(N + 30) / 3⌉` for an envelope of `N` bytes (unpadded base64url of the
-//! version, key id, 12-byte nonce, envelope and 16-byte tag; the format is in SECURITY.md), and
+//! sealed length, `⌈4·(N + 30) / 3⌉` for a plaintext of `N` bytes (unpadded base64url of the
+//! version, key id, 12-byte nonce, plaintext and 16-byte tag; the format is in SECURITY.md),
+//! where the plaintext is the compact framing of format version 2 (a head byte, LEB128 varints
+//! for `created`, `updated − created` and a `max_age`, then each field's name and value with
+//! varint lengths; `EncryptedCookieStore`'s docs), computed here from that description; and
 //! loads back equal to the input; when it does not fit, the response is a 500 without
 //! `Set-Cookie`.
 #![no_main]
@@ -16,8 +19,7 @@ use http::header::COOKIE;
 use http::{HeaderValue, Request, Response, StatusCode};
 use libfuzzer_sys::fuzz_target;
 use session_fuzz::{FramedData, JsonData, MsgpackData, NOW, block_on, config_at, encrypted_store};
-use session_runtime::codec::Codec;
-use session_runtime::session::{Metadata, RecordRef};
+use session_runtime::session::Metadata;
 use session_runtime::{Session, SessionLayer, TypedSession};
 use tower::{Layer as _, ServiceExt as _};
 
@@ -58,6 +60,16 @@ async fn handle<T: Session + Clone>(request: Request<()>) -> Result<Response<()>
     Ok(response)
 }
 
+/// How many bytes `value` takes as an LEB128 varint: one per started 7 bits, at least one.
+fn varint_len(mut value: u64) -> usize {
+    let mut len = 1;
+    while value >= 0x80 {
+        value >>= 7;
+        len += 1;
+    }
+    len
+}
+
 fn run<T: Session + Clone + PartialEq + std::fmt::Debug>(
     data: T,
     limit: usize,
@@ -80,13 +92,20 @@ fn run<T: Session + Clone + PartialEq + std::fmt::Debug>(
         updated: NOW,
         max_age: max_age.map(|secs| u64::from(secs).max(1)),
     };
-    let envelope = T::Codec::encode_record(RecordRef {
-        metadata: &metadata,
-        encoded: &fields,
-        kept: &[],
-    })
-    .unwrap();
-    let expected_len = (4 * (envelope.len() + 30)).div_ceil(3);
+    let plaintext_len = 1
+        + varint_len(metadata.created)
+        + varint_len(metadata.updated.wrapping_sub(metadata.created))
+        + metadata.max_age.map_or(0, varint_len)
+        + fields
+            .iter()
+            .map(|(name, value)| {
+                varint_len(name.len() as u64)
+                    + name.len()
+                    + varint_len(value.len() as u64)
+                    + value.len()
+            })
+            .sum::<usize>();
+    let expected_len = (4 * (plaintext_len + 30)).div_ceil(3);
     let fits = T::COOKIE_NAME.len() + expected_len <= limit;
 
     let mut request = Request::new(());
@@ -105,7 +124,11 @@ fn run<T: Session + Clone + PartialEq + std::fmt::Debug>(
         panic!("expected one Set-Cookie, got {cookies:?}");
     };
     assert_eq!(name, T::COOKIE_NAME);
-    assert_eq!(value.len(), expected_len, "sealed length differs from the layout EncryptedCookieStore documents");
+    assert_eq!(
+        value.len(),
+        expected_len,
+        "sealed length differs from the layout EncryptedCookieStore documents"
+    );
 
     let mut request = Request::new(());
     let header = HeaderValue::try_from(format!("{name}={value}")).unwrap();
