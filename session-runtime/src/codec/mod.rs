@@ -141,33 +141,40 @@ pub struct RecordCodec {
     decode: fn(&[u8], &[&'static str]) -> Result<Record, CodecError>,
     encode_text: fn(&str) -> Result<Vec<u8>, CodecError>,
     decode_text: fn(&[u8]) -> Result<String, CodecError>,
-    json: bool,
-    #[cfg(feature = "cookie-store")]
+    /// Which codec this is: `KIND_JSON`, `KIND_MSGPACK` or `KIND_OTHER`.
     kind: u8,
+}
+
+/// [`RecordCodec`]'s kind of `JsonCodec`; the compact framing records the kind.
+const KIND_JSON: u8 = 0;
+/// [`RecordCodec`]'s kind of `MsgpackCodec`.
+#[cfg(feature = "msgpack")]
+const KIND_MSGPACK: u8 = 1;
+/// [`RecordCodec`]'s kind of any other codec (two custom codecs are not told apart).
+const KIND_OTHER: u8 = 2;
+
+/// The kind of codec `C` is.
+fn kind_of<C: Codec>() -> u8 {
+    let id = std::any::TypeId::of::<C>();
+    #[cfg(feature = "json")]
+    if id == std::any::TypeId::of::<JsonCodec>() {
+        return KIND_JSON;
+    }
+    #[cfg(feature = "msgpack")]
+    if id == std::any::TypeId::of::<MsgpackCodec>() {
+        return KIND_MSGPACK;
+    }
+    let _ = id;
+    KIND_OTHER
 }
 
 impl RecordCodec {
     pub(crate) fn of<C: Codec>() -> Self {
-        #[cfg(feature = "json")]
-        let json = std::any::TypeId::of::<C>() == std::any::TypeId::of::<JsonCodec>();
-        #[cfg(not(feature = "json"))]
-        let json = false;
-        #[cfg(all(feature = "cookie-store", feature = "msgpack"))]
-        let msgpack = std::any::TypeId::of::<C>() == std::any::TypeId::of::<MsgpackCodec>();
-        #[cfg(all(feature = "cookie-store", not(feature = "msgpack")))]
-        let msgpack = false;
-        #[cfg(feature = "cookie-store")]
-        let kind = if json {
-            0
-        } else if msgpack {
-            1
-        } else {
-            2
-        };
+        let kind = kind_of::<C>();
         Self {
             encode: C::encode_record,
             #[cfg(feature = "json")]
-            decode: if json {
+            decode: if kind == KIND_JSON {
                 json::decode_record_named
             } else {
                 |bytes, _| C::decode_record(bytes)
@@ -176,8 +183,6 @@ impl RecordCodec {
             decode: |bytes, _| C::decode_record(bytes),
             encode_text: |text| C::encode(text),
             decode_text: |bytes| C::decode(bytes),
-            json,
-            #[cfg(feature = "cookie-store")]
             kind,
         }
     }
@@ -194,7 +199,7 @@ impl RecordCodec {
     /// others as base64 strings.
     #[must_use]
     pub fn writes_json(&self) -> bool {
-        self.json
+        self.kind == KIND_JSON
     }
 
     /// Encodes a string as a field value of this codec (the runtime's own reserved fields).
