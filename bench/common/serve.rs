@@ -151,3 +151,54 @@ pub(crate) fn median(mut values: Vec<f64>) -> f64 {
         f64::midpoint(values[n / 2 - 1], values[n / 2])
     }
 }
+
+/// Each core's busy and steal time so far, in clock ticks (`/proc/stat`, the `cpuN` lines):
+/// steal is time the hypervisor ran another guest while this one had work. Empty where
+/// `/proc/stat` cannot be read.
+pub(crate) fn cpu_ticks() -> Vec<(u64, u64)> {
+    let Ok(text) = std::fs::read_to_string("/proc/stat") else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter(|line| line.starts_with("cpu") && !line.starts_with("cpu "))
+        .map(|line| {
+            let ticks: Vec<u64> = line
+                .split_whitespace()
+                .skip(1)
+                .map(|field| field.parse().unwrap_or(0))
+                .collect();
+            let at = |i: usize| ticks.get(i).copied().unwrap_or(0);
+            // user, nice, system, irq, softirq; then steal.
+            (at(0) + at(1) + at(2) + at(5) + at(6), at(7))
+        })
+        .collect()
+}
+
+/// The steal time of each core since `before` (a [`cpu_ticks`] reading), as a share of its busy
+/// and stolen time together: how much of the time this guest wanted to run, another guest of
+/// the host ran instead. A figure above a few percent means the run's CPU times are inflated by
+/// the host's other guests (cache and scheduling effects), and its ratios deserve less trust.
+/// `None` where `/proc/stat` cannot be read.
+pub(crate) fn steal_report(before: &[(u64, u64)]) -> Option<String> {
+    let shares: Vec<String> = before
+        .iter()
+        .zip(cpu_ticks())
+        .enumerate()
+        .map(|(core, (b, a))| {
+            let busy = a.0.saturating_sub(b.0);
+            let steal = a.1.saturating_sub(b.1);
+            let share = if busy + steal == 0 {
+                0.0
+            } else {
+                steal as f64 * 100.0 / (busy + steal) as f64
+            };
+            format!("core {core} {share:.1}%")
+        })
+        .collect();
+    (!shares.is_empty()).then(|| {
+        format!(
+            "CPU steal over the run (time another guest of the host ran while this one had work): {}.",
+            shares.join(", ")
+        )
+    })
+}

@@ -47,7 +47,10 @@ use tokio::net::TcpStream;
 
 #[path = "../common/serve.rs"]
 mod serve;
-use serve::{client_runtime, median, response_head, split_cores, start_server, thread_cpu_ns};
+use serve::{
+    client_runtime, cpu_ticks, median, response_head, split_cores, start_server, steal_report,
+    thread_cpu_ns,
+};
 
 /// A cookie-less visit: creates a session.
 const NEW_SESSION: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
@@ -399,6 +402,7 @@ fn run() -> Result<(), String> {
         client_core.map(|c| c.id),
     );
     let started = Instant::now();
+    let ticks_before = cpu_ticks();
     let (rounds, survival) = runtime.block_on(async {
         let mut rounds = Vec::new();
         for round in 0..options.rounds {
@@ -484,5 +488,8 @@ fn run() -> Result<(), String> {
         options.rounds,
         started.elapsed().as_secs_f64()
     );
+    if let Some(steal) = steal_report(&ticks_before) {
+        println!("{steal}");
+    }
     Ok(())
 }

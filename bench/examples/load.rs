@@ -99,7 +99,10 @@ mod peers;
 mod jar;
 #[path = "../common/wide.rs"]
 mod wide;
-use serve::{client_runtime, median, response_head, split_cores, start_server, thread_cpu_ns};
+use serve::{
+    client_runtime, cpu_ticks, median, response_head, split_cores, start_server, steal_report,
+    thread_cpu_ns,
+};
 use wide::{
     WIDE_COOKIE_LEN, WIDE_REDIS_LEN, wide_answer, wide_read, wide_view_read, wide_view_visit,
     wide_visit,
@@ -1578,6 +1581,7 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
     let mut commands: Vec<BTreeMap<String, u64>> = vec![BTreeMap::new(); scenarios.len()];
     let mut requests: Vec<u64> = vec![0; scenarios.len()];
     let started = Instant::now();
+    let ticks_before = cpu_ticks();
     runtime.block_on(async {
         for round in 0..options.rounds {
             // Bare first, then the others rotated so no scenario always follows the same one.
@@ -1712,6 +1716,9 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
         options.connections,
         started.elapsed().as_secs_f64()
     );
+    if let Some(steal) = steal_report(&ticks_before) {
+        println!("{steal}");
+    }
     drop(redis);
     Ok(all_met)
 }
