@@ -1729,7 +1729,8 @@ fn round_ratio(a: &[Sample], b: &[Sample], f: &dyn Fn(&Sample) -> f64) -> f64 {
 }
 
 /// Each of our rows against the best peer measured for it (the lowest median server CPU per
-/// request): ours, the peer, and the median over rounds of ours / peer in the same round.
+/// request): ours, the peer, the median over rounds of ours / peer in the same round, and in
+/// how many rounds ours cost less.
 fn peer_table(scenarios: &[Scenario], samples: &[Vec<Sample>]) -> String {
     let rows = [
         "memory write",
@@ -1755,7 +1756,7 @@ fn peer_table(scenarios: &[Scenario], samples: &[Vec<Sample>]) -> String {
     let redis_cpu = |index: usize| median(samples[index].iter().map(|s| s.redis_cpu_us).collect());
     let redis_in = |index: usize| median(samples[index].iter().map(|s| s.redis_in_bytes).collect());
     let mut out = String::from(
-        "| row | ours server CPU µs/req | best peer | its µs/req | ours / peer | Redis CPU µs/req ours, peer | bytes to Redis/req ours, peer |\n|---|---:|---|---:|---:|---:|---:|\n",
+        "| row | ours server CPU µs/req | best peer | its µs/req | ours / peer | rounds ours cheaper | Redis CPU µs/req ours, peer | bytes to Redis/req ours, peer |\n|---|---:|---|---:|---:|---:|---:|---:|\n",
     );
     for row in rows {
         let Some(ours) = index_of(&format!("ours {row}")) else {
@@ -1779,6 +1780,13 @@ fn peer_table(scenarios: &[Scenario], samples: &[Vec<Sample>]) -> String {
             continue;
         };
         let ratio = round_ratio(&samples[ours], &samples[peer_index], &cpu);
+        // How many rounds ours cost less than the peer in: a median near 1 with about half
+        // the rounds either way is a tie within the machine's noise, not a lead or a lag.
+        let cheaper = samples[ours]
+            .iter()
+            .zip(&samples[peer_index])
+            .filter(|(a, b)| cpu(a) < cpu(b))
+            .count();
         let (redis_cpu_text, redis_in_text) = if scenarios[ours].redis {
             (
                 format!("{:.1}, {:.1}", redis_cpu(ours), redis_cpu(peer_index)),
@@ -1789,11 +1797,12 @@ fn peer_table(scenarios: &[Scenario], samples: &[Vec<Sample>]) -> String {
         };
         let _ = writeln!(
             out,
-            "| {row} | {:.2} | {} | {:.2} | {ratio:.2}{} | {redis_cpu_text} | {redis_in_text} |",
+            "| {row} | {:.2} | {} | {:.2} | {ratio:.2}{} | {cheaper}/{} | {redis_cpu_text} | {redis_in_text} |",
             median_cpu(ours),
             peer.trim_end_matches(" write").trim_end_matches(" read"),
             median_cpu(peer_index),
-            if ratio <= 1.0 { "" } else { " **behind**" }
+            if ratio <= 1.0 { "" } else { " **behind**" },
+            samples[ours].len().min(samples[peer_index].len()),
         );
     }
     out.push_str(&scaling_table(scenarios, samples));
