@@ -5,8 +5,8 @@
 //! and the server's resident memory.
 //!
 //! ```text
-//! cargo run --release -p session-bench --example soak              # 10 minutes per store
-//! cargo run --release -p session-bench --example soak -- --secs 60 # what CI runs
+//! cargo run --release -p session-bench --bin soak              # 10 minutes per store
+//! cargo run --release -p session-bench --bin soak -- --secs 60 # what CI runs
 //! ```
 //!
 //! Options: `--secs S` (per store, default 600), `--window S` (default 10 s, at most a tenth of
