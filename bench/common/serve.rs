@@ -39,11 +39,26 @@ pub(crate) struct Server {
     pub(crate) addrs: Vec<(&'static str, SocketAddr)>,
 }
 
+/// The tokio runtime the server runs on.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Flavor {
+    /// A current-thread runtime: the server thread runs every task.
+    CurrentThread,
+    /// The multi-thread runtime with one worker (`#[tokio::main]` on one CPU), its threads named
+    /// `server-worker` and pinned like the server thread; `on_worker_start` runs on each.
+    #[allow(
+        dead_code,
+        reason = "the flood harness serves on the current-thread runtime only"
+    )]
+    MultiThread { on_worker_start: fn() },
+}
+
 /// Starts the server thread, pinned to `core`, and serves the apps `build` makes on it (`build`
-/// runs on that thread, so it may set thread-local state first). Dropping or sending on the
-/// returned sender stops the server.
+/// runs on that thread, so it may set thread-local state first) on a runtime of `flavor`.
+/// Dropping or sending on the returned sender stops the server.
 pub(crate) fn start_server<F, Fut>(
     core: Option<core_affinity::CoreId>,
+    flavor: Flavor,
     build: F,
 ) -> Result<(Server, tokio::sync::oneshot::Sender<()>), String>
 where
@@ -58,10 +73,21 @@ where
             if let Some(core) = core {
                 core_affinity::set_for_current(core);
             }
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
+            // Threads the runtime starts inherit the server thread's core.
+            let made = match flavor {
+                Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build(),
+                Flavor::MultiThread { on_worker_start } => {
+                    tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(1)
+                        .thread_name("server-worker")
+                        .on_thread_start(on_worker_start)
+                        .enable_all()
+                        .build()
+                }
+            };
+            let runtime = match made {
                 Ok(runtime) => runtime,
                 Err(e) => {
                     let _ = info_tx.send(Err(e.to_string()));

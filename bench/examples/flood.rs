@@ -48,8 +48,8 @@ use tokio::net::TcpStream;
 #[path = "../common/serve.rs"]
 mod serve;
 use serve::{
-    client_runtime, cpu_ticks, median, response_head, split_cores, start_server, steal_report,
-    thread_cpu_ns,
+    Flavor, client_runtime, cpu_ticks, median, response_head, split_cores, start_server,
+    steal_report, thread_cpu_ns,
 };
 
 /// A cookie-less visit: creates a session.
@@ -384,7 +384,7 @@ fn run() -> Result<(), String> {
     let capacity = options.capacity;
     let stores = options.rounds + 1;
     let store_capacity = usize::try_from(capacity).map_err(|e| e.to_string())?;
-    let (server, stop) = start_server(server_core, move || async move {
+    let (server, stop) = start_server(server_core, Flavor::CurrentThread, move || async move {
         Ok((0..stores)
             .map(|_| {
                 let store = MemoryStore::new().with_capacity(store_capacity);

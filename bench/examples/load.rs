@@ -100,8 +100,8 @@ mod jar;
 #[path = "../common/wide.rs"]
 mod wide;
 use serve::{
-    client_runtime, cpu_ticks, median, response_head, split_cores, start_server, steal_report,
-    thread_cpu_ns,
+    Flavor, client_runtime, cpu_ticks, median, response_head, split_cores, start_server,
+    steal_report, thread_cpu_ns,
 };
 use wide::{
     WIDE_COOKIE_LEN, WIDE_REDIS_LEN, wide_answer, wide_read, wide_view_read, wide_view_visit,
@@ -198,6 +198,8 @@ struct Options {
     only: Option<String>,
     redis_url: Option<String>,
     database_url: String,
+    /// `--runtime multi`: the in-process servers on the multi-thread runtime with one worker.
+    multi_thread: bool,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -210,6 +212,7 @@ fn parse_options() -> Result<Options, String> {
         redis_url: None,
         database_url: std::env::var("DATABASE_URL")
             .unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned()),
+        multi_thread: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -232,6 +235,13 @@ fn parse_options() -> Result<Options, String> {
             "--only" => options.only = Some(value("--only")?),
             "--redis-url" => options.redis_url = Some(value("--redis-url")?),
             "--database-url" => options.database_url = value("--database-url")?,
+            "--runtime" => {
+                options.multi_thread = match value("--runtime")?.as_str() {
+                    "current" => false,
+                    "multi" => true,
+                    other => return Err(format!("--runtime takes current or multi, not {other}")),
+                };
+            }
             // `cargo bench` passes this to every target.
             "--bench" => {}
             other => return Err(format!("unknown argument `{other}`")),
@@ -1189,8 +1199,110 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
+// ---------------------------------------------------------------------------------------------
+// The example binary, `examples/counter.rs`, in a process of its own as outside harnesses run it.
+
+/// The stores the example binary is measured on, as its `--store` names them.
+const EXAMPLE_STORES: [&str; 3] = ["memory", "encrypted", "redis"];
+
+/// The example server running as a child process; killed when dropped.
+struct ExampleServer {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl Drop for ExampleServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Builds the example binary in release (a no-op when it is up to date, so that a stale binary
+/// is never measured) and returns its path: beside this harness's own binary.
+fn build_example() -> Result<std::path::PathBuf, String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let build = "cargo build --release -p session-examples --example counter";
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--quiet", "-p", "session-examples"])
+        .args(["--example", "counter"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .status()
+        .map_err(|e| format!("cannot run `{build}`: {e}"))?;
+    if !status.success() {
+        return Err(format!("`{build}` failed ({status})"));
+    }
+    let bin = std::env::current_exe()
+        .map_err(|e| e.to_string())?
+        .with_file_name("counter");
+    if bin.is_file() {
+        Ok(bin)
+    } else {
+        Err(format!(
+            "no example binary at {} after `{build}`: run this harness with `--release`",
+            bin.display()
+        ))
+    }
+}
+
+/// Starts the example binary with `--store store` on a free loopback port, pinned to `core`
+/// (with `taskset`) with one tokio worker, as outside harnesses run it, and waits until it
+/// accepts connections.
+fn start_example(
+    bin: &std::path::Path,
+    store: &str,
+    core: Option<usize>,
+    redis_url: Option<&str>,
+) -> Result<ExampleServer, String> {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map_err(|e| e.to_string())?;
+    let mut command = match core {
+        Some(core) => {
+            let mut command = Command::new("taskset");
+            command.args(["-c", &core.to_string()]).arg(bin);
+            command
+        }
+        None => Command::new(bin),
+    };
+    command
+        .args(["--store", store, "--insecure", "--addr", &addr.to_string()])
+        .env("RUST_LOG", "warn")
+        .env("TOKIO_WORKER_THREADS", "1")
+        .stdout(Stdio::null());
+    if let Some(url) = redis_url.filter(|_| store == "redis") {
+        command.args(["--redis-url", url]);
+    }
+    let child = command.spawn().map_err(|e| {
+        format!(
+            "cannot start the example binary {} (pinned with `taskset`, from util-linux): {e}",
+            bin.display()
+        )
+    })?;
+    let mut server = ExampleServer { child, addr };
+    let started = Instant::now();
+    loop {
+        if StdStream::connect(addr).is_ok() {
+            return Ok(server);
+        }
+        if let Ok(Some(status)) = server.child.try_wait() {
+            return Err(format!(
+                "the example binary ({store}) exited at start: {status}"
+            ));
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            return Err(format!(
+                "the example binary ({store}) did not listen within 10 s"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 struct Scenario {
     name: String,
+    /// Whose CPU is the scenario's server CPU.
+    server: ServerSide,
     addr: SocketAddr,
     path: &'static str,
     write: bool,
@@ -1199,6 +1311,30 @@ struct Scenario {
     db: Option<DbProbe>,
     /// One session per connection, kept across rounds.
     clients: Vec<Client>,
+}
+
+/// Where a scenario's server runs.
+#[derive(Clone, Copy)]
+enum ServerSide {
+    /// In this process: the run time of the server's threads (the server thread, and with
+    /// `--runtime multi` the runtime's `server-worker` threads), their allocations counted.
+    Thread,
+    /// In the example binary, process `pid`: the run time of all its threads; allocations are
+    /// not counted.
+    Example { pid: u32 },
+}
+
+/// The run time of every thread of `side`'s server, by task id (one entry for the server
+/// thread).
+fn server_ns(side: ServerSide, server_tid: u32) -> BTreeMap<i64, u64> {
+    match side {
+        ServerSide::Thread => {
+            let mut threads = tasks_ns("/proc/self/task", |name| name.starts_with("server"));
+            threads.insert(i64::from(server_tid), thread_cpu_ns(server_tid));
+            threads
+        }
+        ServerSide::Example { pid } => tasks_ns(&format!("/proc/{pid}/task"), |_| true),
+    }
 }
 
 #[derive(Clone, Copy, Default)]
@@ -1276,7 +1412,7 @@ async fn run_scenario(
         None => None,
     };
     let before_redis = redis.map(redis_snapshot);
-    let before_cpu = thread_cpu_ns(server_tid);
+    let before_cpu = server_ns(scenario.server, server_tid);
     let before_alloc = counting::allocations();
     let start = Instant::now();
     let deadline = start + measure;
@@ -1311,7 +1447,7 @@ async fn run_scenario(
         failures += f;
     }
     let wall = start.elapsed().as_secs_f64();
-    let cpu_ns = thread_cpu_ns(server_tid) - before_cpu;
+    let cpu_ns = delta_ns(&before_cpu, &server_ns(scenario.server, server_tid));
     let allocations = counting::allocations() - before_alloc;
     let db_ns = match (&scenario.db, &before_db) {
         (Some(probe), Some(before)) => {
@@ -1431,16 +1567,18 @@ fn run() -> Result<bool, String> {
 fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
     let (server_core, client_core) = split_cores();
     let wants = |name: &str| wanted(options.only.as_deref(), name);
-    let with_redis = ["ours", "tower-sessions", "ruts"].iter().any(|side| {
-        [
-            "redis write",
-            "redis read",
-            "redis wide write",
-            "redis wide read",
-        ]
+    let with_redis = ["ours", "tower-sessions", "ruts", "example"]
         .iter()
-        .any(|row| wants(&format!("{side} {row}")))
-    });
+        .any(|side| {
+            [
+                "redis write",
+                "redis read",
+                "redis wide write",
+                "redis wide read",
+            ]
+            .iter()
+            .any(|row| wants(&format!("{side} {row}")))
+        });
     let redis = if with_redis {
         Some(start_redis(
             options.redis_url.as_deref(),
@@ -1474,10 +1612,37 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
     };
     let redis_url = redis.as_ref().map_or_else(String::new, |r| r.url.clone());
     let server_sql = sql.clone();
-    let (server, stop) = start_server(server_core, move || {
+    let flavor = if options.multi_thread {
+        Flavor::MultiThread {
+            on_worker_start: counting::enable_on_this_thread,
+        }
+    } else {
+        Flavor::CurrentThread
+    };
+    let (server, stop) = start_server(server_core, flavor, move || {
         counting::enable_on_this_thread();
         async move { build_apps(&redis_url, with_redis, &server_sql).await }
     })?;
+    // The example binary, one process per store, on the server's core.
+    let example_stores: Vec<&str> = EXAMPLE_STORES
+        .into_iter()
+        .filter(|store| {
+            wants(&format!("example {store} write")) || wants(&format!("example {store} read"))
+        })
+        .collect();
+    let examples = if example_stores.is_empty() {
+        Vec::new()
+    } else {
+        let bin = build_example()?;
+        let redis_url = redis.as_ref().map(|r| r.url.as_str());
+        example_stores
+            .into_iter()
+            .map(|store| {
+                start_example(&bin, store, server_core.map(|c| c.id), redis_url)
+                    .map(|example| (store, example))
+            })
+            .collect::<Result<Vec<_>, String>>()?
+    };
     let runtime = client_runtime(client_core)?;
     let mut monitor = match &sql.postgres {
         Some(url) => Some(runtime.block_on(PgMonitor::connect(url, client_core.map(|c| c.id)))?),
@@ -1506,9 +1671,32 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
                 redis: app.contains("redis"),
                 db: sql.probe(app),
                 name,
+                server: ServerSide::Thread,
                 addr: *addr,
                 path,
                 write: *write,
+            });
+        }
+    }
+    for (store, example) in &examples {
+        for (suffix, path, write) in [("write", "/", true), ("read", "/read", false)] {
+            let name = format!("example {store} {suffix}");
+            if !wants(&name) {
+                continue;
+            }
+            scenarios.push(Scenario {
+                clients: (0..options.connections)
+                    .map(|_| Client::new(path))
+                    .collect(),
+                redis: *store == "redis",
+                db: None,
+                name,
+                server: ServerSide::Example {
+                    pid: example.child.id(),
+                },
+                addr: example.addr,
+                path,
+                write,
             });
         }
     }
@@ -1516,14 +1704,20 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
         "bare",
         "ours memory write",
         "ours memory read",
+        "example memory write",
+        "example memory read",
         "tower-sessions memory write",
         "tower-sessions memory read",
         "ours encrypted write",
         "ours encrypted read",
+        "example encrypted write",
+        "example encrypted read",
         "private-jar write",
         "private-jar read",
         "ours redis write",
         "ours redis read",
+        "example redis write",
+        "example redis read",
         "tower-sessions redis write",
         "tower-sessions redis read",
         "ruts redis write",
@@ -1614,6 +1808,7 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
         Ok::<_, String>(())
     })?;
     let _ = stop.send(());
+    drop(examples);
 
     // The table.
     let bare = &samples[0];
@@ -1647,12 +1842,18 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
         let (p99_v, p99_r) = per_round(index, &p99);
         let (cpu_v, cpu_r) = per_round(index, &cpu);
         let (busy_v, _) = per_round(index, &busy);
-        let allocs = median(
-            samples[index]
-                .iter()
-                .map(|s| s.allocations as f64 / s.requests as f64)
-                .collect(),
-        );
+        let allocs = match scenario.server {
+            ServerSide::Thread => format!(
+                "{:.1}",
+                median(
+                    samples[index]
+                        .iter()
+                        .map(|s| s.allocations as f64 / s.requests as f64)
+                        .collect(),
+                )
+            ),
+            ServerSide::Example { .. } => String::new(),
+        };
         let target_text = match target(&scenario.name) {
             Some(t) if cpu_r <= t => format!("≤ {t:.2} met"),
             Some(t) => {
@@ -1678,7 +1879,7 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
         };
         let _ = writeln!(
             out,
-            "| {} | {rps_v:.0} | {rps_r:.2} | {p50_v:.0} | {p50_r:.2} | {p99_v:.0} | {p99_r:.2} | {cpu_v:.2} | {cpu_r:.2} | {target_text} | {allocs:.1} | {redis_text} | {redis_cpu} | {busy_v:.0}% |",
+            "| {} | {rps_v:.0} | {rps_r:.2} | {p50_v:.0} | {p50_r:.2} | {p99_v:.0} | {p99_r:.2} | {cpu_v:.2} | {cpu_r:.2} | {target_text} | {allocs} | {redis_text} | {redis_cpu} | {busy_v:.0}% |",
             scenario.name
         );
     }
@@ -1758,9 +1959,24 @@ fn peer_table(scenarios: &[Scenario], samples: &[Vec<Sample>]) -> String {
     let mut out = String::from(
         "| row | ours server CPU µs/req | best peer | its µs/req | ours / peer | rounds ours cheaper | Redis CPU µs/req ours, peer | bytes to Redis/req ours, peer |\n|---|---:|---|---:|---:|---:|---:|---:|\n",
     );
-    for row in rows {
-        let Some(ours) = index_of(&format!("ours {row}")) else {
+    // Our in-process rows, then the example binary's (the same handlers in their own process).
+    let sides = rows.iter().map(|row| ("ours", *row)).chain(
+        rows.iter()
+            .filter(|row| {
+                EXAMPLE_STORES
+                    .iter()
+                    .any(|store| row.starts_with(store) && !row.contains("wide"))
+            })
+            .map(|row| ("example", *row)),
+    );
+    for (side, row) in sides {
+        let Some(ours) = index_of(&format!("{side} {row}")) else {
             continue;
+        };
+        let label = if side == "ours" {
+            row.to_owned()
+        } else {
+            format!("{row}, example binary")
         };
         // The cookie rows' peer is the jar; the others' every crate that ran the row. Our
         // whole-type wide rows (no view) face the same peers as the view rows.
@@ -1797,7 +2013,7 @@ fn peer_table(scenarios: &[Scenario], samples: &[Vec<Sample>]) -> String {
         };
         let _ = writeln!(
             out,
-            "| {row} | {:.2} | {} | {:.2} | {ratio:.2}{} | {cheaper}/{} | {redis_cpu_text} | {redis_in_text} |",
+            "| {label} | {:.2} | {} | {:.2} | {ratio:.2}{} | {cheaper}/{} | {redis_cpu_text} | {redis_in_text} |",
             median_cpu(ours),
             peer.trim_end_matches(" write").trim_end_matches(" read"),
             median_cpu(peer_index),
