@@ -104,9 +104,42 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// The runtime for the CPUs this process may use: the multi-thread one, as `#[tokio::main]`
+/// builds it (a worker per CPU, or `TOKIO_WORKER_THREADS`), unless that would be one worker
+/// (one CPU by `taskset` or a cgroup quota, or `TOKIO_WORKER_THREADS=1`); then a current-thread
+/// runtime. With one worker, the multi-thread scheduler runs the task a request wakes next
+/// (its LIFO slot): the Redis client's connection task, woken by each command, then writes
+/// every command alone instead of the whole batch of requests that were ready, which on the
+/// load benchmark cost 15% more server CPU per Redis request and twice Redis's CPU
+/// (`bench/RESULTS.md`, 2026-12-06 second session).
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let workers = std::env::var("TOKIO_WORKER_THREADS")
+        .ok()
+        .and_then(|value| value.trim().parse::<usize>().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    if workers <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    }
+}
+
+fn main() -> ExitCode {
     session_examples::init_tracing();
+    match runtime() {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(error) => {
+            tracing::error!(%error, "cannot start the tokio runtime");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> ExitCode {
     let args = match parse_args() {
         Ok(args) => args,
         Err(message) if message.is_empty() => {
