@@ -896,3 +896,77 @@ async fn every_script_is_reloaded_after_a_flush() {
         assert_eq!(send(laptop.get(server.url("/whoami"))).await.2, "3");
     }
 }
+
+/// Redis's count of reads from its clients' sockets (`total_reads_processed`).
+async fn reads_processed(redis: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let stats: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(redis)
+        .await
+        .unwrap();
+    stats
+        .lines()
+        .find_map(|line| line.strip_prefix("total_reads_processed:"))
+        .and_then(|value| value.trim().parse().ok())
+        .expect("INFO stats has total_reads_processed")
+}
+
+/// On the multi-thread runtime, the loads of concurrent requests share the connection's writes,
+/// as on the current-thread runtime. With one worker, tokio runs the task a request wakes right
+/// after it (its LIFO slot): the connection's task, woken by each command, wrote every command
+/// alone, so Redis read one command per read and spent twice the CPU per request (the load
+/// benchmark, `--runtime multi`). The patched connection gathers the ready requests' commands
+/// first (`vendor/redis/PATCH.md`, part 3). Counted on a private Redis: Redis's reads per
+/// command, which this connection's writes decide.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn concurrent_loads_share_writes_on_the_multi_thread_runtime() {
+    use session_runtime::__internals::{load, record_codec};
+    use session_runtime::codec::JsonCodec;
+    use session_runtime::store::SessionStore as _;
+
+    const TASKS: usize = 32;
+    const LOADS: usize = 100;
+    let own = OwnRedis::start().await;
+    let store = Arc::new(RedisStore::connect(&own.url()).await.unwrap());
+    let mut stats = redis::Client::open(own.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let before = reads_processed(&mut stats).await;
+    let start = Arc::new(tokio::sync::Barrier::new(TASKS));
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            let start = Arc::clone(&start);
+            tokio::spawn(async move {
+                let id = SessionId::generate().unwrap();
+                start.wait().await;
+                for _ in 0..LOADS {
+                    let record = store
+                        .load(load(
+                            "s",
+                            id.as_str(),
+                            0,
+                            record_codec::<JsonCodec>(),
+                            &["visits"],
+                        ))
+                        .await
+                        .expect("a load");
+                    assert!(record.is_none(), "no such session");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    // The `INFO` calls add a read each.
+    let reads = reads_processed(&mut stats).await - before - 1;
+    let loads = u64::try_from(TASKS * LOADS).unwrap();
+    println!("{reads} reads by Redis for {loads} loads");
+    assert!(
+        reads * 2 < loads,
+        "Redis read {reads} times for {loads} loads: the connection wrote commands one by one"
+    );
+}

@@ -605,10 +605,37 @@ impl Pipeline {
             #[cfg(feature = "cache-aio")]
             cache_manager,
         );
-        let f = stream::poll_fn(move |cx| receiver.poll_recv(cx))
-            .map(Ok)
-            .forward(sink)
-            .map(|_| ());
+        // Gather a batch before writing. A request that sends a command wakes this task, and a
+        // multi-thread tokio runtime runs the task a task wakes right after it (its LIFO slot):
+        // without this, every command would be written alone, one system call each, while the
+        // requests that were ready behind it each wake the task again. So the first command
+        // after the channel was found empty is held, and the task yields once (waking itself
+        // puts it at the back of the run queue): the requests ready in between queue their
+        // commands, and one write carries them all. On a runtime that already runs the woken
+        // task last, this costs one more poll per batch.
+        let mut held: Option<PipelineMessage> = None;
+        let mut idle = true;
+        let f = stream::poll_fn(move |cx| {
+            if let Some(message) = held.take() {
+                return Poll::Ready(Some(message));
+            }
+            match receiver.poll_recv(cx) {
+                Poll::Ready(Some(message)) if idle => {
+                    idle = false;
+                    held = Some(message);
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+                Poll::Pending => {
+                    idle = true;
+                    Poll::Pending
+                }
+                other => other,
+            }
+        })
+        .map(Ok)
+        .forward(sink)
+        .map(|_| ());
         (Self { sender }, f)
     }
 
