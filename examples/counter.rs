@@ -107,17 +107,17 @@ fn parse_args() -> Result<Args, String> {
 /// The runtime for the CPUs this process may use: the multi-thread one, as `#[tokio::main]`
 /// builds it (a worker per CPU, or `TOKIO_WORKER_THREADS`), unless that would be one worker
 /// (one CPU by `taskset` or a cgroup quota, or `TOKIO_WORKER_THREADS=1`); then a current-thread
-/// runtime. With one worker, the multi-thread scheduler runs the task a request wakes next
-/// (its LIFO slot): the Redis client's connection task, woken by each command, then writes
-/// every command alone instead of the whole batch of requests that were ready, which on the
-/// load benchmark cost 15% more server CPU per Redis request and twice Redis's CPU
-/// (`bench/RESULTS.md`, 2026-12-06 second session).
+/// runtime: one thread then runs everything without the multi-thread scheduler's cross-thread
+/// machinery. On the load benchmark (`bench/RESULTS.md`, 2026-12-06, second session) the
+/// example pinned to one core served memory-store requests for 8-11% less CPU than the same
+/// handlers on the multi-thread runtime with one worker, and the Redis rows for 15% less
+/// before the Redis client's writes were batched (`vendor/redis/PATCH.md`, part 3); now level.
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     let workers = std::env::var("TOKIO_WORKER_THREADS")
         .ok()
         .and_then(|value| value.trim().parse::<usize>().ok())
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-    if workers <= 1 {
+    if workers == 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -1,6 +1,7 @@
 //! A server thread for the load harnesses (`examples/load.rs`, `examples/flood.rs`): one
-//! current-thread tokio runtime, pinned to a core, serving each app on a loopback port of its
-//! own, with its CPU time readable from outside; and the median the harnesses report.
+//! current-thread tokio runtime (or a multi-thread one with one worker), pinned to a core,
+//! serving each app on a loopback port of its own, with its CPU time readable from outside; and
+//! the median the harnesses report.
 
 use std::future::Future;
 use std::net::SocketAddr;

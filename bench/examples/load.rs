@@ -19,6 +19,20 @@
 //! each of our rows against the best peer measured for it, and the scaling rows against every
 //! peer.
 //!
+//! The example binary (`examples/counter.rs`, rows `example ...`): the harness builds it
+//! (`cargo build --release -p session-examples --example counter`), starts it once per store
+//! (memory, encrypted, Redis) as a process of its own pinned to the server's core with
+//! `taskset`, as outside harnesses run it (it then picks a current-thread runtime), and counts
+//! the run time of all its threads as server CPU (allocations are not counted there). Its rows
+//! face the same in-process peers.
+//!
+//! `--runtime multi` serves the in-process scenarios (ours and the peers) on tokio's
+//! multi-thread runtime with one worker, what `#[tokio::main]` builds on one CPU, instead of a
+//! current-thread runtime; server CPU is then every thread of that runtime. The example binary
+//! keeps its own choice (current-thread, pinned to one core), so with `--runtime multi` its rows
+//! set it against peers on the multi-thread runtime: compare it with the in-process rows of the
+//! run without the option.
+//!
 //! ```text
 //! cargo run --release -p session-bench --example load            # full run
 //! cargo run --release -p session-bench --example load -- --quick # 3 short rounds
@@ -30,14 +44,14 @@
 //!
 //! Options: `--rounds N`, `--secs S` (measured seconds per scenario and round), `--connections
 //! N`, `--only WORD[,WORD...]` (scenarios whose name contains one of the words; `bare` always
-//! runs), `--redis-url URL`
+//! runs), `--runtime current|multi` (above), `--redis-url URL`
 //! (use that Redis instead of a private `redis-server`), `--database-url URL` (the PostgreSQL
 //! of the `postgres` scenarios; default `DATABASE_URL`, else
 //! `postgres://postgres@127.0.0.1:5432/postgres`).
 //!
 //! The SQL scenarios (our `PostgresStore` and `SqliteStore` against tower-sessions-sqlx-store
 //! 0.15's, on tower-sessions 0.14) run only when `--only` names them, with a WORD containing
-//! `postgres` or `sqlite`: the default run (27 scenarios) needs no database.
+//! `postgres` or `sqlite`: the default run (33 scenarios) needs no database.
 //! Each store gets a table of its own (ours `bench_ours_<pid>`, the peer's `session` in the
 //! schema `bench_tss_<pid>`) or an SQLite file of its own in the temporary directory (WAL,
 //! `synchronous = NORMAL`), created at the start and dropped or deleted at the end; both sides
@@ -50,13 +64,16 @@
 //! server thread, so not in server CPU; the workers inherit the server thread's core), the run
 //! time of the scenario's pool's worker threads.
 //!
-//! The server (one current-thread tokio runtime) is pinned to the first core, the load client
+//! The server (one current-thread tokio runtime, or with `--runtime multi` a multi-thread one
+//! with one worker) is pinned to the first core, the load client
 //! (another current-thread runtime, plain HTTP/1.1 keep-alive, one session per connection) and
 //! the private `redis-server` to the second. Each round runs every scenario once, bare first,
 //! the others in a rotated order; every figure is the median over rounds, and every ratio the
-//! median of the per-round ratios to bare. Server CPU is the server thread's run time from
-//! `/proc/self/task/<tid>/schedstat` (nanoseconds) over the measured window; allocations are
-//! counted on the server thread only; Redis commands come from `INFO commandstats` deltas.
+//! median of the per-round ratios to bare. Server CPU is the run time of the server's threads
+//! (the server thread, and the runtime's workers with `--runtime multi`) from
+//! `/proc/self/task/<tid>/schedstat` (nanoseconds) over the measured window, or of every thread
+//! of the example binary's process; allocations are counted on the server's threads only (not
+//! in the example binary); Redis commands come from `INFO commandstats` deltas.
 #![allow(clippy::print_stdout, reason = "the benchmark prints its table")]
 #![allow(
     clippy::print_stderr,
@@ -1218,31 +1235,32 @@ impl Drop for ExampleServer {
     }
 }
 
-/// Builds the example binary in release (a no-op when it is up to date, so that a stale binary
-/// is never measured) and returns its path: beside this harness's own binary.
+/// Builds the example binary in release (a no-op when it is up to date) and returns the path
+/// cargo reports for it, so that the binary measured is always the one just built, whatever the
+/// target directory.
 fn build_example() -> Result<std::path::PathBuf, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let build = "cargo build --release -p session-examples --example counter";
-    let status = Command::new(cargo)
+    let output = Command::new(cargo)
         .args(["build", "--release", "--quiet", "-p", "session-examples"])
-        .args(["--example", "counter"])
+        .args([
+            "--example",
+            "counter",
+            "--message-format=json-render-diagnostics",
+        ])
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-        .status()
+        .stderr(Stdio::inherit())
+        .output()
         .map_err(|e| format!("cannot run `{build}`: {e}"))?;
-    if !status.success() {
-        return Err(format!("`{build}` failed ({status})"));
+    if !output.status.success() {
+        return Err(format!("`{build}` failed ({})", output.status));
     }
-    let bin = std::env::current_exe()
-        .map_err(|e| e.to_string())?
-        .with_file_name("counter");
-    if bin.is_file() {
-        Ok(bin)
-    } else {
-        Err(format!(
-            "no example binary at {} after `{build}`: run this harness with `--release`",
-            bin.display()
-        ))
-    }
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|message| message["target"]["name"] == "counter")
+        .find_map(|message| message["executable"].as_str().map(std::path::PathBuf::from))
+        .ok_or_else(|| format!("`{build}` named no executable"))
 }
 
 /// Starts the example binary with `--store store` on a free loopback port, pinned to `core`
