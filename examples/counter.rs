@@ -111,7 +111,8 @@ fn parse_args() -> Result<Args, String> {
 /// machinery. On the load benchmark (`bench/RESULTS.md`, 2026-12-06, second session) the
 /// example pinned to one core served memory-store requests for 8-11% less CPU than the same
 /// handlers on the multi-thread runtime with one worker, and the Redis rows for 15% less
-/// before the Redis client's writes were batched (`vendor/redis/PATCH.md`, part 3); now level.
+/// before the Redis client's writes were batched (`vendor/redis/PATCH.md`, part 3); the cookie
+/// and Redis rows are now within 6% either way.
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     let workers = std::env::var("TOKIO_WORKER_THREADS")
         .ok()
