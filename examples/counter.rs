@@ -108,11 +108,10 @@ fn parse_args() -> Result<Args, String> {
 /// builds it (a worker per CPU, or `TOKIO_WORKER_THREADS`), unless that would be one worker
 /// (one CPU by `taskset` or a cgroup quota, or `TOKIO_WORKER_THREADS=1`); then a current-thread
 /// runtime: one thread then runs everything without the multi-thread scheduler's cross-thread
-/// machinery. On the load benchmark (`bench/RESULTS.md`, 2026-12-06, second session) the
-/// example pinned to one core served memory-store requests for 8-11% less CPU than the same
-/// handlers on the multi-thread runtime with one worker, and the Redis rows for 15% less
-/// before the Redis client's writes were batched (`vendor/redis/PATCH.md`, part 3); the cookie
-/// and Redis rows are now within 6% either way.
+/// machinery. On the load benchmark (`bench/RESULTS.md`, 2026-12-06, second session), the
+/// example on the multi-thread runtime cost 15% more per Redis request than on the current-thread
+/// one until the Redis client's writes were batched (`vendor/redis/PATCH.md`, part 3); on the
+/// other rows the difference was within the noise between runs.
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     let workers = std::env::var("TOKIO_WORKER_THREADS")
         .ok()

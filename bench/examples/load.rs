@@ -1355,6 +1355,30 @@ fn server_ns(side: ServerSide, server_tid: u32) -> BTreeMap<i64, u64> {
     }
 }
 
+impl Scenario {
+    /// A scenario of `connections` clients without sessions yet, each sending `GET path` (a
+    /// write or not) to `addr`; a Redis scenario when its name says so.
+    fn new(
+        name: String,
+        server: ServerSide,
+        addr: SocketAddr,
+        (path, write): (&'static str, bool),
+        db: Option<DbProbe>,
+        connections: usize,
+    ) -> Self {
+        Self {
+            clients: (0..connections).map(|_| Client::new(path)).collect(),
+            redis: name.contains("redis"),
+            db,
+            name,
+            server,
+            addr,
+            path,
+            write,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Default)]
 struct Sample {
     requests: u64,
@@ -1682,18 +1706,14 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
             if !wants(&name) {
                 continue;
             }
-            scenarios.push(Scenario {
-                clients: (0..options.connections)
-                    .map(|_| Client::new(path))
-                    .collect(),
-                redis: app.contains("redis"),
-                db: sql.probe(app),
+            scenarios.push(Scenario::new(
                 name,
-                server: ServerSide::Thread,
-                addr: *addr,
-                path,
-                write: *write,
-            });
+                ServerSide::Thread,
+                *addr,
+                (path, *write),
+                sql.probe(app),
+                options.connections,
+            ));
         }
     }
     for (store, example) in &examples {
@@ -1702,20 +1722,16 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
             if !wants(&name) {
                 continue;
             }
-            scenarios.push(Scenario {
-                clients: (0..options.connections)
-                    .map(|_| Client::new(path))
-                    .collect(),
-                redis: *store == "redis",
-                db: None,
+            scenarios.push(Scenario::new(
                 name,
-                server: ServerSide::Example {
+                ServerSide::Example {
                     pid: example.child.id(),
                 },
-                addr: example.addr,
-                path,
-                write,
-            });
+                example.addr,
+                (path, write),
+                None,
+                options.connections,
+            ));
         }
     }
     let order = [
