@@ -911,12 +911,12 @@ async fn reads_processed(redis: &mut redis::aio::MultiplexedConnection) -> u64 {
         .expect("INFO stats has total_reads_processed")
 }
 
-/// On the multi-thread runtime, the loads of concurrent requests share the connection's writes,
-/// as on the current-thread runtime. With one worker, tokio runs the task a request wakes right
-/// after it (its LIFO slot): the connection's task, woken by each command, wrote every command
-/// alone, so Redis read one command per read and spent twice the CPU per request (the load
-/// benchmark, `--runtime multi`). The patched connection gathers the ready requests' commands
-/// first (`vendor/redis/PATCH.md`, part 3). Counted on a private Redis: Redis's reads per
+/// On the multi-thread runtime with one worker, the loads of concurrent requests share the
+/// connection's writes, as on the current-thread runtime. There, tokio runs the task a request
+/// wakes right after it (its LIFO slot): the connection's task, woken by each command, wrote
+/// every command alone, so Redis read one command per read and spent twice the CPU per request
+/// (the load benchmark, `--runtime multi`). The patched connection gathers the ready requests'
+/// commands first (`vendor/redis/PATCH.md`, part 3). Counted on a private Redis: Redis's reads per
 /// command, which this connection's writes decide.
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn concurrent_loads_share_writes_on_the_multi_thread_runtime() {
