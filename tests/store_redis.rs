@@ -775,16 +775,18 @@ async fn a_gone_session_never_moves_to_a_new_id() {
 #[tokio::test]
 async fn waiting_for_a_replica() {
     let primary = OwnRedis::start().await;
-    let store = RedisStore::builder()
-        .wait_for_replicas(1, Duration::from_millis(200))
-        .connect(&primary.url())
-        .await
-        .unwrap();
+    let url = primary.url();
+    let waiting = |timeout| {
+        RedisStore::builder()
+            .wait_for_replicas(1, timeout)
+            .connect(&url)
+    };
     let keys = RedisStore::connect(&primary.url()).await.unwrap();
-    let Fixture { server, .. } = Fixture::start(store, app).await;
+    let unreplicated =
+        Fixture::start(waiting(Duration::from_millis(200)).await.unwrap(), app).await;
     let c = raw_client();
     let started = Instant::now();
-    let (status, headers, _) = send(c.get(server.url("/visit"))).await;
+    let (status, headers, _) = send(c.get(unreplicated.server.url("/visit"))).await;
     let alone = started.elapsed();
     assert_eq!(status, 503, "no replica acknowledged the save");
     assert!(set_cookies(&headers).is_empty());
@@ -817,7 +819,35 @@ async fn waiting_for_a_replica() {
         info.contains("master_link_status:up"),
         "the replica never linked to the primary in 30 s: {info}"
     );
+    // Linked on the replica's side is not yet acknowledging on the primary's: the primary counts
+    // a replica for `WAIT` once it has its first `REPLCONF ACK`, and a busy machine can take
+    // longer than the store's 200 ms for that. Wait until the primary itself sees it acknowledge.
+    let mut primary_conn = primary
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let mut acknowledged = 0;
+    for _ in 0..60 {
+        acknowledged = redis::cmd("WAIT")
+            .arg(1)
+            .arg(500)
+            .query_async(&mut primary_conn)
+            .await
+            .unwrap();
+        if acknowledged >= 1 {
+            break;
+        }
+    }
+    assert!(
+        acknowledged >= 1,
+        "the primary never saw the replica acknowledge in 30 s"
+    );
 
+    // With a replica, a store that waits long enough for a busy machine: `WAIT` returns as soon
+    // as the replica acknowledges, so this costs nothing when it is quick.
+    let Fixture { server, .. } =
+        Fixture::start(waiting(Duration::from_secs(10)).await.unwrap(), app).await;
     let (status, headers, body) = send(c.get(server.url("/visit"))).await;
     assert_eq!((status, body.as_str()), (200, "1"));
     let id = cookie_value(&headers, "suite").unwrap();
