@@ -45,13 +45,17 @@ pub(crate) struct Server {
 pub(crate) enum Flavor {
     /// A current-thread runtime: the server thread runs every task.
     CurrentThread,
-    /// The multi-thread runtime with one worker (`#[tokio::main]` on one CPU), its threads named
-    /// `server-worker` and pinned like the server thread; `on_worker_start` runs on each.
+    /// The multi-thread runtime with `workers` workers (one: `#[tokio::main]` on one CPU), its
+    /// threads named `server-worker` and pinned like the server thread; `on_worker_start` runs
+    /// on each.
     #[allow(
         dead_code,
         reason = "the flood harness serves on the current-thread runtime only"
     )]
-    MultiThread { on_worker_start: fn() },
+    MultiThread {
+        workers: usize,
+        on_worker_start: fn(),
+    },
 }
 
 /// Starts the server thread, pinned to `core`, and serves the apps `build` makes on it (`build`
@@ -79,14 +83,15 @@ where
                 Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build(),
-                Flavor::MultiThread { on_worker_start } => {
-                    tokio::runtime::Builder::new_multi_thread()
-                        .worker_threads(1)
-                        .thread_name("server-worker")
-                        .on_thread_start(on_worker_start)
-                        .enable_all()
-                        .build()
-                }
+                Flavor::MultiThread {
+                    workers,
+                    on_worker_start,
+                } => tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(workers)
+                    .thread_name("server-worker")
+                    .on_thread_start(on_worker_start)
+                    .enable_all()
+                    .build(),
             };
             let runtime = match made {
                 Ok(runtime) => runtime,

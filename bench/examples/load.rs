@@ -31,7 +31,10 @@
 //! current-thread runtime; server CPU is then every thread of that runtime. The example binary
 //! keeps its own choice (current-thread, pinned to one core), so with `--runtime multi` its rows
 //! set it against peers on the multi-thread runtime: compare it with the in-process rows of the
-//! run without the option.
+//! run without the option. `--workers N` gives that runtime N workers, and `--server-cores all`
+//! leaves the in-process server unpinned, free to run on every core (the client keeps the
+//! second): how a server with several workers on several cores fares, on a machine with too
+//! few cores to give them their own.
 //!
 //! ```text
 //! cargo run --release -p session-bench --example load            # full run
@@ -44,7 +47,8 @@
 //!
 //! Options: `--rounds N`, `--secs S` (measured seconds per scenario and round), `--connections
 //! N`, `--only WORD[,WORD...]` (scenarios whose name contains one of the words; `bare` always
-//! runs), `--runtime current|multi` (above), `--redis-url URL`
+//! runs), `--runtime current|multi`, `--workers N`, `--server-cores first|all` (above),
+//! `--redis-url URL`
 //! (use that Redis instead of a private `redis-server`), `--database-url URL` (the PostgreSQL
 //! of the `postgres` scenarios; default `DATABASE_URL`, else
 //! `postgres://postgres@127.0.0.1:5432/postgres`).
@@ -215,8 +219,13 @@ struct Options {
     only: Option<String>,
     redis_url: Option<String>,
     database_url: String,
-    /// `--runtime multi`: the in-process servers on the multi-thread runtime with one worker.
+    /// `--runtime multi`: the in-process servers on the multi-thread runtime, with `workers`
+    /// workers (`--workers`, default one).
     multi_thread: bool,
+    workers: usize,
+    /// `--server-cores all`: the server thread (and its workers) not pinned, free to run on every
+    /// core, the client's too; by default it is pinned to the first core.
+    server_on_all_cores: bool,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -230,6 +239,8 @@ fn parse_options() -> Result<Options, String> {
         database_url: std::env::var("DATABASE_URL")
             .unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned()),
         multi_thread: false,
+        workers: 1,
+        server_on_all_cores: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -259,6 +270,18 @@ fn parse_options() -> Result<Options, String> {
                     other => return Err(format!("--runtime takes current or multi, not {other}")),
                 };
             }
+            "--workers" => {
+                options.workers = value("--workers")?.parse().map_err(|e| format!("{e}"))?;
+            }
+            "--server-cores" => {
+                options.server_on_all_cores = match value("--server-cores")?.as_str() {
+                    "first" => false,
+                    "all" => true,
+                    other => {
+                        return Err(format!("--server-cores takes first or all, not {other}"));
+                    }
+                };
+            }
             // `cargo bench` passes this to every target.
             "--bench" => {}
             other => return Err(format!("unknown argument `{other}`")),
@@ -269,6 +292,11 @@ fn parse_options() -> Result<Options, String> {
         || options.secs.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
     {
         return Err("--rounds, --connections and --secs must be positive".to_owned());
+    }
+    if options.workers == 0 || (options.workers > 1 && !options.multi_thread) {
+        return Err(
+            "--workers takes a positive number, and more than one needs --runtime multi".to_owned(),
+        );
     }
     Ok(options)
 }
@@ -1656,12 +1684,15 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
     let server_sql = sql.clone();
     let flavor = if options.multi_thread {
         Flavor::MultiThread {
+            workers: options.workers,
             on_worker_start: counting::enable_on_this_thread,
         }
     } else {
         Flavor::CurrentThread
     };
-    let (server, stop) = start_server(server_core, flavor, move || {
+    // The in-process server's core: the first, or every core with `--server-cores all`.
+    let in_process_core = server_core.filter(|_| !options.server_on_all_cores);
+    let (server, stop) = start_server(in_process_core, flavor, move || {
         counting::enable_on_this_thread();
         async move { build_apps(&redis_url, with_redis, &server_sql).await }
     })?;
@@ -1795,13 +1826,18 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
         with_client.push_str(" and the PostgreSQL backends");
     }
     eprintln!(
-        "{} scenarios x {} rounds, {:.2} s each after {:.2} s warm-up, {} connections; server on core {:?}, client{} on core {:?}",
+        "{} scenarios x {} rounds, {:.2} s each after {:.2} s warm-up, {} connections; {}, server on core {:?}, client{} on core {:?}",
         scenarios.len(),
         options.rounds,
         options.secs,
         options.warmup,
         options.connections,
-        server_core.map(|c| c.id),
+        if options.multi_thread {
+            format!("multi-thread runtime, {} worker(s)", options.workers)
+        } else {
+            "current-thread runtime".to_owned()
+        },
+        in_process_core.map(|c| c.id),
         with_client,
         client_core.map(|c| c.id),
     );
