@@ -696,6 +696,37 @@ mod tests {
         zeroized_on_drop::<Key>();
     }
 
+    /// The cipher the store seals with gives RFC 8452's answer (Appendix C.2, the 32-byte
+    /// plaintext with associated data): the workspace builds it with patched `aes` and
+    /// `aes-gcm-siv` (vendor/*/PATCH.md), so this checks the patched key derivation and block
+    /// cipher as the store uses them, both ways.
+    #[test]
+    fn the_cipher_gives_the_rfc_8452_answer() {
+        let mut key = [0u8; 32];
+        key[0] = 1;
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce[0] = 3;
+        let mut plaintext = [0u8; 32];
+        plaintext[0] = 2;
+        plaintext[16] = 3;
+        let expected: [u8; 48] = [
+            0x07, 0xda, 0xd3, 0x64, 0xbf, 0xc2, 0xb9, 0xda, 0x89, 0x11, 0x6d, 0x7b, 0xef, 0x6d,
+            0xaa, 0xaf, 0x6f, 0x25, 0x55, 0x10, 0xaa, 0x65, 0x4f, 0x92, 0x0a, 0xc8, 0x1b, 0x94,
+            0xe8, 0xba, 0xd3, 0x65, 0xae, 0xa1, 0xba, 0xd1, 0x27, 0x02, 0xe1, 0x96, 0x56, 0x04,
+            0x37, 0x4a, 0xab, 0x96, 0xdb, 0xbc,
+        ];
+        let cipher = Aes256GcmSiv::new_from_slice(&key).unwrap();
+        let mut buffer = plaintext;
+        let tag = cipher
+            .encrypt_inout_detached(&Nonce::from(nonce), &[1], (&mut buffer[..]).into())
+            .unwrap();
+        assert_eq!((&buffer[..], &tag[..]), expected.split_at(32));
+        cipher
+            .decrypt_inout_detached(&Nonce::from(nonce), &[1], (&mut buffer[..]).into(), &tag)
+            .unwrap();
+        assert_eq!(buffer, plaintext);
+    }
+
     /// tests/SECURITY.md item 14: a fresh random nonce for every cookie.
     #[test]
     fn nonces_never_repeat() {
