@@ -72,7 +72,9 @@
 //! with one worker) is pinned to the first core, the load client
 //! (another current-thread runtime, plain HTTP/1.1 keep-alive, one session per connection) and
 //! the private `redis-server` to the second. Each round runs every scenario once, bare first,
-//! the others in a rotated order; every figure is the median over rounds, and every ratio the
+//! then one block per row (tower-sessions', ours, ruts' or the jar's, the example binary's, so
+//! that what a row compares runs back to back), the blocks in a rotated order and every other
+//! round backwards; every figure is the median over rounds, and every ratio the
 //! median of the per-round ratios to bare. Server CPU is the run time of the server's threads
 //! (the server thread, and the runtime's workers with `--runtime multi`) from
 //! `/proc/self/task/<tid>/schedstat` (nanoseconds) over the measured window, or of every thread
@@ -1814,6 +1816,7 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
             .position(|o| *o == s.name)
             .unwrap_or(order.len())
     });
+    let blocks = row_blocks(&scenarios);
     let warmup = Duration::from_secs_f64(options.warmup);
     let measure = Duration::from_secs_f64(options.secs);
     let redis_addr = redis.as_ref().map(|r| r.addr);
@@ -1848,11 +1851,7 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
     let ticks_before = cpu_ticks();
     runtime.block_on(async {
         for round in 0..options.rounds {
-            // Bare first, then the others rotated so no scenario always follows the same one.
-            let others = scenarios.len() - 1;
-            let mut indices = vec![0];
-            indices.extend((0..others).map(|i| 1 + (i + round) % others));
-            for index in indices {
+            for index in round_order(&blocks, round) {
                 let scenario = &mut scenarios[index];
                 let redis = if scenario.redis { redis_addr } else { None };
                 let monitor = if matches!(scenario.db, Some(DbProbe::Postgres { .. })) {
@@ -1992,6 +1991,71 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
     }
     drop(redis);
     Ok(all_met)
+}
+
+/// The row a scenario belongs to: its name without the crate (`ours`, `example`, a peer) and
+/// without ` whole`, the jar's rows under `encrypted`. Bare is a row of its own.
+fn row_of(name: &str) -> String {
+    if let Some(rest) = name.strip_prefix("private-jar") {
+        return format!("encrypted{rest}");
+    }
+    let rest = ["ours ", "example ", "tower-sessions ", "ruts "]
+        .iter()
+        .find_map(|prefix| name.strip_prefix(prefix))
+        .unwrap_or(name);
+    rest.replace(" whole", "")
+}
+
+/// Where a scenario stands in its row's block: each of ours next to the peers it is compared
+/// with (tower-sessions, ours, then ruts or the jar), the example binary's after them, our
+/// whole-type wide rows last (next to ruts, their best peer).
+fn place_in_row(name: &str) -> u8 {
+    if name.starts_with("tower-sessions ") {
+        0
+    } else if name.starts_with("ours ") && name.contains(" whole ") {
+        4
+    } else if name.starts_with("ours ") {
+        1
+    } else if name.starts_with("example ") {
+        3
+    } else {
+        2
+    }
+}
+
+/// Groups the scenarios (sorted, bare first) into blocks, one per row: the indices of the
+/// scenarios a row compares, in [`place_in_row`] order. Bare is the first block.
+fn row_blocks(scenarios: &[Scenario]) -> Vec<Vec<usize>> {
+    let mut blocks: Vec<(String, Vec<usize>)> = Vec::new();
+    for (index, scenario) in scenarios.iter().enumerate() {
+        let row = row_of(&scenario.name);
+        match blocks.iter_mut().find(|(name, _)| *name == row) {
+            Some((_, block)) => block.push(index),
+            None => blocks.push((row, vec![index])),
+        }
+    }
+    for (_, block) in &mut blocks {
+        block.sort_by_key(|&index| place_in_row(&scenarios[index].name));
+    }
+    blocks.into_iter().map(|(_, block)| block).collect()
+}
+
+/// The order of one round: bare first, then the rows' blocks, so that what a row compares
+/// runs back to back (seconds apart, not tens of seconds: a shared host's speed drifts), the
+/// blocks rotated from round to round so none always follows the same one, and every other
+/// round each block backwards so neither side of a pair always runs first.
+fn round_order(blocks: &[Vec<usize>], round: usize) -> Vec<usize> {
+    let (bare, rows) = blocks.split_first().expect("bare always runs");
+    let mut order = bare.clone();
+    for offset in 0..rows.len() {
+        let block = &rows[(offset + round) % rows.len()];
+        if round % 2 == 0 {
+            order.extend(block.iter().copied());
+        } else {
+            order.extend(block.iter().rev().copied());
+        }
+    }
+    order
 }
 
 /// The median over rounds of `f(a) / f(b)`, `a` and `b` from the same round.
