@@ -4,13 +4,6 @@ use std::fmt;
 
 use aes_gcm_siv::aead::{AeadInOut, KeyInit};
 use aes_gcm_siv::{AesGcmSiv, Nonce, Tag};
-
-/// AES-256-GCM-SIV on the encrypt-only AES-256: the mode never decrypts a block (it opens by
-/// running counter mode again), and every seal and open expands a fresh message-encryption key,
-/// so the inverse key schedule that [`aes::Aes256`] also computes, and carries, would be work
-/// and 240 bytes of copying thrown away on every cookie. The same cipher, the same bytes
-/// (`the_cipher_gives_the_rfc_8452_answer`).
-type Aes256GcmSiv = AesGcmSiv<aes::Aes256Enc>;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 
@@ -19,6 +12,13 @@ use crate::codec::compact;
 #[cfg(all(test, feature = "json"))]
 use crate::record::RecordRef;
 use crate::record::{Bytes, Record};
+
+/// AES-256-GCM-SIV on the encrypt-only AES-256: the mode never decrypts a block (it opens by
+/// running counter mode again), and every seal and open expands a fresh message-encryption key,
+/// so the inverse key schedule that [`aes::Aes256`] also computes, and carries, would be work
+/// and 240 bytes of copying thrown away on every cookie. The same cipher, the same bytes
+/// (`the_cipher_gives_the_rfc_8452_answer`).
+type Aes256GcmSiv = AesGcmSiv<aes::Aes256Enc>;
 
 /// The format version byte of [`EncryptedCookieStore`] values whose plaintext is the session
 /// type's codec envelope: still opened, no longer written.
