@@ -1,5 +1,6 @@
 //! Load benchmark: session-runtime against a bare axum handler, tower-sessions, ruts and
-//! axum-extra's `PrivateCookieJar`, in one run with interleaved rounds.
+//! axum-extra's `PrivateCookieJar`, each in a process of its own, in one run with interleaved
+//! rounds.
 //!
 //! The Redis scenarios need Redis 7.4 or newer (ruts writes with `HEXPIRE`): build Redis 8.0.2
 //! with `cargo xtask redis8` and run with
@@ -19,20 +20,33 @@
 //! each of our rows against the best peer measured for it, and the scaling rows against every
 //! peer.
 //!
+//! Each crate's apps are served by a binary of their own, one process per app, as an
+//! application would run them: `examples/serve-bare.rs`, `serve-ours.rs`,
+//! `serve-tower-sessions.rs`, `serve-ruts.rs` and `serve-jar.rs` (each links its crate alone;
+//! the apps are in `common/apps.rs`, the process's side of the protocol in
+//! `common/serve_app.rs`). The harness builds them (`cargo build --release -p session-bench
+//! --example serve-...`) and starts each pinned to the server's core; server CPU is then the run
+//! time of every thread of the process, and the allocations its server threads made, which it
+//! reports over a pipe. Until 2026-12-06 every app ran in this harness's own process; that is
+//! still `--servers thread`. In one shared binary and heap, the code and data of every crate
+//! sat side by side, and a row's figures depended on its neighbours (`bench/RESULTS.md`,
+//! 2026-12-06, fifth session). The SQL apps stay in this process (their database probes look
+//! at its threads and connections).
+//!
 //! The example binary (`examples/counter.rs`, rows `example ...`): the harness builds it
 //! (`cargo build --release -p session-examples --example counter`), starts it once per store
 //! (memory, encrypted, Redis) as a process of its own pinned to the server's core with
 //! `taskset`, as outside harnesses run it (it then picks a current-thread runtime), and counts
 //! the run time of all its threads as server CPU (allocations are not counted there). Its rows
-//! face the same in-process peers.
+//! face the same peers.
 //!
-//! `--runtime multi` serves the in-process scenarios (ours and the peers) on tokio's
+//! `--runtime multi` serves the apps (ours and the peers) on tokio's
 //! multi-thread runtime with one worker, what `#[tokio::main]` builds on one CPU, instead of a
 //! current-thread runtime; server CPU is then every thread of that runtime. The example binary
 //! keeps its own choice (current-thread, pinned to one core), so with `--runtime multi` its rows
-//! set it against peers on the multi-thread runtime: compare it with the in-process rows of the
+//! set it against peers on the multi-thread runtime: compare it with the rows of the
 //! run without the option. `--workers N` gives that runtime N workers, and `--server-cores all`
-//! leaves the in-process server unpinned, free to run on every core (the client keeps the
+//! leaves the servers unpinned, free to run on every core (the client keeps the
 //! second): how a server with several workers on several cores fares, on a machine with too
 //! few cores to give them their own.
 //!
@@ -47,7 +61,8 @@
 //!
 //! Options: `--rounds N`, `--secs S` (measured seconds per scenario and round), `--connections
 //! N`, `--only WORD[,WORD...]` (scenarios whose name contains one of the words; `bare` always
-//! runs), `--runtime current|multi`, `--workers N`, `--server-cores first|all` (above),
+//! runs), `--servers process|thread`, `--runtime current|multi`, `--workers N`,
+//! `--server-cores first|all` (above),
 //! `--redis-url URL`
 //! (use that Redis instead of a private `redis-server`), `--database-url URL` (the PostgreSQL
 //! of the `postgres` scenarios; default `DATABASE_URL`, else
@@ -68,18 +83,18 @@
 //! server thread, so not in server CPU; the workers inherit the server thread's core), the run
 //! time of the scenario's pool's worker threads.
 //!
-//! The server (one current-thread tokio runtime, or with `--runtime multi` a multi-thread one
+//! Each server (one current-thread tokio runtime, or with `--runtime multi` a multi-thread one
 //! with one worker) is pinned to the first core, the load client
 //! (another current-thread runtime, plain HTTP/1.1 keep-alive, one session per connection) and
 //! the private `redis-server` to the second. Each round runs every scenario once, bare first,
 //! then one block per row (tower-sessions', ours, ruts' or the jar's, the example binary's, so
 //! that what a row compares runs back to back), the blocks in a rotated order and every other
 //! round backwards; every figure is the median over rounds, and every ratio the
-//! median of the per-round ratios to bare. Server CPU is the run time of the server's threads
-//! (the server thread, and the runtime's workers with `--runtime multi`) from
-//! `/proc/self/task/<tid>/schedstat` (nanoseconds) over the measured window, or of every thread
-//! of the example binary's process; allocations are counted on the server's threads only (not
-//! in the example binary); Redis commands come from `INFO commandstats` deltas.
+//! median of the per-round ratios to bare. Server CPU is the run time of every thread of the
+//! server's process from `/proc/<pid>/task/<tid>/schedstat` (nanoseconds) over the measured
+//! window (with `--servers thread`, of the server thread and the runtime's workers in this
+//! process); allocations are counted on the server's threads only (not in the example binary);
+//! Redis commands come from `INFO commandstats` deltas.
 #![allow(clippy::print_stdout, reason = "the benchmark prints its table")]
 #![allow(
     clippy::print_stderr,
@@ -102,95 +117,34 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::http::StatusCode;
-use axum::routing::{MethodRouter, get};
-use session_bench::{WIDE_FILLERS, filler};
-use session_examples::{StoreChoice, layer, routes};
+use axum::routing::get;
+use session_examples::routes;
 use session_runtime::SessionLayer;
 use session_runtime::config::SessionConfig;
-use session_runtime::store::{PostgresStore, RedisStore, SqliteStore};
+use session_runtime::store::{PostgresStore, SqliteStore};
 use session_tests::redis::{OwnRedis, redis_server_bin};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
-use tower_sessions_redis_store::fred::prelude::{ClientLike as _, Config, Pool};
 
 #[path = "../common/serve.rs"]
 mod serve;
 #[macro_use]
 #[path = "../common/peers.rs"]
 mod peers;
+#[path = "../common/apps.rs"]
+mod apps;
 #[path = "../common/jar.rs"]
 mod jar;
 #[path = "../common/wide.rs"]
 mod wide;
+use apps::{APPS, is_sql_app};
 use serve::{
     Flavor, client_runtime, cpu_ticks, median, response_head, split_cores, start_server,
     steal_report, thread_cpu_ns,
 };
-use wide::{
-    WIDE_COOKIE_LEN, WIDE_REDIS_LEN, wide_answer, wide_read, wide_view_read, wide_view_visit,
-    wide_visit,
-};
 
-/// Counts the allocations of the server thread only.
-mod counting {
-    use std::alloc::{GlobalAlloc, Layout, System};
-    use std::cell::Cell;
-    use std::sync::atomic::{AtomicU64, Ordering};
-
-    /// The system allocator, counting calls made on threads that opted in.
-    pub(crate) struct Counting;
-
-    static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-    thread_local! {
-        static ENABLED: Cell<bool> = const { Cell::new(false) };
-    }
-
-    fn count() {
-        if ENABLED.try_with(Cell::get).unwrap_or(false) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Counts the allocations of the calling thread from now on.
-    pub(crate) fn enable_on_this_thread() {
-        ENABLED.with(|enabled| enabled.set(true));
-    }
-
-    /// Returns how many allocations (including reallocations) counting threads made.
-    pub(crate) fn allocations() -> u64 {
-        ALLOCATIONS.load(Ordering::Relaxed)
-    }
-
-    // SAFETY: every method forwards to `System` with the caller's arguments unchanged; counting
-    // touches only an atomic and a const-initialised thread-local without destructor, neither
-    // of which allocates.
-    #[allow(
-        unsafe_code,
-        reason = "a GlobalAlloc implementation is unsafe by definition"
-    )]
-    unsafe impl GlobalAlloc for Counting {
-        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-            count();
-            // SAFETY: forwarded unchanged (see above).
-            unsafe { System.alloc(layout) }
-        }
-        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-            count();
-            // SAFETY: forwarded unchanged (see above).
-            unsafe { System.alloc_zeroed(layout) }
-        }
-        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-            // SAFETY: forwarded unchanged (see above).
-            unsafe { System.dealloc(ptr, layout) }
-        }
-        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-            count();
-            // SAFETY: forwarded unchanged (see above).
-            unsafe { System.realloc(ptr, layout, new_size) }
-        }
-    }
-}
+#[path = "../common/counting.rs"]
+mod counting;
 
 #[global_allocator]
 static GLOBAL: counting::Counting = counting::Counting;
@@ -221,13 +175,17 @@ struct Options {
     only: Option<String>,
     redis_url: Option<String>,
     database_url: String,
-    /// `--runtime multi`: the in-process servers on the multi-thread runtime, with `workers`
+    /// `--runtime multi`: the servers on the multi-thread runtime, with `workers`
     /// workers (`--workers`, default one).
     multi_thread: bool,
     workers: usize,
     /// `--server-cores all`: the server thread (and its workers) not pinned, free to run on every
     /// core, the client's too; by default it is pinned to the first core.
     server_on_all_cores: bool,
+    /// `--servers process` (the default): each app but the SQL ones served by a process of its
+    /// own, a `serve-*` binary (`common/serve_app.rs`); `--servers thread`: all in this
+    /// process.
+    own_processes: bool,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -243,6 +201,7 @@ fn parse_options() -> Result<Options, String> {
         multi_thread: false,
         workers: 1,
         server_on_all_cores: false,
+        own_processes: true,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -282,6 +241,13 @@ fn parse_options() -> Result<Options, String> {
                     other => {
                         return Err(format!("--server-cores takes first or all, not {other}"));
                     }
+                };
+            }
+            "--servers" => {
+                options.own_processes = match value("--servers")?.as_str() {
+                    "process" => true,
+                    "thread" => false,
+                    other => return Err(format!("--servers takes process or thread, not {other}")),
                 };
             }
             // `cargo bench` passes this to every target.
@@ -843,289 +809,37 @@ async fn db_snapshot(
     })
 }
 
-// ---------------------------------------------------------------------------------------------
-// The servers.
-
-async fn bare() -> String {
-    1u64.to_string()
-}
-
-tower_sessions_handlers!(ts_visit, ts_read, tower_sessions::Session);
+// The SQL peers' handlers (tower-sessions 0.14's, as on Redis).
 tower_sessions_handlers!(ts14_visit, ts14_read, tower_sessions_014::Session);
 
-/// ruts's session on its Redis store (a fred pool, like tower-sessions').
-type RutsSession = ruts::Session<ruts::store::redis::RedisStore<Pool>>;
-
-/// The lifetime of a ruts session and of its fields: a day, as ours.
-const RUTS_TTL_SECS: i64 = 86_400;
-
-/// A fred pool of one client, connected, as both fred-based peers use it.
-async fn fred_pool(redis_url: &str) -> Result<Pool, String> {
-    let pool = Pool::new(
-        Config::from_url(redis_url).map_err(|e| e.to_string())?,
-        None,
-        None,
-        None,
-        1,
-    )
-    .map_err(|e| e.to_string())?;
-    pool.connect();
-    pool.wait_for_connect().await.map_err(|e| e.to_string())?;
-    Ok(pool)
-}
-
-// ---------------------------------------------------------------------------------------------
-// The scaling rows: a session of 40 fields (`Wide`), a write changes one, a read reads two.
-
-/// Any error of a peer's session as the answer 500.
-fn internal<E>(_: E) -> StatusCode {
-    StatusCode::INTERNAL_SERVER_ERROR
-}
-
-/// tower-sessions: the same fields, one entry each.
-async fn ts_wide_visit(session: tower_sessions_014::Session) -> Result<String, StatusCode> {
-    let visits = if let Some(visits) = session.get::<u64>("visits").await.map_err(internal)? {
-        visits + 1
-    } else {
-        for name in WIDE_FILLERS {
-            session
-                .insert(name, filler(name, WIDE_REDIS_LEN))
-                .await
-                .map_err(internal)?;
-        }
-        1
-    };
-    session.insert("visits", visits).await.map_err(internal)?;
-    Ok(visits.to_string())
-}
-
-async fn ts_wide_read(session: tower_sessions_014::Session) -> Result<String, StatusCode> {
-    let visits = session
-        .get::<u64>("visits")
-        .await
-        .map_err(internal)?
-        .unwrap_or(0);
-    let f01 = session
-        .get::<String>("f01")
-        .await
-        .map_err(internal)?
-        .unwrap_or_default();
-    wide_answer(visits, &f01)
-}
-
-/// ruts's `GET /`: the same work as the others' (read `visits`, write it plus one; a new
-/// session first gets the `fillers`). ruts gives each field its own lifetime (`HEXPIRE`).
-async fn ruts_bump(session: &RutsSession, fillers: &[&str]) -> Result<String, StatusCode> {
-    let ttl = ruts::store::Ttl::new(RUTS_TTL_SECS).map_err(internal)?;
-    let visits = if let Some(visits) = session.get::<u64>("visits").await.map_err(internal)? {
-        visits + 1
-    } else {
-        for name in fillers {
-            session
-                .set(name, &filler(name, WIDE_REDIS_LEN), ttl, None)
-                .await
-                .map_err(internal)?;
-        }
-        1
-    };
-    session
-        .set("visits", &visits, ttl, None)
-        .await
-        .map_err(internal)?;
-    Ok(visits.to_string())
-}
-
-async fn ruts_visit(session: RutsSession) -> Result<String, StatusCode> {
-    ruts_bump(&session, &[]).await
-}
-
-/// ruts on the wide session: the same fields, one hash field each.
-async fn ruts_wide_visit(session: RutsSession) -> Result<String, StatusCode> {
-    ruts_bump(&session, WIDE_FILLERS).await
-}
-
-/// ruts's `GET /read`; with `wide`, it also reads `f01`.
-async fn ruts_counter(session: &RutsSession, wide: bool) -> Result<String, StatusCode> {
-    let visits = session
-        .get::<u64>("visits")
-        .await
-        .map_err(internal)?
-        .unwrap_or(0);
-    if !wide {
-        return Ok(visits.to_string());
+/// Builds app `name` (one of [`APPS`]); the Redis apps on `redis_url`, the SQL apps as `sql`
+/// plans them.
+async fn build_app(name: &str, redis_url: &str, sql: &SqlPlan) -> Result<Router, String> {
+    let config = SessionConfig::default();
+    match name {
+        "ours postgres" => match &sql.postgres {
+            Some(url) => ours_postgres(sql, url, config).await,
+            None => Err("no PostgreSQL planned".to_owned()),
+        },
+        "tower-sessions postgres" => match &sql.postgres {
+            Some(url) => peer_postgres(sql, url).await,
+            None => Err("no PostgreSQL planned".to_owned()),
+        },
+        "ours sqlite" => ours_sqlite(sql, config).await,
+        "tower-sessions sqlite" => peer_sqlite(sql).await,
+        other => apps::build(other, redis_url).await,
     }
-    let f01 = session
-        .get::<String>("f01")
-        .await
-        .map_err(internal)?
-        .unwrap_or_default();
-    wide_answer(visits, &f01)
 }
 
-async fn ruts_read(session: RutsSession) -> Result<String, StatusCode> {
-    ruts_counter(&session, false).await
-}
-
-async fn ruts_wide_read(session: RutsSession) -> Result<String, StatusCode> {
-    ruts_counter(&session, true).await
-}
-
-/// `routes` behind our `RedisStore` (keys under `bench:<pid>:<prefix>`).
-async fn ours_redis(
-    routes: Router,
-    redis_url: &str,
-    prefix: &str,
-    config: &SessionConfig,
-) -> Result<Router, String> {
-    let store = RedisStore::builder()
-        .key_prefix(format!("bench:{}:{prefix}", std::process::id()))
-        .connect(redis_url)
-        .await
-        .map_err(|e| format!("cannot connect to Redis at {redis_url}: {e}"))?;
-    Ok(routes.layer(SessionLayer::new(store).with_config(config.clone())))
-}
-
-/// `routes` behind tower-sessions 0.14 on tower-sessions-redis-store.
-async fn tower_sessions_redis(routes: Router, redis_url: &str) -> Result<Router, String> {
-    Ok(routes.layer(tower_sessions_014::SessionManagerLayer::new(
-        tower_sessions_redis_store::RedisStore::new(fred_pool(redis_url).await?),
-    )))
-}
-
-/// `routes` behind ruts on its Redis store, with its cookie layer.
-async fn ruts_redis(routes: Router, redis_url: &str) -> Result<Router, String> {
-    let store = ruts::store::redis::RedisStore::new(Arc::new(fred_pool(redis_url).await?))
-        .await
-        .map_err(|e| format!("ruts's Redis store: {e}"))?;
-    Ok(routes
-        .layer(
-            ruts::SessionLayer::new(Arc::new(store)).with_cookie_options(
-                ruts::CookieOptions::build()
-                    .name("ruts")
-                    .path("/")
-                    .max_age(RUTS_TTL_SECS.unsigned_abs()),
-            ),
-        )
-        .layer(tower_cookies::CookieManagerLayer::new()))
-}
-
-/// The Redis apps: ours, tower-sessions' and ruts's, on the counter and on [`Wide`].
-async fn redis_apps(
-    redis_url: &str,
-    config: &SessionConfig,
-) -> Result<Vec<(&'static str, Router)>, String> {
-    let mut apps = Vec::new();
-    apps.push((
-        "ours redis",
-        ours_redis(routes(), redis_url, "", config).await?,
-    ));
-    apps.push((
-        "tower-sessions redis",
-        tower_sessions_redis(pair(get(ts14_visit), get(ts14_read)), redis_url).await?,
-    ));
-    apps.push((
-        "ruts redis",
-        ruts_redis(pair(get(ruts_visit), get(ruts_read)), redis_url).await?,
-    ));
-    apps.push((
-        "ours redis wide",
-        ours_redis(
-            pair(get(wide_view_visit::<WIDE_REDIS_LEN>), get(wide_view_read)),
-            redis_url,
-            "wide:",
-            config,
-        )
-        .await?,
-    ));
-    apps.push((
-        "ours redis wide whole",
-        ours_redis(
-            pair(get(wide_visit::<WIDE_REDIS_LEN>), get(wide_read)),
-            redis_url,
-            "wide-whole:",
-            config,
-        )
-        .await?,
-    ));
-    apps.push((
-        "tower-sessions redis wide",
-        tower_sessions_redis(pair(get(ts_wide_visit), get(ts_wide_read)), redis_url).await?,
-    ));
-    apps.push((
-        "ruts redis wide",
-        ruts_redis(pair(get(ruts_wide_visit), get(ruts_wide_read)), redis_url).await?,
-    ));
-    Ok(apps)
-}
-
-/// `GET /` and `GET /read`.
-fn pair<S: Clone + Send + Sync + 'static>(
-    visit: MethodRouter<S>,
-    read: MethodRouter<S>,
-) -> Router<S> {
-    Router::new().route("/", visit).route("/read", read)
-}
-
-/// The apps, by scenario prefix.
+/// Builds the apps `names` (each one of [`APPS`]), in that order.
 async fn build_apps(
+    names: Vec<&'static str>,
     redis_url: &str,
-    with_redis: bool,
     sql: &SqlPlan,
 ) -> Result<Vec<(&'static str, Router)>, String> {
-    let config = SessionConfig::default();
-    let mut apps = vec![
-        (
-            "bare",
-            Router::new()
-                .route("/", get(bare))
-                .route("/read", get(bare)),
-        ),
-        (
-            "ours memory",
-            routes().layer(
-                layer(StoreChoice::Memory, None, config.clone())
-                    .await
-                    .map_err(|e| e.to_string())?,
-            ),
-        ),
-        (
-            "ours encrypted",
-            routes().layer(
-                layer(StoreChoice::Encrypted, None, config.clone())
-                    .await
-                    .map_err(|e| e.to_string())?,
-            ),
-        ),
-        (
-            "tower-sessions memory",
-            pair(get(ts_visit), get(ts_read)).layer(tower_sessions::SessionManagerLayer::new(
-                tower_sessions::MemoryStore::default(),
-            )),
-        ),
-        ("private-jar", jar::app(false)),
-        (
-            "ours encrypted wide",
-            pair(get(wide_visit::<WIDE_COOKIE_LEN>), get(wide_read)).layer(
-                layer(StoreChoice::Encrypted, None, config.clone())
-                    .await
-                    .map_err(|e| e.to_string())?,
-            ),
-        ),
-        ("private-jar wide", jar::app(true)),
-    ];
-    if with_redis {
-        apps.extend(redis_apps(redis_url, &config).await?);
-    }
-    if let Some(url) = &sql.postgres {
-        apps.push((
-            "ours postgres",
-            ours_postgres(sql, url, config.clone()).await?,
-        ));
-        apps.push(("tower-sessions postgres", peer_postgres(sql, url).await?));
-    }
-    if sql.sqlite {
-        apps.push(("ours sqlite", ours_sqlite(sql, config.clone()).await?));
-        apps.push(("tower-sessions sqlite", peer_sqlite(sql).await?));
+    let mut apps = Vec::new();
+    for name in names {
+        apps.push((name, build_app(name, redis_url, sql).await?));
     }
     Ok(apps)
 }
@@ -1252,45 +966,142 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 /// The stores the example binary is measured on, as its `--store` names them.
 const EXAMPLE_STORES: [&str; 3] = ["memory", "encrypted", "redis"];
 
-/// The example server running as a child process; killed when dropped.
-struct ExampleServer {
+/// A server in a process of its own, the example binary or a `serve-*` binary serving one app
+/// (`common/serve_app.rs`); killed when dropped.
+struct ChildServer {
     child: std::process::Child,
     addr: SocketAddr,
+    /// This harness's own children: where to ask for their allocation count.
+    control: Option<Arc<std::sync::Mutex<Control>>>,
 }
 
-impl Drop for ExampleServer {
+impl Drop for ChildServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-/// Builds the example binary in release (a no-op when it is up to date) and returns the path
-/// cargo reports for it, so that the binary measured is always the one just built, whatever the
-/// target directory.
-fn build_example() -> Result<std::path::PathBuf, String> {
+/// The pipes to a `serve-*` binary: it answers each line `allocations` on its standard input
+/// with its server threads' allocation count on a line of its standard output.
+struct Control {
+    input: std::process::ChildStdin,
+    output: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Control {
+    fn allocations(&mut self) -> Result<u64, String> {
+        use std::io::BufRead as _;
+        self.input
+            .write_all(b"allocations\n")
+            .and_then(|()| self.input.flush())
+            .map_err(|e| format!("cannot ask a server process for its allocations: {e}"))?;
+        let mut line = String::new();
+        self.output
+            .read_line(&mut line)
+            .map_err(|e| format!("no allocation count from a server process: {e}"))?;
+        line.trim()
+            .parse()
+            .map_err(|_| format!("a server process answered {line:?} for its allocations"))
+    }
+}
+
+/// Starts `bin` (a `serve-*` binary, `common/serve_app.rs`) serving app `app`, pinned to
+/// `core`, on the runtime `options` ask for, and waits for the address it listens on.
+fn start_app_process(
+    bin: &std::path::Path,
+    app: &'static str,
+    core: Option<usize>,
+    options: &Options,
+    redis_url: &str,
+) -> Result<ChildServer, String> {
+    use std::io::BufRead as _;
+    let mut command = Command::new(bin);
+    command.arg(app);
+    if let Some(core) = core {
+        command.args(["--core", &core.to_string()]);
+    }
+    if options.multi_thread {
+        command.args(["--workers", &options.workers.to_string()]);
+    }
+    if !redis_url.is_empty() {
+        command.args(["--redis-url", redis_url]);
+    }
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start the server process of {app}: {e}"))?;
+    let (Some(input), Some(output)) = (child.stdin.take(), child.stdout.take()) else {
+        return Err(format!("the server process of {app} has no pipes"));
+    };
+    let mut control = Control {
+        input,
+        output: std::io::BufReader::new(output),
+    };
+    let mut line = String::new();
+    let read = control.output.read_line(&mut line);
+    let mut server = ChildServer {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        control: None,
+    };
+    if let (Ok(_), Ok(addr)) = (read, line.trim().parse()) {
+        server.addr = addr;
+    } else {
+        let status = server.child.wait().map_err(|e| e.to_string())?;
+        return Err(format!(
+            "the server process of {app} did not start ({status})"
+        ));
+    }
+    server.control = Some(Arc::new(std::sync::Mutex::new(control)));
+    Ok(server)
+}
+
+/// Builds the binaries a run needs in release, the example binary (`session-examples`'s
+/// `counter`) and the binaries serving the apps (`session-bench`'s `serve-*`), in one `cargo
+/// build` (a no-op when they are up to date), and returns the paths cargo reports for them by
+/// name, so that the binaries measured are always the ones just built, whatever the target
+/// directory.
+fn build_binaries(names: &[String]) -> Result<BTreeMap<String, std::path::PathBuf>, String> {
+    if names.is_empty() {
+        return Ok(BTreeMap::new());
+    }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let build = "cargo build --release -p session-examples --example counter";
-    let output = Command::new(cargo)
-        .args(["build", "--release", "--quiet", "-p", "session-examples"])
-        .args([
-            "--example",
-            "counter",
-            "--message-format=json-render-diagnostics",
-        ])
+    let mut command = Command::new(cargo);
+    command.args(["build", "--release", "--quiet"]);
+    for package in ["session-examples", "session-bench"] {
+        command.args(["-p", package]);
+    }
+    for name in names {
+        command.args(["--example", name]);
+    }
+    let shown = format!(
+        "cargo build --release -p session-examples -p session-bench --example {}",
+        names.join(" --example ")
+    );
+    let output = command
+        .arg("--message-format=json-render-diagnostics")
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .stderr(Stdio::inherit())
         .output()
-        .map_err(|e| format!("cannot run `{build}`: {e}"))?;
+        .map_err(|e| format!("cannot run `{shown}`: {e}"))?;
     if !output.status.success() {
-        return Err(format!("`{build}` failed ({})", output.status));
+        return Err(format!("`{shown}` failed ({})", output.status));
     }
-    String::from_utf8_lossy(&output.stdout)
+    let built: BTreeMap<String, std::path::PathBuf> = String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|message| message["target"]["name"] == "counter")
-        .find_map(|message| message["executable"].as_str().map(std::path::PathBuf::from))
-        .ok_or_else(|| format!("`{build}` named no executable"))
+        .filter_map(|message| {
+            let name = message["target"]["name"].as_str()?.to_owned();
+            let path = message["executable"].as_str()?.into();
+            names.contains(&name).then_some((name, path))
+        })
+        .collect();
+    match names.iter().find(|name| !built.contains_key(*name)) {
+        Some(name) => Err(format!("`{shown}` named no executable for {name}")),
+        None => Ok(built),
+    }
 }
 
 /// Starts the example binary with `--store store` on a free loopback port, pinned to `core`
@@ -1301,7 +1112,7 @@ fn start_example(
     store: &str,
     core: Option<usize>,
     redis_url: Option<&str>,
-) -> Result<ExampleServer, String> {
+) -> Result<ChildServer, String> {
     let addr = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map_err(|e| e.to_string())?;
@@ -1327,7 +1138,11 @@ fn start_example(
             bin.display()
         )
     })?;
-    let mut server = ExampleServer { child, addr };
+    let mut server = ChildServer {
+        child,
+        addr,
+        control: None,
+    };
     let started = Instant::now();
     loop {
         if StdStream::connect(addr).is_ok() {
@@ -1362,26 +1177,55 @@ struct Scenario {
 }
 
 /// Where a scenario's server runs.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum ServerSide {
-    /// In this process: the run time of the server's threads (the server thread, and with
-    /// `--runtime multi` the runtime's `server-worker` threads), their allocations counted.
+    /// In this process (`--servers thread`, and the SQL apps): the run time of the server's
+    /// threads (the server thread, and with `--runtime multi` the runtime's `server-worker`
+    /// threads), their allocations counted.
     Thread,
-    /// In the example binary, process `pid`: the run time of all its threads; allocations are
-    /// not counted.
-    Example { pid: u32 },
+    /// In process `pid` (an app served by a `serve-*` binary, or the example binary): the run time of all its threads; allocations counted where `control` can ask
+    /// for them (not in the example binary).
+    Process {
+        pid: u32,
+        control: Option<Arc<std::sync::Mutex<Control>>>,
+    },
+}
+
+impl ServerSide {
+    fn of(server: &ChildServer) -> Self {
+        Self::Process {
+            pid: server.child.id(),
+            control: server.control.clone(),
+        }
+    }
 }
 
 /// The run time of every thread of `side`'s server, by task id (one entry for the server
 /// thread).
-fn server_ns(side: ServerSide, server_tid: u32) -> BTreeMap<i64, u64> {
+fn server_ns(side: &ServerSide, server_tid: u32) -> BTreeMap<i64, u64> {
     match side {
         ServerSide::Thread => {
             let mut threads = tasks_ns("/proc/self/task", |name| name.starts_with("server"));
             threads.insert(i64::from(server_tid), thread_cpu_ns(server_tid));
             threads
         }
-        ServerSide::Example { pid } => tasks_ns(&format!("/proc/{pid}/task"), |_| true),
+        ServerSide::Process { pid, .. } => tasks_ns(&format!("/proc/{pid}/task"), |_| true),
+    }
+}
+
+/// The allocations `side`'s server threads made so far, where they are counted.
+fn server_allocations(side: &ServerSide) -> Result<Option<u64>, String> {
+    match side {
+        ServerSide::Thread => Ok(Some(counting::allocations())),
+        ServerSide::Process {
+            control: Some(control),
+            ..
+        } => control
+            .lock()
+            .map_err(|_| "a server process's pipes are poisoned".to_owned())?
+            .allocations()
+            .map(Some),
+        ServerSide::Process { control: None, .. } => Ok(None),
     }
 }
 
@@ -1414,7 +1258,8 @@ struct Sample {
     requests: u64,
     wall: f64,
     cpu_ns: u64,
-    allocations: u64,
+    /// `None` where the server's allocations are not counted (the example binary).
+    allocations: Option<u64>,
     p50_us: f64,
     p99_us: f64,
     redis_calls: f64,
@@ -1484,8 +1329,10 @@ async fn run_scenario(
         None => None,
     };
     let before_redis = redis.map(redis_snapshot);
-    let before_cpu = server_ns(scenario.server, server_tid);
-    let before_alloc = counting::allocations();
+    // The allocation counts outside the CPU window: asking a server process for its count
+    // runs a little code of its own.
+    let before_alloc = server_allocations(&scenario.server)?;
+    let before_cpu = server_ns(&scenario.server, server_tid);
     let start = Instant::now();
     let deadline = start + measure;
     let mut tasks = Vec::new();
@@ -1519,8 +1366,11 @@ async fn run_scenario(
         failures += f;
     }
     let wall = start.elapsed().as_secs_f64();
-    let cpu_ns = delta_ns(&before_cpu, &server_ns(scenario.server, server_tid));
-    let allocations = counting::allocations() - before_alloc;
+    let cpu_ns = delta_ns(&before_cpu, &server_ns(&scenario.server, server_tid));
+    let allocations = match (before_alloc, server_allocations(&scenario.server)?) {
+        (Some(before), Some(after)) => Some(after - before),
+        _ => None,
+    };
     let db_ns = match (&scenario.db, &before_db) {
         (Some(probe), Some(before)) => {
             let after = db_snapshot(probe, monitor, false).await?;
@@ -1683,7 +1533,18 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
         None => String::new(),
     };
     let redis_url = redis.as_ref().map_or_else(String::new, |r| r.url.clone());
-    let server_sql = sql.clone();
+    let app_wanted = |app: &str| {
+        if app == "bare" {
+            return true;
+        }
+        wants(&format!("{app} write")) || wants(&format!("{app} read"))
+    };
+    // The apps this process serves: all with `--servers thread`, else the SQL apps only (their
+    // probes look at this process's threads and connections).
+    let in_process: Vec<&'static str> = APPS
+        .into_iter()
+        .filter(|app| app_wanted(app) && (!options.own_processes || is_sql_app(app)))
+        .collect();
     let flavor = if options.multi_thread {
         Flavor::MultiThread {
             workers: options.workers,
@@ -1692,46 +1553,89 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
     } else {
         Flavor::CurrentThread
     };
-    // The in-process server's core: the first, or every core with `--server-cores all`.
+    // The in-process server's core: the first, or every core with `--server-cores all`; the
+    // server processes' likewise.
     let in_process_core = server_core.filter(|_| !options.server_on_all_cores);
-    let (server, stop) = start_server(in_process_core, flavor, move || {
-        counting::enable_on_this_thread();
-        async move { build_apps(&redis_url, with_redis, &server_sql).await }
-    })?;
-    // The example binary, one process per store, on the server's core.
+    let server_sql = sql.clone();
+    let (server, stop) = {
+        let redis_url = redis_url.clone();
+        start_server(in_process_core, flavor, move || {
+            counting::enable_on_this_thread();
+            async move { build_apps(in_process, &redis_url, &server_sql).await }
+        })?
+    };
+    // One process per app with `--servers process` (the non-SQL apps), each from the binary
+    // of its crate; the example binary, one process per store; all on the server's core.
+    let own_apps: Vec<&'static str> = APPS
+        .into_iter()
+        .filter(|app| options.own_processes && app_wanted(app) && !is_sql_app(app))
+        .collect();
     let example_stores: Vec<&str> = EXAMPLE_STORES
         .into_iter()
         .filter(|store| {
             wants(&format!("example {store} write")) || wants(&format!("example {store} read"))
         })
         .collect();
-    let examples = if example_stores.is_empty() {
-        Vec::new()
-    } else {
-        let bin = build_example()?;
+    let mut binaries: Vec<String> = own_apps
+        .iter()
+        .map(|app| format!("serve-{}", apps::crate_of(app)))
+        .collect();
+    if !example_stores.is_empty() {
+        binaries.push("counter".to_owned());
+    }
+    binaries.sort();
+    binaries.dedup();
+    let binaries = build_binaries(&binaries)?;
+    let mut app_servers = Vec::new();
+    for app in own_apps {
+        let bin = &binaries[&format!("serve-{}", apps::crate_of(app))];
+        let child =
+            start_app_process(bin, app, in_process_core.map(|c| c.id), options, &redis_url)?;
+        app_servers.push((app, child));
+    }
+    let mut examples = Vec::new();
+    for store in example_stores {
         let redis_url = redis.as_ref().map(|r| r.url.as_str());
-        example_stores
-            .into_iter()
-            .map(|store| {
-                start_example(&bin, store, server_core.map(|c| c.id), redis_url)
-                    .map(|example| (store, example))
-            })
-            .collect::<Result<Vec<_>, String>>()?
-    };
+        let child = start_example(
+            &binaries["counter"],
+            store,
+            server_core.map(|c| c.id),
+            redis_url,
+        )?;
+        examples.push((store, child));
+    }
     let runtime = client_runtime(client_core)?;
     let mut monitor = match &sql.postgres {
         Some(url) => Some(runtime.block_on(PgMonitor::connect(url, client_core.map(|c| c.id)))?),
         None => None,
     };
+    // Every app's address and server, then the example binary's under `example <store>`.
+    let mut apps_served: Vec<(String, SocketAddr, ServerSide)> = server
+        .addrs
+        .iter()
+        .map(|(app, addr)| ((*app).to_owned(), *addr, ServerSide::Thread))
+        .collect();
+    apps_served.extend(
+        app_servers
+            .iter()
+            .map(|(app, child)| ((*app).to_owned(), child.addr, ServerSide::of(child))),
+    );
+    apps_served.extend(examples.iter().map(|(store, child)| {
+        (
+            format!("example {store}"),
+            child.addr,
+            ServerSide::of(child),
+        )
+    }));
     let mut scenarios = Vec::new();
-    for (app, addr) in &server.addrs {
-        let variants: &[(&str, &str, bool)] = if *app == "bare" {
+    for (app, addr, side) in apps_served {
+        let variants: &[(&str, &str, bool)] = if app == "bare" {
             &[("bare", "/", true)]
         } else {
             &[("write", "/", true), ("read", "/read", false)]
         };
         for (suffix, path, write) in variants {
-            let name = if *app == "bare" {
+            let name = if app == "bare" {
                 "bare".to_owned()
             } else {
                 format!("{app} {suffix}")
@@ -1741,28 +1645,10 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
             }
             scenarios.push(Scenario::new(
                 name,
-                ServerSide::Thread,
-                *addr,
+                side.clone(),
+                addr,
                 (path, *write),
-                sql.probe(app),
-                options.connections,
-            ));
-        }
-    }
-    for (store, example) in &examples {
-        for (suffix, path, write) in [("write", "/", true), ("read", "/read", false)] {
-            let name = format!("example {store} {suffix}");
-            if !wants(&name) {
-                continue;
-            }
-            scenarios.push(Scenario::new(
-                name,
-                ServerSide::Example {
-                    pid: example.child.id(),
-                },
-                example.addr,
-                (path, write),
-                None,
+                sql.probe(&app),
                 options.connections,
             ));
         }
@@ -1878,6 +1764,7 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
     })?;
     let _ = stop.send(());
     drop(examples);
+    drop(app_servers);
 
     // The table.
     let bare = &samples[0];
@@ -1911,18 +1798,11 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
         let (p99_v, p99_r) = per_round(index, &p99);
         let (cpu_v, cpu_r) = per_round(index, &cpu);
         let (busy_v, _) = per_round(index, &busy);
-        let allocs = match scenario.server {
-            ServerSide::Thread => format!(
-                "{:.1}",
-                median(
-                    samples[index]
-                        .iter()
-                        .map(|s| s.allocations as f64 / s.requests as f64)
-                        .collect(),
-                )
-            ),
-            ServerSide::Example { .. } => String::new(),
-        };
+        let allocs: Option<Vec<f64>> = samples[index]
+            .iter()
+            .map(|s| Some(s.allocations? as f64 / s.requests as f64))
+            .collect();
+        let allocs = allocs.map_or_else(String::new, |a| format!("{:.1}", median(a)));
         let target_text = match target(&scenario.name) {
             Some(t) if cpu_r <= t => format!("≤ {t:.2} met"),
             Some(t) => {
@@ -2093,7 +1973,7 @@ fn peer_table(scenarios: &[Scenario], samples: &[Vec<Sample>]) -> String {
     let mut out = String::from(
         "| row | ours server CPU µs/req | best peer | its µs/req | ours / peer | rounds ours cheaper | Redis CPU µs/req ours, peer | bytes to Redis/req ours, peer |\n|---|---:|---|---:|---:|---:|---:|---:|\n",
     );
-    // Our in-process rows, then the example binary's (the same handlers in their own process).
+    // Our rows, then the example binary's (the same handlers and layer in its own binary).
     let sides = rows.iter().map(|row| ("ours", *row)).chain(
         rows.iter()
             .filter(|row| {
