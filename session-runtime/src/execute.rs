@@ -23,7 +23,9 @@ pub(crate) async fn execute(plan: Plan, shared: &Shared) -> Result<Executed, Err
     // Stores that write single fields can hold renewal forwards (see `SessionConfig::with_renewal`).
     let forwards = shared.config.renewal.is_some() && !format.writes_whole_records();
     if let Some(id) = &plan.delete {
-        delete(id, name, plan.codec, forwards, shared, plan.now).await?;
+        // Boxed, as the renewal's follow-up below: an ended or regenerated session's path, and
+        // the future of every write would otherwise carry room for it.
+        Box::pin(delete(id, name, plan.codec, forwards, shared, plan.now)).await?;
     }
     let Some(write) = plan.write else {
         return Ok(Executed {
@@ -73,8 +75,8 @@ pub(crate) async fn execute(plan: Plan, shared: &Shared) -> Result<Executed, Err
             None,
         ),
     };
-    let (outcome, id) = if forwards {
-        follow_renewal(&write, name, outcome, id, plan.now, shared).await?
+    let (outcome, id) = if forwards && needs_follow_up(&write.op, &outcome) {
+        Box::pin(follow_renewal(&write, name, outcome, id, plan.now, shared)).await?
     } else {
         (outcome, id)
     };
@@ -201,6 +203,19 @@ async fn delete(
     }
     store.delete(Delete { cookie_name, id }).await?;
     Ok(())
+}
+
+/// Whether a write's outcome needs [`follow_renewal`]: a renewal that was saved (it leaves its
+/// forward) or a write whose id was gone (it may have been renewed away).
+fn needs_follow_up(op: &WriteOp, outcome: &SaveOutcome) -> bool {
+    matches!(
+        (op, outcome),
+        (WriteOp::Renew(_), SaveOutcome::Saved(_))
+            | (
+                WriteOp::Update(_) | WriteOp::Renew(_) | WriteOp::Touch(_),
+                SaveOutcome::Missing
+            )
+    )
 }
 
 /// Completes a write on a store that can hold renewal forwards: a renewal leaves its forward, and

@@ -73,33 +73,9 @@ impl<T: Session> TypedSession<T> {
     ///
     /// See [`SessionRejection`].
     pub async fn from_parts(parts: &Parts) -> Result<Self, SessionRejection> {
-        let (inner, request) = Self::checkout(parts).await?;
-        Ok(Self {
-            inner: Some(inner),
-            request,
-        })
-    }
-
-    /// Loads the session of type `T` only if the client has a live one.
-    ///
-    /// # Errors
-    ///
-    /// See [`SessionRejection`].
-    pub async fn peek(parts: &Parts) -> Result<Option<Self>, SessionRejection> {
-        let (inner, request) = Self::checkout(parts).await?;
-        if inner.is_new() && !inner.is_dirty() {
-            request.give_back(TypeId::of::<T>(), inner);
-            return Ok(None);
-        }
-        Ok(Some(Self {
-            inner: Some(inner),
-            request,
-        }))
-    }
-
-    async fn checkout(
-        parts: &Parts,
-    ) -> Result<(Box<Inner<T>>, Arc<RequestSessions>), SessionRejection> {
+        // One `async fn` from here to the store's load: each layer of `async fn` that awaits
+        // another adds about the other's size to the extractor's future, which axum allocates
+        // for every request.
         let request = parts
             .extensions
             .get::<Arc<RequestSessions>>()
@@ -126,7 +102,26 @@ impl<T: Session> TypedSession<T> {
                 }
             }
         };
-        Ok((inner, Arc::clone(request)))
+        Ok(Self {
+            inner: Some(inner),
+            request: Arc::clone(request),
+        })
+    }
+
+    /// Loads the session of type `T` only if the client has a live one.
+    ///
+    /// # Errors
+    ///
+    /// See [`SessionRejection`].
+    pub async fn peek(parts: &Parts) -> Result<Option<Self>, SessionRejection> {
+        let session = Self::from_parts(parts).await?;
+        let inner = session.inner();
+        if inner.is_new() && !inner.is_dirty() {
+            // Dropping hands the fresh session back, for a later extractor of this request.
+            drop(session);
+            return Ok(None);
+        }
+        Ok(Some(session))
     }
 
     /// What the layer shares: the store and the configuration.
@@ -348,6 +343,8 @@ impl<T: Session> fmt::Debug for TypedSession<T> {
 
 #[cfg(feature = "axum")]
 mod axum_impls {
+    use std::future::Future;
+
     use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
     use http::request::Parts;
 
@@ -357,19 +354,24 @@ mod axum_impls {
     impl<S: Send + Sync, T: Session> FromRequestParts<S> for TypedSession<T> {
         type Rejection = SessionRejection;
 
-        async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-            Self::from_parts(parts).await
+        // The future of `from_parts` itself, not an `async` block around it: a block that only
+        // awaits another future is one more layer of state, about as large again.
+        fn from_request_parts(
+            parts: &mut Parts,
+            _: &S,
+        ) -> impl Future<Output = Result<Self, Self::Rejection>> + Send {
+            Self::from_parts(parts)
         }
     }
 
     impl<S: Send + Sync, T: Session> OptionalFromRequestParts<S> for TypedSession<T> {
         type Rejection = SessionRejection;
 
-        async fn from_request_parts(
+        fn from_request_parts(
             parts: &mut Parts,
             _: &S,
-        ) -> Result<Option<Self>, Self::Rejection> {
-            Self::peek(parts).await
+        ) -> impl Future<Output = Result<Option<Self>, Self::Rejection>> + Send {
+            Self::peek(parts)
         }
     }
 }

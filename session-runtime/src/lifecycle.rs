@@ -78,7 +78,12 @@ impl LockMode {
         let id = id?;
         match self {
             Self::None => None,
-            Self::Wait => Some(shared.locks.lock(cookie_name, id).await),
+            // Uncontended, the lock is taken at once; waiting for it is boxed, so that its
+            // state does not weigh on every load's future.
+            Self::Wait => match shared.locks.try_lock(cookie_name, id) {
+                Some(guard) => Some(guard),
+                None => Some(Box::pin(shared.locks.lock(cookie_name, id)).await),
+            },
             Self::Try => {
                 let guard = shared.locks.try_lock(cookie_name, id);
                 if guard.is_none() {
@@ -462,7 +467,7 @@ impl<T: Session> Inner<T> {
                 };
                 let expires_at = metadata.expires_at(self.idle_secs(config), T::ABSOLUTE_MAX_AGE);
                 let owner = self.owner_entry(&op, &fields, expires_at, config);
-                Ok::<_, Error>(Write {
+                Ok::<_, Error>(Box::new(Write {
                     op,
                     metadata,
                     fields,
@@ -471,7 +476,7 @@ impl<T: Session> Inner<T> {
                     expires_at,
                     codec: RecordCodec::of::<T::Codec>(),
                     owner,
-                })
+                }))
             })
             .transpose()?;
         Ok(Plan {

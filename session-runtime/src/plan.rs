@@ -14,7 +14,9 @@ pub(crate) struct Plan {
     pub(crate) codec: RecordCodec,
     pub(crate) now: u64,
     pub(crate) delete: Option<SessionId>,
-    pub(crate) write: Option<Write>,
+    /// Boxed: a plan is moved several times on its way to the store, and most requests'
+    /// plans (reads) have none.
+    pub(crate) write: Option<Box<Write>>,
     pub(crate) remove_cookie: bool,
     pub(crate) previous: Option<CookieAction>,
 }

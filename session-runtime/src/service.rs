@@ -146,12 +146,12 @@ where
                             return Poll::Ready(Ok(response));
                         }
                         Ok(plans) => {
-                            let immediate = shared.store.is_immediate();
-                            let future = save_all(plans, pending, shared, response);
-                            if immediate {
+                            if shared.store.is_immediate() {
                                 // The memory and cookie stores never wait, so the saves finish
-                                // in this one poll: no need to box their future.
-                                let mut future = std::pin::pin!(future);
+                                // in this one poll: no need to box their future. It is built
+                                // where it is polled: it is large, and a move is a copy.
+                                let mut future =
+                                    std::pin::pin!(save_all(plans, pending, shared, response));
                                 if let Poll::Ready(response) = future.as_mut().poll(cx) {
                                     return Poll::Ready(Ok(response));
                                 }
@@ -161,7 +161,7 @@ where
                                 return Poll::Ready(Ok(internal_error()));
                             }
                             this.state.set(State::Saving {
-                                future: Box::pin(future),
+                                future: Box::pin(save_all(plans, pending, shared, response)),
                             });
                         }
                     }
