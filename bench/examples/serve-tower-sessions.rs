@@ -3,32 +3,12 @@
 //! an application would. Arguments and protocol: `common/serve_app.rs`.
 #![allow(
     dead_code,
-    reason = "the shared modules hold every crate's apps; this binary serves one crate's"
-)]
-#![allow(clippy::print_stderr, reason = "a failed start says why")]
-#![allow(
+    clippy::print_stderr,
     clippy::cast_precision_loss,
-    reason = "the shared server module's statistics, on counts far below 2^52"
+    reason = "shared modules (each binary serves one crate's apps); a failed start says why; statistics on counts far below 2^52"
 )]
 
-#[path = "../common/counting.rs"]
-mod counting;
-#[macro_use]
-#[path = "../common/peers.rs"]
-mod peers;
-#[path = "../common/apps.rs"]
-mod apps;
-#[path = "../common/jar.rs"]
-mod jar;
-#[path = "../common/serve.rs"]
-mod serve;
-#[path = "../common/serve_app.rs"]
-mod serve_app;
-#[path = "../common/wide.rs"]
-mod wide;
-
-#[global_allocator]
-static GLOBAL: counting::Counting = counting::Counting;
+include!("../common/serve_bin.rs");
 
 fn main() -> std::process::ExitCode {
     serve_app::main(|app, redis_url| async move { apps::tower_sessions(app, &redis_url).await })
