@@ -189,7 +189,8 @@ impl RequestSessions {
         }
     }
 
-    /// Forgets a checkout that produced no session (a failed load, or a peek that found none).
+    /// Forgets a checkout that produced no session (a failed load). A peek that finds none hands
+    /// its fresh session back instead, for a later extractor of the same request.
     pub(crate) fn cancel<T: Session>(&self) {
         let key = TypeId::of::<T>();
         self.lock().list.retain(|(id, _, _)| *id != key);
