@@ -688,6 +688,18 @@ impl RedisStore {
         let Some((replicas, timeout)) = self.wait else {
             return Ok(());
         };
+        // Boxed: its future (the cluster's routed command) is about 3.5 KB, and every write's
+        // future would carry that much unused state without it.
+        Box::pin(self.wait_for_replicas(key, replicas, timeout)).await
+    }
+
+    /// [`RedisStore::replicated`]'s `WAIT`.
+    async fn wait_for_replicas(
+        &self,
+        key: &str,
+        replicas: u32,
+        timeout: Duration,
+    ) -> Result<(), StoreError> {
         let millis = u64::try_from(timeout.as_millis())
             .unwrap_or(u64::MAX)
             .max(1);
@@ -803,9 +815,34 @@ impl RedisStore {
         if let Some(old) = &old {
             args.push(old.as_str());
         }
-        self.run_index(save.cookie_name, owner, save.now, &args)
+        // Boxed, as `replicated` is: only sessions with an owner wait here.
+        Box::pin(self.run_index(save.cookie_name, owner, save.now, &args))
             .await
             .map(drop)
+    }
+
+    /// Moves the session `old` to the id `new` (a renewal or a regeneration of `save`): the
+    /// write script's outcome, or `None` when `old` is gone or renewed away. A regeneration
+    /// deletes `old` once `new` holds the session; a renewal leaves it, for the runtime to turn into
+    /// a forward.
+    async fn move_session(
+        &self,
+        old: &SessionId,
+        new: &SessionId,
+        save: &Save<'_>,
+    ) -> Result<Option<i64>, StoreError> {
+        let Some(copied) = self.undeclared_fields(old, save).await? else {
+            return Ok(None);
+        };
+        let outcome = self.create_indexed(new, Some(old), save, &copied).await?;
+        if outcome == 1 && matches!(save.op, SaveOp::Regenerate { .. }) {
+            let key = self.key(old);
+            let del = &key;
+            self.run(|mut conn| async move { conn.del::<_, i64>(del).await })
+                .await?;
+            self.replicated(&key).await?;
+        }
+        Ok(Some(outcome))
     }
 
     /// Writes a record under a new id, then indexes it (never before: a record nobody holds
@@ -1020,27 +1057,11 @@ impl SessionStore for RedisStore {
                 self.index(&save, id, None).await?;
                 (id, self.write(id, "u", &save, true, &[]).await?)
             }
-            SaveOp::Renew { old, new } => {
-                let Some(copied) = self.undeclared_fields(old, &save).await? else {
+            // Rare, and the largest: boxed, so that every other save's future stays small.
+            SaveOp::Renew { old, new } | SaveOp::Regenerate { old, new } => {
+                let Some(outcome) = Box::pin(self.move_session(old, new, &save)).await? else {
                     return Ok(SaveOutcome::Missing);
                 };
-                (
-                    new,
-                    self.create_indexed(new, Some(old), &save, &copied).await?,
-                )
-            }
-            SaveOp::Regenerate { old, new } => {
-                let Some(copied) = self.undeclared_fields(old, &save).await? else {
-                    return Ok(SaveOutcome::Missing);
-                };
-                let outcome = self.create_indexed(new, Some(old), &save, &copied).await?;
-                if outcome == 1 {
-                    let key = self.key(old);
-                    let del = &key;
-                    self.run(|mut conn| async move { conn.del::<_, i64>(del).await })
-                        .await?;
-                    self.replicated(&key).await?;
-                }
                 (new, outcome)
             }
             SaveOp::Seal => {
