@@ -3,6 +3,7 @@
 use std::borrow::{Borrow, Cow};
 use std::collections::HashMap;
 use std::fmt;
+use std::ops::Range;
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
@@ -419,25 +420,25 @@ impl Stored {
 
     /// The fields, with their names as [`pack`](Self::pack) takes them.
     fn names(&self) -> impl Iterator<Item = (Name<'_>, &[u8])> {
+        self.spans()
+            .map(|(name, span)| (Name::Stored(name), &self.values[span]))
+    }
+
+    /// Each field's name and where its value lies in `values`.
+    fn spans(&self) -> impl Iterator<Item = (&Cow<'static, str>, Range<usize>)> {
         let mut start = 0;
         self.fields.iter().map(move |(name, end)| {
-            let value = &self.values[start..*end];
+            let span = start..*end;
             start = *end;
-            (Name::Stored(name), value)
+            (name, span)
         })
     }
 
     /// The record a load hands out: the values share this record's buffer.
     fn to_record(&self) -> Record {
-        let mut start = 0;
         let fields = self
-            .fields
-            .iter()
-            .map(|(name, end)| {
-                let value = self.values.slice(start..*end);
-                start = *end;
-                (name.clone(), value)
-            })
+            .spans()
+            .map(|(name, span)| (name.clone(), self.values.slice(span)))
             .collect();
         Record::from_parts(self.metadata, fields)
     }
