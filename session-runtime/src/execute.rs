@@ -9,7 +9,7 @@ use crate::plan::{Executed, Plan, Saved, Write, WriteOp};
 use crate::record::{RENEWED_FIELD, RecordRef, SessionId};
 use crate::renewal::{self, MAX_FORWARDS};
 use crate::shared::Shared;
-use crate::store::{Delete, Load, Save, SaveOp, SaveOutcome};
+use crate::store::{Delete, Immediate, Load, Save, SaveOp, SaveOutcome};
 
 /// How many fresh ids a create tries before giving up (a collision of 256-bit ids means a broken
 /// random source or a broken store, not bad luck).
@@ -28,17 +28,7 @@ pub(crate) async fn execute(plan: Plan, shared: &Shared) -> Result<Executed, Err
         Box::pin(delete(id, name, plan.codec, forwards, shared, plan.now)).await?;
     }
     let Some(write) = plan.write else {
-        return Ok(Executed {
-            cookie: if plan.remove_cookie {
-                Some(CookieAction::Remove)
-            } else {
-                plan.previous
-            },
-            saved: Saved::Nothing,
-            metadata: None,
-            written: Vec::new(),
-            purged: false,
-        });
+        return Ok(unwritten(plan.remove_cookie, plan.previous));
     };
     let (outcome, id) = match &write.op {
         WriteOp::Create | WriteOp::Regenerate(_) | WriteOp::Renew(_) => {
@@ -80,6 +70,52 @@ pub(crate) async fn execute(plan: Plan, shared: &Shared) -> Result<Executed, Err
     } else {
         (outcome, id)
     };
+    finish(name, write, outcome, id, plan.now, shared)
+}
+
+/// Runs a plan whose one store call, if any, seals the record into the cookie (see
+/// [`Plan::seals_only`]: a cookie store's plans) on a store that never waits: one call of the
+/// store's function, no future.
+pub(crate) fn execute_sealed(
+    plan: Plan,
+    store: &dyn Immediate,
+    shared: &Shared,
+) -> Result<Executed, Error> {
+    debug_assert!(plan.seals_only(), "execute_sealed on a plan that does more");
+    let Some(write) = plan.write else {
+        return Ok(unwritten(plan.remove_cookie, plan.previous));
+    };
+    let name = plan.cookie_name;
+    let outcome = store.save_now(write.save(name, SaveOp::Seal, plan.now))?;
+    finish(name, write, outcome, None, plan.now, shared)
+}
+
+/// What a plan without a write did: the cookie removed, or the one an earlier save gave.
+fn unwritten(remove_cookie: bool, previous: Option<CookieAction>) -> Executed {
+    Executed {
+        cookie: if remove_cookie {
+            Some(CookieAction::Remove)
+        } else {
+            previous
+        },
+        saved: Saved::Nothing,
+        metadata: None,
+        written: Vec::new(),
+        purged: false,
+    }
+}
+
+/// What a plan's write did, from the store's outcome: the cookie to send, and what the session
+/// records of it.
+fn finish(
+    name: &'static str,
+    write: Box<Write>,
+    outcome: SaveOutcome,
+    id: Option<SessionId>,
+    now: u64,
+    shared: &Shared,
+) -> Result<Executed, Error> {
+    let format = shared.store.format(name);
     match outcome {
         SaveOutcome::Saved(value) => {
             // Quoted as the store's cookies are (Python's `http.cookies` for aiohttp ones).
@@ -94,7 +130,7 @@ pub(crate) async fn execute(plan: Plan, shared: &Shared) -> Result<Executed, Err
                     limit: shared.config.max_cookie_size,
                 });
             }
-            let max_age = write.expires_at.saturating_sub(plan.now).div_ceil(1000);
+            let max_age = write.expires_at.saturating_sub(now).div_ceil(1000);
             Ok(Executed {
                 cookie: Some(CookieAction::Set { value, max_age }),
                 saved: Saved::Stored(id),

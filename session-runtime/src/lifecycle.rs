@@ -19,7 +19,7 @@ use crate::renewal::{self, MAX_FORWARDS};
 use crate::session::{FieldDecode, Session, SessionView};
 use crate::shared::Shared;
 use crate::state::{DirtySet, Fields, State};
-use crate::store::{Load, StoreKind};
+use crate::store::{Immediate, Load, StoreError, StoreKind};
 
 /// How far in the future a session's last save may lie, in milliseconds, before it is refused:
 /// servers whose clocks disagree by more than this would otherwise stretch the idle timeout.
@@ -147,7 +147,14 @@ impl<T: Session> Inner<T> {
         let (candidates, count) = find_cookies(headers, T::COOKIE_NAME);
         let value = match &candidates[..count] {
             [] => return Ok(Self::fresh(now)),
-            [one] => *one,
+            [one] => {
+                if let Some(store) = shared.store.immediate()
+                    && shared.store.kind() == StoreKind::Cookie
+                {
+                    return Self::open_sealed(one, store, shared, now);
+                }
+                *one
+            }
             many => {
                 let mut live = None;
                 for value in many {
@@ -188,16 +195,10 @@ impl<T: Session> Inner<T> {
         lock: LockMode,
     ) -> Result<Option<Self>, SessionRejection> {
         let config = &shared.config;
-        if T::COOKIE_NAME.len() + value.len() > config.max_cookie_size {
-            tracing::debug!(
-                cookie = T::COOKIE_NAME,
-                size = value.len(),
-                "session cookie over the size limit; starting a fresh session"
-            );
-            return Ok(None);
-        }
         let format = shared.store.format(T::COOKIE_NAME);
-        let unquoted = format.quoting().unquote(value);
+        let Some(unquoted) = Self::cookie_value(value, shared) else {
+            return Ok(None);
+        };
         let value = &*unquoted;
         let mut id = match shared.store.kind() {
             StoreKind::Server => {
@@ -263,6 +264,11 @@ impl<T: Session> Inner<T> {
     }
 
     /// The session a loaded record holds. Fields that no longer decode start from their default.
+    #[expect(
+        clippy::inline_always,
+        reason = "called by the load's future and by the sealed load; inlined into each, the future's path stays as short as with one caller"
+    )]
+    #[inline(always)]
     fn from_record(record: Record, id: Option<SessionId>, lock: Option<SessionGuard>) -> Self {
         let data = decode_data::<T>(&record.fields);
         Self {
@@ -289,14 +295,73 @@ impl<T: Session> Inner<T> {
         now: u64,
         codec: RecordCodec,
     ) -> Result<Option<Record>, SessionRejection> {
-        let load = Load {
+        let loaded = shared.store.load(Self::load_of(value, now, codec)).await;
+        Self::checked(loaded, &shared.config, now)
+    }
+
+    /// Opens a session sealed in a cookie, on a cookie store that never waits (this crate's
+    /// cookie stores): no id, no request lock, no renewal forwards, so one call of the store's
+    /// function, without the future of [`Inner::load_value`].
+    fn open_sealed(
+        value: &str,
+        store: &dyn Immediate,
+        shared: &Shared,
+        now: u64,
+    ) -> Result<Self, SessionRejection> {
+        let Some(value) = Self::cookie_value(value, shared) else {
+            return Ok(Self::fresh(now));
+        };
+        let codec = RecordCodec::of::<T::Codec>();
+        let loaded = store.load_now(Self::load_of(&value, now, codec));
+        Ok(match Self::checked(loaded, &shared.config, now)? {
+            Some(record) => Self::from_record(record, None, None),
+            None => Self::fresh(now),
+        })
+    }
+
+    /// The cookie's value as the store reads it (unquoted), `None` when it is over the size
+    /// limit.
+    #[expect(
+        clippy::inline_always,
+        reason = "called by the load's future and by the sealed load; inlined into each, the future's path stays as short as with one caller"
+    )]
+    #[inline(always)]
+    fn cookie_value<'v>(value: &'v str, shared: &Shared) -> Option<Cow<'v, str>> {
+        if T::COOKIE_NAME.len() + value.len() > shared.config.max_cookie_size {
+            tracing::debug!(
+                cookie = T::COOKIE_NAME,
+                size = value.len(),
+                "session cookie over the size limit; starting a fresh session"
+            );
+            return None;
+        }
+        Some(shared.store.format(T::COOKIE_NAME).quoting().unquote(value))
+    }
+
+    /// The store's load of the record named by `value`, with every name `T` reads.
+    fn load_of(value: &str, now: u64, codec: RecordCodec) -> Load<'_> {
+        Load {
             cookie_name: T::COOKIE_NAME,
             value,
             now,
             codec,
             names: T::LOAD_NAMES,
-        };
-        let record = match shared.store.load(load).await {
+        }
+    }
+
+    /// What a load gave, checked: `None` when there is no record, it is expired, or it was
+    /// saved in the future; a store failure is the rejection.
+    #[expect(
+        clippy::inline_always,
+        reason = "called by the load's future and by the sealed load; inlined into each, the future's path stays as short as with one caller"
+    )]
+    #[inline(always)]
+    fn checked(
+        loaded: Result<Option<Record>, StoreError>,
+        config: &SessionConfig,
+        now: u64,
+    ) -> Result<Option<Record>, SessionRejection> {
+        let record = match loaded {
             Ok(Some(record)) => record,
             Ok(None) => {
                 tracing::debug!(
@@ -314,7 +379,7 @@ impl<T: Session> Inner<T> {
                 return Err(SessionRejection::StoreUnavailable(error));
             }
         };
-        if is_live::<T>(&record.metadata, &shared.config, now).is_none() {
+        if is_live::<T>(&record.metadata, config, now).is_none() {
             tracing::debug!(
                 cookie = T::COOKIE_NAME,
                 "session expired or saved in the future; starting a fresh session"

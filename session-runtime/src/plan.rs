@@ -92,6 +92,16 @@ impl Plan {
         self.delete.is_none() && self.write.is_none() && !self.remove_cookie
     }
 
+    /// Whether the plan's one store call, if any, seals the record into the cookie: nothing to
+    /// delete, no id. A cookie store's plans are such.
+    pub(crate) fn seals_only(&self) -> bool {
+        self.delete.is_none()
+            && self
+                .write
+                .as_ref()
+                .is_none_or(|write| matches!(write.op, WriteOp::Seal))
+    }
+
     /// The cookie to send if nothing is executed.
     pub(crate) fn previous_cookie(&self) -> Option<&CookieAction> {
         self.previous.as_ref()

@@ -14,12 +14,12 @@ use tower_service::Service;
 use crate::config::SessionConfig;
 use crate::cookie_header::{CookieAction, render};
 use crate::error::Error;
-use crate::execute::execute;
+use crate::execute::{execute, execute_sealed};
 use crate::plan::Plan;
 use crate::request::{List, Pending, RequestSessions};
 use crate::shared::Shared;
-use crate::store::StoreError;
 use crate::store::erased::BoxFuture;
+use crate::store::{Immediate, StoreError};
 
 /// The middleware that [`SessionLayer`](crate::SessionLayer) wraps around a service.
 pub struct SessionService<S> {
@@ -146,6 +146,15 @@ where
                             return Poll::Ready(Ok(response));
                         }
                         Ok(plans) => {
+                            if plans.iter().all(Plan::seals_only)
+                                && let Some(store) = shared.store.immediate()
+                            {
+                                // A cookie store's saves, on a store that never waits: plain
+                                // calls, no future at all.
+                                return Poll::Ready(Ok(seal_all(
+                                    plans, pending, store, &shared, response,
+                                )));
+                            }
                             if shared.store.is_immediate() {
                                 // The memory and cookie stores never wait, so the saves finish
                                 // in this one poll: no need to box their future. It is built
@@ -188,7 +197,7 @@ async fn save_all<B: Default>(
     plans: List<Plan>,
     pending: List<Box<dyn Pending>>,
     shared: Arc<Shared>,
-    mut response: Response<B>,
+    response: Response<B>,
 ) -> Response<B> {
     let mut cookies = List::default();
     for plan in plans {
@@ -199,9 +208,39 @@ async fn save_all<B: Default>(
         }
     }
     drop(pending);
+    with_cookies(response, &cookies, &shared.config)
+}
+
+/// [`save_all`] for plans that only seal records into cookies (see [`Plan::seals_only`]), on a
+/// store that never waits: the same, without a future.
+fn seal_all<B: Default>(
+    plans: List<Plan>,
+    pending: List<Box<dyn Pending>>,
+    store: &dyn Immediate,
+    shared: &Shared,
+    response: Response<B>,
+) -> Response<B> {
+    let mut cookies = List::default();
+    for plan in plans {
+        let name = plan.cookie_name();
+        match execute_sealed(plan, store, shared) {
+            Ok(executed) => cookies.push((name, executed.cookie)),
+            Err(error) => return save_failed(&error),
+        }
+    }
+    drop(pending);
+    with_cookies(response, &cookies, &shared.config)
+}
+
+/// The response with the executed plans' cookies.
+fn with_cookies<B>(
+    mut response: Response<B>,
+    cookies: &List<(&'static str, Option<CookieAction>)>,
+    config: &SessionConfig,
+) -> Response<B> {
     for (name, cookie) in cookies.iter() {
         if let Some(cookie) = cookie {
-            set_cookie(&mut response, name, cookie, &shared.config);
+            set_cookie(&mut response, name, cookie, config);
         }
     }
     response

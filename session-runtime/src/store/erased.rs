@@ -6,8 +6,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use super::{
-    Delete, ListOwned, Load, OwnedRecords, Revoke, Save, SaveOutcome, SessionStore, StoreError,
-    StoreFormat, StoreKind,
+    Delete, Immediate, ListOwned, Load, OwnedRecords, Revoke, Save, SaveOutcome, SessionStore,
+    StoreError, StoreFormat, StoreKind,
 };
 use crate::record::Record;
 
@@ -42,6 +42,8 @@ pub(crate) trait DynStore: Send + Sync + 'static {
     fn format(&self, cookie_name: &str) -> StoreFormat;
     /// Whether every operation's future is finished when returned (see [`Immediate`]).
     fn is_immediate(&self) -> bool;
+    /// The store's operations as plain functions, for a store of this crate that never waits.
+    fn immediate(&self) -> Option<&dyn Immediate>;
     fn load<'a>(&'a self, load: Load<'a>) -> StoreFuture<'a, Result<Option<Record>, StoreError>>;
     fn save<'a>(&'a self, save: Save<'a>) -> StoreFuture<'a, Result<SaveOutcome, StoreError>>;
     fn delete<'a>(&'a self, delete: Delete<'a>) -> StoreFuture<'a, Result<(), StoreError>>;
@@ -62,6 +64,9 @@ impl<S: SessionStore> DynStore for S {
     }
     fn is_immediate(&self) -> bool {
         self.__immediate().is_some()
+    }
+    fn immediate(&self) -> Option<&dyn Immediate> {
+        self.__immediate()
     }
     fn load<'a>(&'a self, load: Load<'a>) -> StoreFuture<'a, Result<Option<Record>, StoreError>> {
         match self.__immediate() {
