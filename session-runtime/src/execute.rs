@@ -9,7 +9,7 @@ use crate::plan::{Executed, Plan, Saved, Write, WriteOp};
 use crate::record::{RENEWED_FIELD, RecordRef, SessionId};
 use crate::renewal::{self, MAX_FORWARDS};
 use crate::shared::Shared;
-use crate::store::{Delete, Immediate, Load, Save, SaveOp, SaveOutcome};
+use crate::store::{Delete, Immediate, Load, Save, SaveOp, SaveOutcome, StoreFormat};
 
 /// How many fresh ids a create tries before giving up (a collision of 256-bit ids means a broken
 /// random source or a broken store, not bad luck).
@@ -70,7 +70,7 @@ pub(crate) async fn execute(plan: Plan, shared: &Shared) -> Result<Executed, Err
     } else {
         (outcome, id)
     };
-    finish(name, write, outcome, id, plan.now, shared)
+    finish(name, format, write, outcome, id, plan.now, shared)
 }
 
 /// Runs a plan whose one store call, if any, seals the record into the cookie (see
@@ -87,7 +87,8 @@ pub(crate) fn execute_sealed(
     };
     let name = plan.cookie_name;
     let outcome = store.save_now(write.save(name, SaveOp::Seal, plan.now))?;
-    finish(name, write, outcome, None, plan.now, shared)
+    let format = shared.store.format(name);
+    finish(name, format, write, outcome, None, plan.now, shared)
 }
 
 /// What a plan without a write did: the cookie removed, or the one an earlier save gave.
@@ -109,13 +110,13 @@ fn unwritten(remove_cookie: bool, previous: Option<CookieAction>) -> Executed {
 /// records of it.
 fn finish(
     name: &'static str,
+    format: StoreFormat,
     write: Box<Write>,
     outcome: SaveOutcome,
     id: Option<SessionId>,
     now: u64,
     shared: &Shared,
 ) -> Result<Executed, Error> {
-    let format = shared.store.format(name);
     match outcome {
         SaveOutcome::Saved(value) => {
             // Quoted as the store's cookies are (Python's `http.cookies` for aiohttp ones).

@@ -19,7 +19,7 @@ use crate::renewal::{self, MAX_FORWARDS};
 use crate::session::{FieldDecode, Session, SessionView};
 use crate::shared::Shared;
 use crate::state::{DirtySet, Fields, State};
-use crate::store::{Immediate, Load, StoreError, StoreKind};
+use crate::store::{Immediate, Load, StoreError, StoreFormat, StoreKind};
 
 /// How far in the future a session's last save may lie, in milliseconds, before it is refused:
 /// servers whose clocks disagree by more than this would otherwise stretch the idle timeout.
@@ -196,7 +196,7 @@ impl<T: Session> Inner<T> {
     ) -> Result<Option<Self>, SessionRejection> {
         let config = &shared.config;
         let format = shared.store.format(T::COOKIE_NAME);
-        let Some(unquoted) = Self::cookie_value(value, shared) else {
+        let Some(unquoted) = Self::cookie_value(value, format, config) else {
             return Ok(None);
         };
         let value = &*unquoted;
@@ -308,7 +308,8 @@ impl<T: Session> Inner<T> {
         shared: &Shared,
         now: u64,
     ) -> Result<Self, SessionRejection> {
-        let Some(value) = Self::cookie_value(value, shared) else {
+        let format = shared.store.format(T::COOKIE_NAME);
+        let Some(value) = Self::cookie_value(value, format, &shared.config) else {
             return Ok(Self::fresh(now));
         };
         let codec = RecordCodec::of::<T::Codec>();
@@ -326,8 +327,12 @@ impl<T: Session> Inner<T> {
         reason = "called by the load's future and by the sealed load; inlined into each, the future's path stays as short as with one caller"
     )]
     #[inline(always)]
-    fn cookie_value<'v>(value: &'v str, shared: &Shared) -> Option<Cow<'v, str>> {
-        if T::COOKIE_NAME.len() + value.len() > shared.config.max_cookie_size {
+    fn cookie_value<'v>(
+        value: &'v str,
+        format: StoreFormat,
+        config: &SessionConfig,
+    ) -> Option<Cow<'v, str>> {
+        if T::COOKIE_NAME.len() + value.len() > config.max_cookie_size {
             tracing::debug!(
                 cookie = T::COOKIE_NAME,
                 size = value.len(),
@@ -335,7 +340,7 @@ impl<T: Session> Inner<T> {
             );
             return None;
         }
-        Some(shared.store.format(T::COOKIE_NAME).quoting().unquote(value))
+        Some(format.quoting().unquote(value))
     }
 
     /// The store's load of the record named by `value`, with every name `T` reads.

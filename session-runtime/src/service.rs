@@ -155,7 +155,7 @@ where
                                     plans, pending, store, &shared, response,
                                 )));
                             }
-                            if shared.store.is_immediate() {
+                            if shared.store.immediate().is_some() {
                                 // The memory and cookie stores never wait, so the saves finish
                                 // in this one poll: no need to box their future. It is built
                                 // where it is polled: it is large, and a move is a copy.

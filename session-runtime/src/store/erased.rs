@@ -40,9 +40,8 @@ impl<T> Future for StoreFuture<'_, T> {
 pub(crate) trait DynStore: Send + Sync + 'static {
     fn kind(&self) -> StoreKind;
     fn format(&self, cookie_name: &str) -> StoreFormat;
-    /// Whether every operation's future is finished when returned (see [`Immediate`]).
-    fn is_immediate(&self) -> bool;
-    /// The store's operations as plain functions, for a store of this crate that never waits.
+    /// The store's operations as plain functions, for a store of this crate that never waits:
+    /// every operation's future is then finished when returned (see [`Immediate`]).
     fn immediate(&self) -> Option<&dyn Immediate>;
     fn load<'a>(&'a self, load: Load<'a>) -> StoreFuture<'a, Result<Option<Record>, StoreError>>;
     fn save<'a>(&'a self, save: Save<'a>) -> StoreFuture<'a, Result<SaveOutcome, StoreError>>;
@@ -61,9 +60,6 @@ impl<S: SessionStore> DynStore for S {
     }
     fn format(&self, cookie_name: &str) -> StoreFormat {
         SessionStore::format(self, cookie_name)
-    }
-    fn is_immediate(&self) -> bool {
-        self.__immediate().is_some()
     }
     fn immediate(&self) -> Option<&dyn Immediate> {
         self.__immediate()
