@@ -311,6 +311,82 @@ fn aliases_decode() {
     assert_eq!(user.visits, 6);
 }
 
+/// `decode_loaded(position)` does what `decode_field(LOAD_NAMES[position])` does, aliases
+/// included, and a position past the names is unknown.
+#[test]
+fn decoding_by_position_matches_decoding_by_name() {
+    let shop_values: [&[u8]; 4] = [
+        &Shop {
+            theme: "blue".to_owned(),
+            ..Shop::new_default()
+        }
+        .encode_field(2)
+        .unwrap(),
+        &Shop {
+            user_id: Some(9),
+            ..Shop::new_default()
+        }
+        .encode_field(0)
+        .unwrap(),
+        &Shop {
+            cart: vec![Item {
+                sku: "a".to_owned(),
+                qty: 2,
+            }],
+            ..Shop::new_default()
+        }
+        .encode_field(1)
+        .unwrap(),
+        &Shop {
+            theme: "red".to_owned(),
+            ..Shop::new_default()
+        }
+        .encode_field(2)
+        .unwrap(),
+    ];
+    for (position, (name, bytes)) in Shop::LOAD_NAMES.iter().zip(shop_values).enumerate() {
+        let (mut by_name, mut by_position) = (Shop::new_default(), Shop::new_default());
+        assert!(matches!(
+            by_name.decode_field(name, bytes),
+            FieldDecode::Decoded
+        ));
+        assert!(matches!(
+            by_position.decode_loaded(position, bytes),
+            FieldDecode::Decoded
+        ));
+        assert_eq!(
+            (by_name.user_id, &by_name.cart, &by_name.theme),
+            (by_position.user_id, &by_position.cart, &by_position.theme),
+            "{name}"
+        );
+    }
+    for (position, value) in [b"5", b"6", b"7"].into_iter().enumerate() {
+        let mut user = UserSession::new_default();
+        assert!(matches!(
+            user.decode_loaded(position, value),
+            FieldDecode::Decoded
+        ));
+        assert_eq!(user.visits, u32::from(value[0] - b'0'));
+    }
+    let mut user = UserSession::new_default();
+    assert!(matches!(
+        user.decode_loaded(3, br#""admin""#),
+        FieldDecode::Decoded
+    ));
+    assert_eq!(user.r#type, "admin");
+    assert!(matches!(user.decode_loaded(4, b"1"), FieldDecode::Unknown));
+    assert!(matches!(
+        Empty::new_default().decode_loaded(0, b"1"),
+        FieldDecode::Unknown
+    ));
+    // Undecodable: the field keeps its value, as by name.
+    assert!(matches!(
+        user.decode_loaded(2, b"\"x\""),
+        FieldDecode::Failed(_)
+    ));
+    assert_eq!(user.visits, 0);
+}
+
 #[test]
 fn unknown_names_are_ignored() {
     let mut user = UserSession::new_default();

@@ -249,6 +249,22 @@ pub(crate) fn impl_session(input: &Input<'_>) -> TokenStream {
         })
     });
 
+    // `decode_loaded`: the same, by position in `LOAD_NAMES` (aliases first, then the current
+    // names, as `load_names` lists them), so a record whose fields come in that order (a
+    // store's `HMGET`, a record the runtime wrote) decodes without comparing names.
+    let stored = || fields.iter().filter_map(|f| Some((f.index?, f)));
+    let loaded_members = stored()
+        .flat_map(|(index, f)| f.field.attrs.aliases.iter().map(move |_| (index, f)))
+        .chain(stored());
+    let loaded_arms = loaded_members.enumerate().map(|(position, (index, f))| {
+        let name = fns_name(index);
+        let member = &f.member;
+        let position = Literal::usize_unsuffixed(position);
+        quote! {
+            #position => (#companion #turbofish::#name.decode)(&mut self.#member, __session_bytes),
+        }
+    });
+
     quote! {
         const _: () = {
             #companion_items
@@ -292,6 +308,17 @@ pub(crate) fn impl_session(input: &Input<'_>) -> TokenStream {
                 ) -> #private::FieldDecode {
                     match __session_name {
                         #(#decode_arms)*
+                        _ => #private::FieldDecode::Unknown,
+                    }
+                }
+
+                fn decode_loaded(
+                    &mut self,
+                    __session_position: #core::primitive::usize,
+                    __session_bytes: &[#core::primitive::u8],
+                ) -> #private::FieldDecode {
+                    match __session_position {
+                        #(#loaded_arms)*
                         _ => #private::FieldDecode::Unknown,
                     }
                 }

@@ -685,12 +685,26 @@ pub(crate) fn decode_data<T: Session>(fields: &[(Cow<'static, str>, Bytes)]) -> 
     } else {
         &[None]
     };
+    // Where the next field is in `LOAD_NAMES` if the record keeps the type's order, as a
+    // store that loads by name and a record the runtime wrote do: then each field is found
+    // with one comparison (of pointers, for the names the runtime wrote).
+    let mut next = 0;
     for current in passes {
         for (name, bytes) in fields {
             if current.is_some_and(|current| T::FIELD_NAMES.contains(&&**name) != current) {
                 continue;
             }
-            if let FieldDecode::Failed(error) = data.decode_field(name, bytes) {
+            let position = match T::LOAD_NAMES.get(next) {
+                Some(expected) if same_name(expected, name) => Some(next),
+                _ => T::LOAD_NAMES
+                    .iter()
+                    .position(|known| same_name(known, name)),
+            };
+            let Some(position) = position else {
+                continue;
+            };
+            next = position + 1;
+            if let FieldDecode::Failed(error) = data.decode_loaded(position, bytes) {
                 tracing::warn!(
                     cookie = T::COOKIE_NAME,
                     field = &**name,
@@ -701,6 +715,13 @@ pub(crate) fn decode_data<T: Session>(fields: &[(Cow<'static, str>, Bytes)]) -> 
         }
     }
     data
+}
+
+/// Whether two field names are equal, first by address: a name the runtime stored is one of
+/// the type's own `&'static str`s.
+#[inline]
+fn same_name(known: &str, name: &str) -> bool {
+    std::ptr::eq(known, name) || known == name
 }
 
 /// What a view's session holds as the type it views: the data, its changed fields, and the

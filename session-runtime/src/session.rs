@@ -91,6 +91,17 @@ pub trait Session: Sized + Send + Sync + 'static {
     /// Decodes a stored field by its stored name or one of its aliases into `self`.
     #[doc(hidden)]
     fn decode_field(&mut self, name: &str, bytes: &[u8]) -> FieldDecode;
+
+    /// Decodes the stored field named `LOAD_NAMES[position]` into `self`: what
+    /// [`Session::decode_field`] does with that name, without comparing names (the derive
+    /// matches on the position).
+    #[doc(hidden)]
+    fn decode_loaded(&mut self, position: usize, bytes: &[u8]) -> FieldDecode {
+        match Self::LOAD_NAMES.get(position) {
+            Some(name) => self.decode_field(name, bytes),
+            None => FieldDecode::Unknown,
+        }
+    }
 }
 
 /// A view of a session type: a struct of some of its fields, derived with

@@ -132,12 +132,87 @@ fn decode_serde(bytes: &[u8], names: &[&'static str]) -> Result<Record, CodecErr
     ))
 }
 
+/// The text of `bytes` when they are a JSON string with no escape in it and nothing around
+/// it: `"`, then UTF-8 without `"`, `\\` or a control character (which JSON forbids unescaped),
+/// then `"`. Anything else, a valid string with an escape included, is `None`.
+#[expect(
+    clippy::needless_bitwise_bool,
+    reason = "`|` keeps the scan free of branches, which the compiler vectorizes"
+)]
+fn plain_string(bytes: &[u8]) -> Option<&str> {
+    let inner = bytes.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    // Branch-free, so that the compiler compares many bytes at a time.
+    let special = inner.iter().fold(false, |special, &byte| {
+        special | (byte < 0x20) | (byte == b'"') | (byte == b'\\')
+    });
+    if special {
+        return None;
+    }
+    std::str::from_utf8(inner).ok()
+}
+
+/// A JSON string without escapes, as [`serde_json`]'s deserializer hands it to a type: the
+/// borrowed text to [`deserialize_any`](Deserializer::deserialize_any), `visit_some` for an
+/// `Option`, the newtype to a newtype struct, a unit variant to an enum, the raw bytes to
+/// `deserialize_bytes`. A type that takes it gets what it would get from `serde_json`; any
+/// other type fails here and is handed to `serde_json`.
+struct PlainStr<'de>(&'de str);
+
+impl<'de> Deserializer<'de> for PlainStr<'de> {
+    type Error = serde::de::value::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_borrowed_str(self.0)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_enum(serde::de::value::BorrowedStrDeserializer::new(self.0))
+    }
+
+    fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_borrowed_bytes(self.0.as_bytes())
+    }
+
+    fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_borrowed_bytes(self.0.as_bytes())
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string unit unit_struct
+        seq tuple tuple_struct map struct identifier ignored_any
+    }
+}
+
 impl Codec for JsonCodec {
     fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
         serde_json::to_vec(value).map_err(CodecError::encode)
     }
 
     fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+        // A string without escapes, the commonest value after a number, is read in one pass
+        // over its bytes; a type that does not take it, and everything else, goes to serde_json.
+        if let Some(text) = plain_string(bytes)
+            && let Ok(value) = T::deserialize(PlainStr(text))
+        {
+            return Ok(value);
+        }
         serde_json::from_slice(bytes).map_err(CodecError::decode)
     }
 
@@ -373,7 +448,117 @@ mod tests {
         assert!(matches!(named.fields[0].0, Cow::Borrowed("b")));
     }
 
+    /// A unit-variant enum, as apps keep a theme or a role.
+    #[derive(Debug, PartialEq, Deserialize)]
+    enum Theme {
+        Dark,
+        #[serde(rename = "light")]
+        Light,
+        Custom(String),
+    }
+
+    /// A newtype over a string, as apps keep an id.
+    #[derive(Debug, PartialEq, Deserialize)]
+    struct Name(String);
+
+    /// A struct, which a string never decodes into.
+    #[derive(Debug, PartialEq, Deserialize)]
+    struct Pair {
+        a: u64,
+    }
+
+    /// `JsonCodec::decode` and `serde_json::from_slice` give `T` the same value, or both fail
+    /// with `serde_json`'s error.
+    fn same_as_serde<T: DeserializeOwned + PartialEq + fmt::Debug>(bytes: &[u8]) {
+        let ours = JsonCodec::decode::<T>(bytes).map_err(|error| error.to_string());
+        let theirs = serde_json::from_slice::<T>(bytes)
+            .map_err(|error| CodecError::decode(error).to_string());
+        assert_eq!(ours, theirs, "{:?}", String::from_utf8_lossy(bytes));
+    }
+
+    /// Every type the fast path for plain strings may meet decodes as through `serde_json`.
+    fn decodes_as_serde(bytes: &[u8]) {
+        same_as_serde::<String>(bytes);
+        same_as_serde::<Option<String>>(bytes);
+        same_as_serde::<Cow<'static, str>>(bytes);
+        same_as_serde::<Box<str>>(bytes);
+        same_as_serde::<char>(bytes);
+        same_as_serde::<Theme>(bytes);
+        same_as_serde::<Option<Theme>>(bytes);
+        same_as_serde::<Name>(bytes);
+        same_as_serde::<serde_json::Value>(bytes);
+        same_as_serde::<std::net::IpAddr>(bytes);
+        same_as_serde::<u64>(bytes);
+        same_as_serde::<Option<u64>>(bytes);
+        same_as_serde::<Vec<u8>>(bytes);
+        same_as_serde::<()>(bytes);
+        same_as_serde::<Pair>(bytes);
+        same_as_serde::<(String,)>(bytes);
+        let ours = JsonCodec::decode::<Box<RawValue>>(bytes).map(|raw| raw.get().to_owned());
+        let theirs = serde_json::from_slice::<Box<RawValue>>(bytes).map(|raw| raw.get().to_owned());
+        assert_eq!(ours.ok(), theirs.ok());
+    }
+
+    #[test]
+    fn plain_strings_decode_as_through_serde() {
+        for bytes in [
+            &b"\"dark\""[..],
+            b"\"Dark\"",
+            b"\"light\"",
+            b"\"Custom\"",
+            b"\"\"",
+            b"\"x\"",
+            b"\"\xc3\xa9\"",
+            b"\"127.0.0.1\"",
+            b"\"::1\"",
+            b"\"12\"",
+            b"\"null\"",
+            b"\"a\\nb\"",
+            b"\"a\"b\"",
+            b"\"a\tb\"",
+            b"\"\xff\"",
+            b"\"",
+            b"\"dark\" ",
+            b" \"dark\"",
+            b"12",
+            b"null",
+            b"{\"a\":1}",
+        ] {
+            decodes_as_serde(bytes);
+        }
+        assert_eq!(plain_string(b"\"dark\""), Some("dark"));
+        assert_eq!(plain_string(b"\"a\\nb\""), None);
+        assert_eq!(plain_string(b"\"a\x01b\""), None);
+        assert_eq!(plain_string(b"\""), None);
+        // Each special byte at each place of a word and of the tail, beside every other byte.
+        for len in 1..=19 {
+            for at in 0..len {
+                for byte in 0..=u8::MAX {
+                    let mut text = vec![b'a'; len];
+                    text[at] = byte;
+                    let plain = (0x20..0x80).contains(&byte) && byte != b'"' && byte != b'\\';
+                    let quoted = [&b"\""[..], &text, b"\""].concat();
+                    assert_eq!(plain_string(&quoted).is_some(), plain, "{len} {at} {byte}");
+                }
+            }
+        }
+    }
+
     proptest! {
+        #[test]
+        fn decodes_strings_and_bytes_as_serde(
+            text in "\\PC{0,40}|[\\x00-\\x7f]{0,40}|[a-zA-Z\"\\\\]{0,8}",
+            raw in prop::collection::vec(any::<u8>(), 0..12),
+        ) {
+            decodes_as_serde(&serde_json::to_vec(&text).unwrap());
+            decodes_as_serde(format!("\"{text}\"").as_bytes());
+            let mut quoted = vec![b'"'];
+            quoted.extend_from_slice(&raw);
+            quoted.push(b'"');
+            decodes_as_serde(&quoted);
+            decodes_as_serde(&raw);
+        }
+
         #[test]
         fn agrees_with_serde_on_envelopes_and_their_mutations(
             fields in prop::collection::vec(("[a-zé_]{1,8}", json_value()), 0..5),
