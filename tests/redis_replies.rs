@@ -263,3 +263,28 @@ fn common_replies_decode_to_their_values() {
         ]
     );
 }
+
+/// A reply that empties the read buffer gives the next read the whole buffer back: left at the
+/// tail the replies before it reached, a long reply would arrive over several reads (the
+/// framed reader only asks for room for one more byte) and be measured again on each.
+#[test]
+fn an_emptied_buffer_is_taken_back_from_its_start() {
+    let mut codec = ValueCodec::default();
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    let mut reply = Vec::new();
+    Reply::Bulk(vec![b'x'; 2_000]).write(&mut reply);
+    for _ in 0..3 {
+        buf.extend_from_slice(&reply);
+        let value = codec.decode(&mut buf).unwrap();
+        assert_eq!(value, Some(Value::BulkString(vec![b'x'; 2_000])));
+        assert!(buf.is_empty());
+        assert!(buf.capacity() >= 8 * 1024, "{}", buf.capacity());
+    }
+    // Bytes of the next reply left over: kept where they are, for the framed reader.
+    buf.extend_from_slice(&reply);
+    buf.extend_from_slice(b"$5\r\nab");
+    let capacity = buf.capacity();
+    assert!(codec.decode(&mut buf).unwrap().is_some());
+    assert_eq!(&buf[..], b"$5\r\nab");
+    assert_eq!(buf.capacity(), capacity - reply.len());
+}

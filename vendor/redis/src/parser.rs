@@ -540,6 +540,10 @@ mod aio_support {
     /// The most bytes of an incomplete reply the fast path waits on.
     const FAST_WAIT: usize = 64 * 1024;
 
+    /// An empty read buffer with less room than this is taken back from its start: the
+    /// framed reader's initial capacity, which the buffer's allocation always has.
+    const RECLAIM_BELOW: usize = 8 * 1024;
+
     /// Decodes Redis replies out of an async byte stream.
     ///
     /// Harness-visible through the `doc(hidden)` re-export in `lib.rs` so the
@@ -570,6 +574,13 @@ mod aio_support {
                 match super::fast::parse(bytes) {
                     Ok((value, len)) => {
                         bytes.advance(len);
+                        // Nothing left over: take the buffer back from its start (no copy), so
+                        // that the next read has all of it. Left in the tail this reply ends
+                        // in, a long reply would arrive over several reads and be parsed again
+                        // on each (the framed reader only asks for room for one byte).
+                        if bytes.is_empty() && bytes.capacity() < RECLAIM_BELOW {
+                            bytes.reserve(RECLAIM_BELOW);
+                        }
                         return Ok(Some(value));
                     }
                     // Wait for the rest of a reply, up to a bound: past it, `combine` reads
