@@ -13,6 +13,10 @@ use crate::record::{Bytes, Metadata, Record, RecordRef};
 
 /// JSON through `serde_json`: the default codec of `#[derive(Session)]`.
 ///
+/// A field value that is a JSON string without escapes is read in one pass and handed to the
+/// field's type as `serde_json` would hand it; every other value goes through `serde_json`, and
+/// a type decodes to the same value, or fails with the same error, either way.
+///
 /// The cookie envelope is
 /// `{"created":<ms>,"updated":<ms>,"max_age":<s>,"session":{"<field>":<value>,...}}`, with every
 /// field embedded as the JSON it was encoded to; `max_age` is left out unless set.
@@ -152,11 +156,31 @@ fn plain_string(bytes: &[u8]) -> Option<&str> {
 }
 
 /// A JSON string without escapes, as [`serde_json`]'s deserializer hands it to a type: the
-/// borrowed text to [`deserialize_any`](Deserializer::deserialize_any), `visit_some` for an
-/// `Option`, the newtype to a newtype struct, a unit variant to an enum, the raw bytes to
-/// `deserialize_bytes`. A type that takes it gets what it would get from `serde_json`; any
-/// other type fails here and is handed to `serde_json`.
+/// borrowed text where the type asks for anything, a string, a character or an identifier; the
+/// raw bytes where it asks for bytes; `visit_some` for an `Option`, the newtype to a newtype
+/// struct, a unit variant to an enum, `visit_unit` to a value ignored. Where `serde_json` fails
+/// on a string without asking the type (a number, a bool, a sequence, a map, a struct, a unit,
+/// its own `RawValue`), this fails too, and the caller hands the bytes to `serde_json`, which
+/// gives its own error.
 struct PlainStr<'de>(&'de str);
+
+/// The name by which `serde_json`'s `RawValue` asks its deserializer for the raw text.
+const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
+
+/// Why [`PlainStr`] did not give a value; never shown, as the bytes then go to `serde_json`.
+fn not_here() -> serde::de::value::Error {
+    serde::de::Error::custom("left to serde_json")
+}
+
+/// [`Deserializer`] methods on which `serde_json` rejects a string token without asking the
+/// visitor.
+macro_rules! not_on_a_string {
+    ($($method:ident)*) => {$(
+        fn $method<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Self::Error> {
+            Err(not_here())
+        }
+    )*};
+}
 
 impl<'de> Deserializer<'de> for PlainStr<'de> {
     type Error = serde::de::value::Error;
@@ -165,25 +189,20 @@ impl<'de> Deserializer<'de> for PlainStr<'de> {
         visitor.visit_borrowed_str(self.0)
     }
 
-    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
-        visitor.visit_some(self)
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_borrowed_str(self.0)
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, Self::Error> {
-        visitor.visit_newtype_struct(self)
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_borrowed_str(self.0)
     }
 
-    fn deserialize_enum<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _variants: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, Self::Error> {
-        visitor.visit_enum(serde::de::value::BorrowedStrDeserializer::new(self.0))
+    fn deserialize_char<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_borrowed_str(self.0)
+    }
+
+    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_borrowed_str(self.0)
     }
 
     fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
@@ -194,9 +213,121 @@ impl<'de> Deserializer<'de> for PlainStr<'de> {
         visitor.visit_borrowed_bytes(self.0.as_bytes())
     }
 
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string unit unit_struct
-        seq tuple tuple_struct map struct identifier ignored_any
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        if name == RAW_VALUE_TOKEN {
+            return Err(not_here());
+        }
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_enum(self)
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_unit()
+    }
+
+    not_on_a_string! {
+        deserialize_bool deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64
+        deserialize_i128 deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64
+        deserialize_u128 deserialize_f32 deserialize_f64 deserialize_unit deserialize_seq
+        deserialize_map
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        Err(not_here())
+    }
+
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        _visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        Err(not_here())
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _len: usize,
+        _visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        Err(not_here())
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        _visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        Err(not_here())
+    }
+}
+
+/// A string as an enum, as `serde_json` reads it: the variant named by the string, read as
+/// above, and a unit variant only.
+impl<'de> serde::de::EnumAccess<'de> for PlainStr<'de> {
+    type Error = serde::de::value::Error;
+    type Variant = UnitOnly;
+
+    fn variant_seed<S: serde::de::DeserializeSeed<'de>>(
+        self,
+        seed: S,
+    ) -> Result<(S::Value, UnitOnly), Self::Error> {
+        Ok((seed.deserialize(self)?, UnitOnly))
+    }
+}
+
+/// The variant of an enum read from a string: a unit variant, nothing else.
+struct UnitOnly;
+
+impl<'de> serde::de::VariantAccess<'de> for UnitOnly {
+    type Error = serde::de::value::Error;
+
+    fn unit_variant(self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    fn newtype_variant_seed<S: serde::de::DeserializeSeed<'de>>(
+        self,
+        _seed: S,
+    ) -> Result<S::Value, Self::Error> {
+        Err(not_here())
+    }
+
+    fn tuple_variant<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        _visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        Err(not_here())
+    }
+
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        _fields: &'static [&'static str],
+        _visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        Err(not_here())
     }
 }
 
@@ -476,8 +607,103 @@ mod tests {
         assert_eq!(ours, theirs, "{:?}", String::from_utf8_lossy(bytes));
     }
 
+    /// What [`Asks`] was handed.
+    #[derive(Debug, PartialEq)]
+    enum Got {
+        Str(String),
+        Bytes(Vec<u8>),
+        Unit,
+        Newtype(String),
+        Variant(String),
+    }
+
+    /// A type that asks its deserializer for one kind of value (`M` picks the method) and takes
+    /// whatever it is handed, a string included: where `serde_json` rejects a string without
+    /// asking, so must the fast path.
+    #[derive(Debug, PartialEq)]
+    struct Asks<const M: u8>(Got);
+
+    struct TakesAll;
+
+    impl<'de> Visitor<'de> for TakesAll {
+        type Value = Got;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("anything")
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Got, E> {
+            Ok(Got::Str(v.to_owned()))
+        }
+        fn visit_bytes<E>(self, v: &[u8]) -> Result<Got, E> {
+            Ok(Got::Bytes(v.to_owned()))
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<Got, E> {
+            Ok(Got::Str(v.to_string()))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Got, E> {
+            Ok(Got::Str(v.to_string()))
+        }
+        fn visit_unit<E>(self) -> Result<Got, E> {
+            Ok(Got::Unit)
+        }
+        fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Got, D::Error> {
+            String::deserialize(d).map(Got::Newtype)
+        }
+        fn visit_enum<A: serde::de::EnumAccess<'de>>(self, data: A) -> Result<Got, A::Error> {
+            use serde::de::VariantAccess as _;
+            let (name, variant) = data.variant::<String>()?;
+            variant.unit_variant()?;
+            Ok(Got::Variant(name))
+        }
+    }
+
+    impl<'de, const M: u8> Deserialize<'de> for Asks<M> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let v = TakesAll;
+            match M {
+                0 => d.deserialize_f64(v),
+                1 => d.deserialize_bool(v),
+                2 => d.deserialize_ignored_any(v),
+                3 => d.deserialize_struct("S", &["a"], v),
+                4 => d.deserialize_seq(v),
+                5 => d.deserialize_map(v),
+                6 => d.deserialize_unit(v),
+                7 => d.deserialize_tuple(1, v),
+                8 => d.deserialize_u64(v),
+                9 => d.deserialize_i128(v),
+                10 => d.deserialize_newtype_struct(RAW_VALUE_TOKEN, v),
+                11 => d.deserialize_newtype_struct("N", v),
+                12 => d.deserialize_enum("E", &["a"], v),
+                13 => d.deserialize_bytes(v),
+                14 => d.deserialize_unit_struct("U", v),
+                15 => d.deserialize_tuple_struct("T", 1, v),
+                16 => d.deserialize_identifier(v),
+                _ => d.deserialize_char(v),
+            }
+            .map(Asks)
+        }
+    }
+
     /// Every type the fast path for plain strings may meet decodes as through `serde_json`.
     fn decodes_as_serde(bytes: &[u8]) {
+        same_as_serde::<Asks<0>>(bytes);
+        same_as_serde::<Asks<1>>(bytes);
+        same_as_serde::<Asks<2>>(bytes);
+        same_as_serde::<Asks<3>>(bytes);
+        same_as_serde::<Asks<4>>(bytes);
+        same_as_serde::<Asks<5>>(bytes);
+        same_as_serde::<Asks<6>>(bytes);
+        same_as_serde::<Asks<7>>(bytes);
+        same_as_serde::<Asks<8>>(bytes);
+        same_as_serde::<Asks<9>>(bytes);
+        same_as_serde::<Asks<10>>(bytes);
+        same_as_serde::<Asks<11>>(bytes);
+        same_as_serde::<Asks<12>>(bytes);
+        same_as_serde::<Asks<13>>(bytes);
+        same_as_serde::<Asks<14>>(bytes);
+        same_as_serde::<Asks<15>>(bytes);
+        same_as_serde::<Asks<16>>(bytes);
+        same_as_serde::<Asks<17>>(bytes);
         same_as_serde::<String>(bytes);
         same_as_serde::<Option<String>>(bytes);
         same_as_serde::<Cow<'static, str>>(bytes);
