@@ -75,15 +75,31 @@ impl LockMode {
         id: Option<&SessionId>,
         cookie_name: &'static str,
     ) -> Option<SessionGuard> {
-        let id = id?;
+        if let Ok(guard) = self.acquire_now(shared, id, cookie_name) {
+            return guard;
+        }
+        // Waiting is boxed, so that its state does not weigh on every load's future.
+        Some(Box::pin(shared.locks.lock(cookie_name, id?)).await)
+    }
+
+    /// [`acquire`](Self::acquire) without waiting: [`WouldWait`] when this mode waits and the
+    /// lock is taken.
+    fn acquire_now(
+        self,
+        shared: &Shared,
+        id: Option<&SessionId>,
+        cookie_name: &'static str,
+    ) -> Result<Option<SessionGuard>, WouldWait> {
+        let Some(id) = id else {
+            return Ok(None);
+        };
         match self {
-            Self::None => None,
-            // Uncontended, the lock is taken at once; waiting for it is boxed, so that its
-            // state does not weigh on every load's future.
-            Self::Wait => match shared.locks.try_lock(cookie_name, id) {
-                Some(guard) => Some(guard),
-                None => Some(Box::pin(shared.locks.lock(cookie_name, id)).await),
-            },
+            Self::None => Ok(None),
+            Self::Wait => shared
+                .locks
+                .try_lock(cookie_name, id)
+                .map(Some)
+                .ok_or(WouldWait),
             Self::Try => {
                 let guard = shared.locks.try_lock(cookie_name, id);
                 if guard.is_none() {
@@ -92,11 +108,17 @@ impl LockMode {
                         "session in use by another request, and this request holds another session: going on unserialized rather than risk a deadlock"
                     );
                 }
-                guard
+                Ok(guard)
             }
         }
     }
 }
+
+/// The request lock is taken by another request, and the load waits for it.
+struct WouldWait;
+
+/// The cookie's value is no session id of the store's format.
+struct MalformedId;
 
 impl<T: Session> Inner<T> {
     pub(crate) fn fresh(now: u64) -> Self {
@@ -145,13 +167,18 @@ impl<T: Session> Inner<T> {
             .map_err(SessionRejection::Misconfigured)?;
         let now = config.now();
         let (candidates, count) = find_cookies(headers, T::COOKIE_NAME);
+        let lock = match (config.serialize, may_wait) {
+            (false, _) => LockMode::None,
+            (true, true) => LockMode::Wait,
+            (true, false) => LockMode::Try,
+        };
         let value = match &candidates[..count] {
             [] => return Ok(Self::fresh(now)),
             [one] => {
                 if let Some(store) = shared.store.immediate()
-                    && shared.store.kind() == StoreKind::Cookie
+                    && let Some(loaded) = Self::load_now(one, store, shared, now, lock)
                 {
-                    return Self::open_sealed(one, store, shared, now);
+                    return loaded;
                 }
                 *one
             }
@@ -176,11 +203,6 @@ impl<T: Session> Inner<T> {
                 value
             }
         };
-        let lock = match (config.serialize, may_wait) {
-            (false, _) => LockMode::None,
-            (true, true) => LockMode::Wait,
-            (true, false) => LockMode::Try,
-        };
         Ok(Self::load_value(value, shared, now, lock)
             .await?
             .unwrap_or_else(|| Self::fresh(now)))
@@ -200,18 +222,8 @@ impl<T: Session> Inner<T> {
             return Ok(None);
         };
         let value = &*unquoted;
-        let mut id = match shared.store.kind() {
-            StoreKind::Server => {
-                let Some(id) = format.ids().parse(value) else {
-                    tracing::debug!(
-                        cookie = T::COOKIE_NAME,
-                        "malformed session id; starting a fresh session"
-                    );
-                    return Ok(None);
-                };
-                Some(id)
-            }
-            StoreKind::Cookie => None,
+        let Ok(mut id) = Self::id_of(value, shared, format) else {
+            return Ok(None);
         };
         let mut guard = lock.acquire(shared, id.as_ref(), T::COOKIE_NAME).await;
         let codec = RecordCodec::of::<T::Codec>();
@@ -266,7 +278,7 @@ impl<T: Session> Inner<T> {
     /// The session a loaded record holds. Fields that no longer decode start from their default.
     #[expect(
         clippy::inline_always,
-        reason = "called by the load's future and by the sealed load; inlined into each, the future's path stays as short as with one caller"
+        reason = "called by the load's future and by the immediate load; inlined into each, the future's path stays as short as with one caller"
     )]
     #[inline(always)]
     fn from_record(record: Record, id: Option<SessionId>, lock: Option<SessionGuard>) -> Self {
@@ -299,32 +311,74 @@ impl<T: Session> Inner<T> {
         Self::checked(loaded, &shared.config, now)
     }
 
-    /// Opens a session sealed in a cookie, on a cookie store that never waits (this crate's
-    /// cookie stores): no id, no request lock, no renewal forwards, so one call of the store's
-    /// function, without the future of [`Inner::load_value`].
-    fn open_sealed(
+    /// [`load_value`](Self::load_value) on a store that never waits (the memory store, this
+    /// crate's cookie stores): one call of the store's function, without a future. `None` when
+    /// the load has to wait after all, and so needs `load_value`: the session's request lock is
+    /// taken by another request (`lock` waits for it), or the record forwards a renewed-away id
+    /// to the session's new one (`load_value` follows it under the new id's lock).
+    fn load_now(
         value: &str,
         store: &dyn Immediate,
         shared: &Shared,
         now: u64,
-    ) -> Result<Self, SessionRejection> {
+        lock: LockMode,
+    ) -> Option<Result<Self, SessionRejection>> {
+        let config = &shared.config;
         let format = shared.store.format(T::COOKIE_NAME);
-        let Some(value) = Self::cookie_value(value, format, &shared.config) else {
-            return Ok(Self::fresh(now));
+        let Some(value) = Self::cookie_value(value, format, config) else {
+            return Some(Ok(Self::fresh(now)));
         };
+        let Ok(id) = Self::id_of(&value, shared, format) else {
+            return Some(Ok(Self::fresh(now)));
+        };
+        let guard = lock.acquire_now(shared, id.as_ref(), T::COOKIE_NAME).ok()?;
         let codec = RecordCodec::of::<T::Codec>();
-        let loaded = store.load_now(Self::load_of(&value, now, codec));
-        Ok(match Self::checked(loaded, &shared.config, now)? {
-            Some(record) => Self::from_record(record, None, None),
-            None => Self::fresh(now),
+        let lookup = id.as_ref().map_or(&*value, SessionId::as_str);
+        let loaded = store.load_now(Self::load_of(lookup, now, codec));
+        Some(match Self::checked(loaded, config, now) {
+            Ok(Some(record))
+                if id.is_some() && record.fields.iter().any(|(name, _)| name == RENEWED_FIELD) =>
+            {
+                return None;
+            }
+            Ok(Some(record)) => Ok(Self::from_record(record, id, guard)),
+            Ok(None) => Ok(Self::fresh(now)),
+            Err(rejection) => Err(rejection),
         })
+    }
+
+    /// The session id in a cookie's (unquoted) value on a server store, `None` on a cookie
+    /// store (the value is the sealed session).
+    #[expect(
+        clippy::inline_always,
+        reason = "called by the load's future and by the immediate load; inlined into each, the future's path stays as short as with one caller"
+    )]
+    #[inline(always)]
+    fn id_of(
+        value: &str,
+        shared: &Shared,
+        format: StoreFormat,
+    ) -> Result<Option<SessionId>, MalformedId> {
+        match shared.store.kind() {
+            StoreKind::Server => {
+                let Some(id) = format.ids().parse(value) else {
+                    tracing::debug!(
+                        cookie = T::COOKIE_NAME,
+                        "malformed session id; starting a fresh session"
+                    );
+                    return Err(MalformedId);
+                };
+                Ok(Some(id))
+            }
+            StoreKind::Cookie => Ok(None),
+        }
     }
 
     /// The cookie's value as the store reads it (unquoted), `None` when it is over the size
     /// limit.
     #[expect(
         clippy::inline_always,
-        reason = "called by the load's future and by the sealed load; inlined into each, the future's path stays as short as with one caller"
+        reason = "called by the load's future and by the immediate load; inlined into each, the future's path stays as short as with one caller"
     )]
     #[inline(always)]
     fn cookie_value<'v>(
@@ -358,7 +412,7 @@ impl<T: Session> Inner<T> {
     /// saved in the future; a store failure is the rejection.
     #[expect(
         clippy::inline_always,
-        reason = "called by the load's future and by the sealed load; inlined into each, the future's path stays as short as with one caller"
+        reason = "called by the load's future and by the immediate load; inlined into each, the future's path stays as short as with one caller"
     )]
     #[inline(always)]
     fn checked(
