@@ -333,8 +333,8 @@ impl<T: Session> Inner<T> {
         };
         let guard = lock.acquire_now(shared, id.as_ref(), T::COOKIE_NAME).ok()?;
         let codec = RecordCodec::of::<T::Codec>();
-        let lookup = id.as_ref().map_or(&*value, SessionId::as_str);
-        let loaded = store.load_now(Self::load_of(lookup, now, codec));
+        // The id's text is the value it was parsed from.
+        let loaded = store.load_now(Self::load_of(&value, now, codec));
         Some(match Self::checked(loaded, config, now) {
             Ok(Some(record))
                 if id.is_some() && record.fields.iter().any(|(name, _)| name == RENEWED_FIELD) =>

@@ -203,7 +203,7 @@ impl Eq for SessionId {}
 impl std::hash::Hash for SessionId {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         // As its text hashes (`str`'s `Hash`: the bytes, then 0xff), without converting it to
-        // a `str` first (a UTF-8 check per hash): the memory store looks ids up by `&str`.
+        // a `str` first (a UTF-8 check per hash).
         state.write(self.as_bytes());
         state.write_u8(0xff);
     }

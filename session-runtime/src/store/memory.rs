@@ -3,6 +3,7 @@
 use std::borrow::{Borrow, Cow};
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::ops::Range;
 use std::sync::{Mutex, MutexGuard};
 
@@ -30,14 +31,21 @@ const SWEEP_LIMIT: usize = 16;
 /// inserts.
 const PROBES: usize = 2;
 
-/// A record's key: its id, kept inline (no allocation per insert), looked up by the `&str` a
-/// load carries (`SessionId` hashes and compares as its text does).
-#[derive(Debug, PartialEq, Eq, Hash)]
+/// A record's key: its id, kept inline (no allocation per insert), looked up by its bytes (a
+/// load's `&str` as bytes, a save's id without the UTF-8 check of `SessionId::as_str`), so it
+/// hashes as its bytes do.
+#[derive(Debug, PartialEq, Eq)]
 struct Key(SessionId);
 
-impl Borrow<str> for Key {
-    fn borrow(&self) -> &str {
-        self.0.as_str()
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.as_bytes().hash(state);
+    }
+}
+
+impl Borrow<[u8]> for Key {
+    fn borrow(&self) -> &[u8] {
+        self.0.as_bytes()
     }
 }
 
@@ -147,7 +155,7 @@ impl MemoryStore {
             SaveOp::Create { id }
             | SaveOp::Regenerate { new: id, .. }
             | SaveOp::Renew { new: id, .. } => {
-                if let Some(slot) = records.slot(id.as_str()) {
+                if let Some(slot) = records.slot(id.as_bytes()) {
                     if records.node(slot).expires_at > save.now {
                         return (Ok(SaveOutcome::IdTaken), None);
                     }
@@ -156,7 +164,7 @@ impl MemoryStore {
                 // A session a logout deleted meanwhile, or another request renewed away, does
                 // not move to a new id: that would bring it back.
                 if let SaveOp::Regenerate { old, .. } | SaveOp::Renew { old, .. } = save.op {
-                    let live = records.slot(old.as_str()).is_some_and(|slot| {
+                    let live = records.slot(old.as_bytes()).is_some_and(|slot| {
                         let node = records.node(slot);
                         node.expires_at > save.now && !node.record.is_renewed()
                     });
@@ -170,7 +178,7 @@ impl MemoryStore {
                 // forward), so the new one starts in probation like any new record; its next
                 // use promotes it.
                 if let SaveOp::Regenerate { old, .. } = save.op {
-                    if let Some(slot) = records.slot(old.as_str()) {
+                    if let Some(slot) = records.slot(old.as_bytes()) {
                         let node = records.remove(slot);
                         if node.expires_at > save.now {
                             segment = node.segment;
@@ -187,7 +195,7 @@ impl MemoryStore {
                 id
             }
             SaveOp::Update { id } | SaveOp::Touch { id } => {
-                let Some(slot) = records.slot(id.as_str()) else {
+                let Some(slot) = records.slot(id.as_bytes()) else {
                     return (Ok(SaveOutcome::Missing), None);
                 };
                 let node = records.node(slot);
@@ -226,7 +234,7 @@ immediate_store!(MemoryStore, StoreKind::Server);
 impl Immediate for MemoryStore {
     fn load_now(&self, load: Load<'_>) -> Result<Option<Record>, StoreError> {
         let mut records = self.lock();
-        let Some(slot) = records.slot(load.value) else {
+        let Some(slot) = records.slot(load.value.as_bytes()) else {
             return Ok(None);
         };
         if records.node(slot).expires_at <= load.now {
@@ -251,7 +259,7 @@ impl Immediate for MemoryStore {
 
     fn delete_now(&self, delete: Delete<'_>) -> Result<(), StoreError> {
         let mut records = self.lock();
-        if let Some(slot) = records.slot(delete.id.as_str()) {
+        if let Some(slot) = records.slot(delete.id.as_bytes()) {
             records.remove(slot);
         }
         Ok(())
@@ -561,7 +569,7 @@ impl Records {
         self.index.len()
     }
 
-    fn slot(&self, id: &str) -> Option<usize> {
+    fn slot(&self, id: &[u8]) -> Option<usize> {
         self.index.get(id).copied()
     }
 
@@ -693,7 +701,7 @@ impl Records {
         let node = self.slots[slot]
             .take()
             .unwrap_or_else(|| unreachable!("a linked slot holds a record"));
-        self.index.remove(node.id.as_str());
+        self.index.remove(node.id.as_bytes());
         self.free.push(slot);
         node
     }
@@ -956,7 +964,7 @@ mod tests {
                 let node = records.node(slot);
                 assert_eq!(node.segment, segment);
                 assert_eq!(node.prev, prev);
-                assert_eq!(records.index.get(node.id.as_str()), Some(&slot));
+                assert_eq!(records.index.get(node.id.as_bytes()), Some(&slot));
                 prev = slot;
                 slot = node.next;
                 len += 1;
@@ -1358,7 +1366,7 @@ mod tests {
         assert!(load(&store, 1, 10).is_none());
         let record = load(&store, 7, 10).unwrap();
         assert_eq!(&record.fields[0].1[..], b"9");
-        let slot = store.lock().slot(new.as_str()).unwrap();
+        let slot = store.lock().slot(new.as_bytes()).unwrap();
         assert_eq!(store.lock().node(slot).segment, Segment::Protected);
         let taken = SaveOp::Regenerate {
             old: &new,
