@@ -175,10 +175,13 @@ impl<T: Session> Inner<T> {
         let value = match &candidates[..count] {
             [] => return Ok(Self::fresh(now)),
             [one] => {
-                if let Some(store) = shared.store.immediate()
-                    && let Some(loaded) = Self::load_now(one, store, shared, now, lock)
-                {
-                    return loaded;
+                if let Some(store) = shared.store.immediate() {
+                    if shared.store.kind() == StoreKind::Cookie {
+                        return Self::open_sealed(one, store, shared, now);
+                    }
+                    if let Some(loaded) = Self::load_now(one, store, shared, now, lock) {
+                        return loaded;
+                    }
                 }
                 *one
             }
@@ -278,7 +281,7 @@ impl<T: Session> Inner<T> {
     /// The session a loaded record holds. Fields that no longer decode start from their default.
     #[expect(
         clippy::inline_always,
-        reason = "called by the load's future and by the immediate load; inlined into each, the future's path stays as short as with one caller"
+        reason = "called by the load's future and by the immediate loads; inlined into each, the future's path stays as short as with one caller"
     )]
     #[inline(always)]
     fn from_record(record: Record, id: Option<SessionId>, lock: Option<SessionGuard>) -> Self {
@@ -311,11 +314,11 @@ impl<T: Session> Inner<T> {
         Self::checked(loaded, &shared.config, now)
     }
 
-    /// [`load_value`](Self::load_value) on a store that never waits (the memory store, this
-    /// crate's cookie stores): one call of the store's function, without a future. `None` when
-    /// the load has to wait after all, and so needs `load_value`: the session's request lock is
-    /// taken by another request (`lock` waits for it), or the record forwards a renewed-away id
-    /// to the session's new one (`load_value` follows it under the new id's lock).
+    /// [`load_value`](Self::load_value) on a server store that never waits (the memory
+    /// store): one call of the store's function, without a future. `None` when the load has to
+    /// wait after all, and so needs `load_value`: the session's request lock is taken by another
+    /// request (`lock` waits for it), or the record forwards a renewed-away id to the session's
+    /// new one (`load_value` follows it under the new id's lock).
     fn load_now(
         value: &str,
         store: &dyn Immediate,
@@ -334,11 +337,13 @@ impl<T: Session> Inner<T> {
         let guard = lock.acquire_now(shared, id.as_ref(), T::COOKIE_NAME).ok()?;
         let codec = RecordCodec::of::<T::Codec>();
         // The id's text is the value it was parsed from.
+        debug_assert!(
+            id.as_ref()
+                .is_some_and(|id| id.as_bytes() == value.as_bytes())
+        );
         let loaded = store.load_now(Self::load_of(&value, now, codec));
         Some(match Self::checked(loaded, config, now) {
-            Ok(Some(record))
-                if id.is_some() && record.fields.iter().any(|(name, _)| name == RENEWED_FIELD) =>
-            {
+            Ok(Some(record)) if record.fields.iter().any(|(name, _)| name == RENEWED_FIELD) => {
                 return None;
             }
             Ok(Some(record)) => Ok(Self::from_record(record, id, guard)),
@@ -347,11 +352,32 @@ impl<T: Session> Inner<T> {
         })
     }
 
+    /// Opens a session sealed in a cookie, on a cookie store that never waits (this crate's
+    /// cookie stores): no id, no request lock, no renewal forwards, so one call of the store's
+    /// function, without the future of [`Inner::load_value`].
+    fn open_sealed(
+        value: &str,
+        store: &dyn Immediate,
+        shared: &Shared,
+        now: u64,
+    ) -> Result<Self, SessionRejection> {
+        let format = shared.store.format(T::COOKIE_NAME);
+        let Some(value) = Self::cookie_value(value, format, &shared.config) else {
+            return Ok(Self::fresh(now));
+        };
+        let codec = RecordCodec::of::<T::Codec>();
+        let loaded = store.load_now(Self::load_of(&value, now, codec));
+        Ok(match Self::checked(loaded, &shared.config, now)? {
+            Some(record) => Self::from_record(record, None, None),
+            None => Self::fresh(now),
+        })
+    }
+
     /// The session id in a cookie's (unquoted) value on a server store, `None` on a cookie
     /// store (the value is the sealed session).
     #[expect(
         clippy::inline_always,
-        reason = "called by the load's future and by the immediate load; inlined into each, the future's path stays as short as with one caller"
+        reason = "called by the load's future and by the immediate loads; inlined into each, the future's path stays as short as with one caller"
     )]
     #[inline(always)]
     fn id_of(
@@ -378,7 +404,7 @@ impl<T: Session> Inner<T> {
     /// limit.
     #[expect(
         clippy::inline_always,
-        reason = "called by the load's future and by the immediate load; inlined into each, the future's path stays as short as with one caller"
+        reason = "called by the load's future and by the immediate loads; inlined into each, the future's path stays as short as with one caller"
     )]
     #[inline(always)]
     fn cookie_value<'v>(
@@ -412,7 +438,7 @@ impl<T: Session> Inner<T> {
     /// saved in the future; a store failure is the rejection.
     #[expect(
         clippy::inline_always,
-        reason = "called by the load's future and by the immediate load; inlined into each, the future's path stays as short as with one caller"
+        reason = "called by the load's future and by the immediate loads; inlined into each, the future's path stays as short as with one caller"
     )]
     #[inline(always)]
     fn checked(

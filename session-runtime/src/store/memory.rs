@@ -3,7 +3,7 @@
 use std::borrow::{Borrow, Cow};
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::ops::Range;
 use std::sync::{Mutex, MutexGuard};
 
@@ -49,20 +49,43 @@ impl Borrow<[u8]> for Key {
     }
 }
 
-/// The index's hash of an id: a multiply-and-rotate over its bytes, eight at a time, without
-/// a key.
+/// The index's hash of an id: a multiply-and-rotate over its bytes, eight at a time, from a
+/// random seed per store.
 ///
 /// A `HashMap` keyed by what clients send needs a keyed hash (the std's `SipHash`), or an
 /// attacker who knows the function can fill the table with colliding keys. This index never
 /// holds a key a client chose: records are inserted under ids the runtime generated from the
 /// operating system's random source (a create, a regeneration, a renewal), and an update or a
-/// touch of an id the store does not hold inserts nothing (it is `Missing`). So its keys are
-/// uniformly random, whatever the hash, and a lookup with a chosen id costs at most a probe of
-/// their random clusters. `SipHash` cost about 275 instructions per lookup of a 43-character
-/// id, and a request looks up its session once to load it and once to save it; this costs
-/// about 40. (The request locks' table does hold the ids clients send, and keeps `SipHash`.)
-#[derive(Default)]
+/// touch of an id the store does not hold inserts nothing (it is `Missing`). What a client
+/// could still do is keep alive, of many sessions it had created, those whose ids collide under
+/// a known function: the seed, drawn from the std's randomly keyed `RandomState` when the store
+/// is made, keeps the function unknown. `SipHash` cost about 275 instructions per lookup of a
+/// 43-character id, and a request looks its session up once to load it and once to save it;
+/// this costs about 40. (The request locks' table holds the ids clients send, and keeps
+/// `SipHash`.)
 struct IdHasher(u64);
+
+/// Builds the index's [`IdHasher`]s from the store's seed.
+#[derive(Clone)]
+struct IdHashing {
+    seed: u64,
+}
+
+impl IdHashing {
+    fn new() -> Self {
+        Self {
+            seed: std::hash::RandomState::new().hash_one(0x5eed_u64),
+        }
+    }
+}
+
+impl BuildHasher for IdHashing {
+    type Hasher = IdHasher;
+
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(self.seed)
+    }
+}
 
 impl IdHasher {
     /// An odd constant with its bits spread (from `rustc-hash`).
@@ -584,7 +607,7 @@ impl List {
 /// Every method takes constant time: no method scans the records.
 struct Records {
     /// Each record's slot, by id.
-    index: HashMap<Key, usize, BuildHasherDefault<IdHasher>>,
+    index: HashMap<Key, usize, IdHashing>,
     /// The slots of each owner's records, by owner index key ([`owner_key`]) and handle.
     owners: HashMap<String, HashMap<SessionHandle, usize>>,
     /// The records; `None` for a free slot.
@@ -604,7 +627,7 @@ struct Records {
 impl Records {
     fn new() -> Self {
         Self {
-            index: HashMap::default(),
+            index: HashMap::with_hasher(IdHashing::new()),
             owners: HashMap::new(),
             slots: Vec::new(),
             free: Vec::new(),
@@ -856,14 +879,13 @@ mod tests {
         SessionId::parse(&format!("{n:0>43}")).unwrap()
     }
 
-    /// The index's unkeyed hash spreads generated ids of both formats over a table's buckets
+    /// The index's hash spreads generated ids of both formats over a table's buckets
     /// (its low bits) and its control bytes (the top 7 bits) as random values would: 100,000
     /// ids fill about 69,900 of 2^17 buckets, and each of the 128 top values gets about 781.
     #[test]
     fn generated_ids_spread_over_the_index() {
-        use std::hash::BuildHasher as _;
         for format in [IdFormat::Base64Url256, IdFormat::Hex128] {
-            let hasher = BuildHasherDefault::<IdHasher>::default();
+            let hasher = IdHashing::new();
             let mut buckets = std::collections::HashSet::new();
             let mut tops = [0u32; 128];
             for _ in 0..100_000 {
