@@ -185,26 +185,39 @@ impl<T: Session> Inner<T> {
                 }
                 *one
             }
-            many => {
-                let mut live = None;
-                for value in many {
-                    if Self::load_value(value, shared, now, LockMode::None)
-                        .await?
-                        .is_some()
-                        && live.replace(*value).is_some()
-                    {
-                        tracing::warn!(
-                            cookie = T::COOKIE_NAME,
-                            "request carries two different live sessions under one cookie name (cookie tossing?); starting a fresh session"
-                        );
-                        return Ok(Self::fresh(now));
-                    }
-                }
-                let Some(value) = live else {
-                    return Ok(Self::fresh(now));
-                };
-                value
+            // Rare (a cookie tossed in by a sibling subdomain, say), and its future holds a
+            // second load's: boxed, so that every other load's future stays small.
+            many => return Box::pin(Self::load_candidates(many, shared, now, lock)).await,
+        };
+        Ok(Self::load_value(value, shared, now, lock)
+            .await?
+            .unwrap_or_else(|| Self::fresh(now)))
+    }
+
+    /// [`load`](Self::load) with several cookies of this name: the one that holds a live
+    /// session, loaded again under `lock`; a fresh session if none or two do.
+    async fn load_candidates(
+        candidates: &[&str],
+        shared: &Shared,
+        now: u64,
+        lock: LockMode,
+    ) -> Result<Self, SessionRejection> {
+        let mut live = None;
+        for value in candidates {
+            if Self::load_value(value, shared, now, LockMode::None)
+                .await?
+                .is_some()
+                && live.replace(*value).is_some()
+            {
+                tracing::warn!(
+                    cookie = T::COOKIE_NAME,
+                    "request carries two different live sessions under one cookie name (cookie tossing?); starting a fresh session"
+                );
+                return Ok(Self::fresh(now));
             }
+        }
+        let Some(value) = live else {
+            return Ok(Self::fresh(now));
         };
         Ok(Self::load_value(value, shared, now, lock)
             .await?
