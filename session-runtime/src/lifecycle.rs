@@ -356,9 +356,7 @@ impl<T: Session> Inner<T> {
         );
         let loaded = store.load_now(Self::load_of(&value, now, codec));
         Some(match Self::checked(loaded, config, now) {
-            Ok(Some(record)) if record.fields.iter().any(|(name, _)| name == RENEWED_FIELD) => {
-                return None;
-            }
+            Ok(Some(record)) if record.is_renewed() => return None,
             Ok(Some(record)) => Ok(Self::from_record(record, id, guard)),
             Ok(None) => Ok(Self::fresh(now)),
             Err(rejection) => Err(rejection),
