@@ -540,12 +540,7 @@ impl RedisStore {
     /// ```
     #[must_use]
     pub fn key_of(&self, id: &SessionId) -> String {
-        let key = self.key_arg(id);
-        let mut text = String::with_capacity(key.len());
-        text.push_str(key.prefix);
-        // Base64url is ASCII.
-        text.extend(key.digest.iter().map(|&b| char::from(b)));
-        text
+        self.key_arg(id).to_text()
     }
 
     fn key(&self, id: &SessionId) -> String {
@@ -555,19 +550,7 @@ impl RedisStore {
     /// The key of the session `id` as a command argument written in place: a load and a write
     /// name it once each, so they build no `String` for it.
     fn key_arg(&self, id: &SessionId) -> KeyArg<'_> {
-        use base64::Engine as _;
-        use sha2::Digest as _;
-        let digest = sha2::Sha256::digest(id.as_bytes());
-        let mut encoded = [0; DIGEST_LEN];
-        // 32 bytes are 43 characters of unpadded base64: the buffer always fits.
-        let written = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode_slice(digest, &mut encoded)
-            .unwrap_or_default();
-        debug_assert_eq!(written, DIGEST_LEN);
-        KeyArg {
-            prefix: &self.prefix,
-            digest: encoded,
-        }
+        KeyArg::new(&self.prefix, id)
     }
 
     /// Runs one operation on a clone of the connection (cheap: both kinds are handles) with the
@@ -707,7 +690,7 @@ impl RedisStore {
             })
             .await?;
         if outcome == 1 && self.wait.is_some() {
-            self.replicated(&self.key(id)).await?;
+            self.replicated(&key.to_text()).await?;
         }
         Ok(outcome)
     }
@@ -961,9 +944,6 @@ impl ConnectionLike for Conn {
 /// The most bytes a number argument takes (`u64::MAX` has 20 digits).
 const NUMBER: usize = 20;
 
-/// A command with room for `args` more arguments of `bytes` bytes in all, so that building it
-/// does not grow its buffers again and again (each growth is a reallocation and a copy, on
-/// every request).
 /// The length of a key's hash part: SHA-256 in unpadded base64url.
 const DIGEST_LEN: usize = 43;
 
@@ -974,9 +954,34 @@ struct KeyArg<'a> {
     digest: [u8; DIGEST_LEN],
 }
 
-impl KeyArg<'_> {
+impl<'a> KeyArg<'a> {
+    /// The key of the session `id` under `prefix`.
+    fn new(prefix: &'a str, id: &SessionId) -> Self {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(id.as_bytes());
+        let mut encoded = [0; DIGEST_LEN];
+        let written = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode_slice(digest, &mut encoded)
+            .expect("32 bytes are 43 characters of unpadded base64");
+        debug_assert_eq!(written, DIGEST_LEN);
+        Self {
+            prefix,
+            digest: encoded,
+        }
+    }
+
     fn len(&self) -> usize {
         self.prefix.len() + DIGEST_LEN
+    }
+
+    /// The key as text ([`RedisStore::key_of`]).
+    fn to_text(&self) -> String {
+        let mut text = String::with_capacity(self.len());
+        text.push_str(self.prefix);
+        // Base64url is ASCII.
+        text.extend(self.digest.iter().map(|&b| char::from(b)));
+        text
     }
 }
 
@@ -996,6 +1001,9 @@ impl redis::ToRedisArgs for KeyArg<'_> {
     }
 }
 
+/// A command with room for `args` more arguments of `bytes` bytes in all, so that building it
+/// does not grow its buffers again and again (each growth is a reallocation and a copy, on
+/// every request).
 fn command(name: &str, args: usize, bytes: usize) -> redis::Cmd {
     let mut command = redis::Cmd::with_capacity(1 + args, name.len() + bytes);
     command.arg(name);
@@ -1200,6 +1208,32 @@ impl SessionStore for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_are_the_prefix_and_the_ids_hash() {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let id = SessionId::parse("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").unwrap();
+        let key = KeyArg::new("session:", &id);
+        let expected = format!(
+            "session:{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(sha2::Sha256::digest(id.as_bytes()))
+        );
+        assert_eq!(key.to_text(), expected);
+        assert_eq!(key.len(), expected.len());
+        // Pinned (Python: urlsafe_b64encode(sha256(id))): stored records must keep their keys.
+        assert_eq!(
+            expected,
+            "session:DwBzhbb51LfusnSGBa_hqYSgo7-j8BTQnip4TOnlzRo"
+        );
+        let mut cmd = redis::cmd("HMGET");
+        cmd.arg(&key);
+        let args: Vec<_> = cmd.args_iter().collect();
+        assert!(
+            matches!(args[..], [_, redis::Arg::Simple(written)] if written == expected.as_bytes())
+        );
+    }
 
     #[test]
     fn a_key_argument_is_written_whole_in_one_argument() {
