@@ -14,7 +14,8 @@
 //! type) and `redis_wide_view-write`, `redis_wide_view-read` (through the views
 //! `session_bench::WideVisits` and `session_bench::WideHead`); the peer
 //! `PrivateCookieJar` as the load benchmark runs it: `private_jar-write`, `private_jar-read`,
-//! `private_jar_wide-write`, `private_jar_wide-read`. A suffix `-undeclared`
+//! `private_jar_wide-write`, `private_jar_wide-read`; and tower-sessions 0.15 on its memory
+//! store: `tower_sessions_memory-write`, `tower_sessions_memory-read`. A suffix `-undeclared`
 //! (`encrypted-write-undeclared`, say) starts from a session that also holds five fields the
 //! example's struct does not declare, as one written by a newer version of an app does: each
 //! write carries them along. It prints the
@@ -39,8 +40,15 @@ mod inprocess;
 use inprocess::send;
 #[path = "../common/jar.rs"]
 mod jar;
+#[macro_use]
+#[path = "../common/peers.rs"]
+mod peers;
 #[path = "../common/wide.rs"]
 mod wide;
+
+use axum::http::StatusCode;
+
+tower_sessions_handlers!(ts_visit, ts_read, tower_sessions::Session);
 
 /// Counts the allocations of the calling thread.
 mod counting {
@@ -188,6 +196,12 @@ fn main() {
             };
             routes.layer(SessionLayer::new(store).with_config(config))
         }
+        "tower_sessions_memory" => Router::new()
+            .route("/", axum::routing::get(ts_visit))
+            .route("/read", axum::routing::get(ts_read))
+            .layer(tower_sessions::SessionManagerLayer::new(
+                tower_sessions::MemoryStore::default(),
+            )),
         "private_jar" => jar::app(false),
         "private_jar_wide" => jar::app(true),
         other => panic!("unknown scenario `{other}`"),
