@@ -995,10 +995,6 @@ impl redis::ToRedisArgs for KeyArg<'_> {
             .and_then(|()| arg.write_all(&self.digest));
         debug_assert!(written.is_ok());
     }
-
-    fn num_of_args(&self) -> usize {
-        1
-    }
 }
 
 /// A command with room for `args` more arguments of `bytes` bytes in all, so that building it
