@@ -34,7 +34,7 @@ use session_runtime::__internals;
 
 #[path = "../common/inprocess.rs"]
 mod inprocess;
-use inprocess::send;
+use inprocess::{send, served};
 use session_runtime::Session;
 use session_runtime::codec::{Codec, JsonCodec};
 use session_runtime::session::Metadata;
@@ -379,6 +379,10 @@ fn requests(c: &mut Criterion) {
             routes().layer(session_runtime::SessionLayer::new(redis).with_config(config)),
         ));
     }
+    let apps: Vec<_> = apps
+        .into_iter()
+        .map(|(name, app)| (name, served(app)))
+        .collect();
     let mut group = c.benchmark_group("request");
     for (name, app) in &apps {
         let cookie = send(&runtime, app, "/", None);

@@ -5,6 +5,14 @@ use axum::Router;
 use http::header::{COOKIE, SET_COOKIE};
 use tower::ServiceExt as _;
 
+/// Readies `app` for serving, as `axum::serve` does for each connection (`Router`'s make-service
+/// calls `with_state(())`): its handlers become routes with their layers applied, once. Without
+/// it a `Router` called as a `Service` converts the matched handler and applies its layers again
+/// on every request (a boxed clone, a layer call and their allocations), which no server pays.
+pub(crate) fn served(app: Router) -> Router {
+    app.with_state(())
+}
+
 /// Sends one `GET path` through `app` on `runtime` and returns the response's first `Set-Cookie`
 /// pair (`name=value`), if any. Panics on a status other than 2xx: a benchmark of failing
 /// requests would measure the wrong thing.

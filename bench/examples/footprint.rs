@@ -11,7 +11,8 @@
 //!
 //! Every measurement runs in a fresh child process (this binary again, `--child ...`), so one
 //! run's heap does not serve the next. The child drives its app in process (`tower`'s
-//! `oneshot`, no sockets, as the `requests` workload): 1,000 cookie-less `GET /` first (each creates a session holding
+//! `oneshot`, no sockets, the app readied once as a server readies it, as in the `requests`
+//! workload): 1,000 cookie-less `GET /` first (each creates a session holding
 //! `visits = 1`), then reads `VmRSS` from `/proc/self/status`, then N more, then `VmRSS` again;
 //! growth per session = (after - before) / N. The sessions stay idle (nothing reads them), as
 //! the sessions of users who left do. Our app is the example's (`session_examples::routes`, the
@@ -42,7 +43,7 @@ mod inprocess;
 #[path = "../common/peers.rs"]
 mod peers;
 
-use inprocess::send;
+use inprocess::{send, served};
 
 /// Sessions created before the first reading: the app, its allocator and the runtime settle.
 const WARM_UP: usize = 1_000;
@@ -106,7 +107,7 @@ fn child(args: &[String]) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|error| error.to_string())?;
-    let app = runtime.block_on(app(side, capacity))?;
+    let app = served(runtime.block_on(app(side, capacity))?);
     create_sessions(&runtime, &app, WARM_UP)?;
     let mut readings = vec![rss_kib()?];
     for _ in 0..steps {
