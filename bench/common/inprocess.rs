@@ -1,5 +1,6 @@
 //! Sending requests through an axum app in process (no network), shared by the `request/*`
-//! criterion group (`benches/micro.rs`) and the callgrind workload (`examples/requests.rs`).
+//! criterion group (`benches/micro.rs`), the callgrind workload (`examples/requests.rs`) and the
+//! memory-per-session measurement (`examples/footprint.rs`).
 
 use axum::Router;
 use http::header::{COOKIE, SET_COOKIE};

@@ -22,10 +22,11 @@
 //! allocations per measured request (counted on this thread); callgrind's total divided by the
 //! request count is the instructions per request. Requests before the measured ones warm up the
 //! caches and the session. Every app is readied as `axum::serve` readies it for a connection
-//! (`with_state(())`, [`inprocess::served`]), so that a request does not also pay for turning
+//! (`with_state(())`, `inprocess::served`), so that a request does not also pay for turning
 //! its handler into a route, which a server does once per connection (until 2026-12-07 the
-//! counts included that: about 400-800 instructions and 3 allocations per request of every app
-//! but the jar's, whose router was already readied by its own state).
+//! counts included that: up to about 1,000 instructions and 3 allocations per request, 1 for
+//! the bare handler, of every app but the jar's, whose router was already readied by its own
+//! state).
 #![allow(clippy::print_stdout, reason = "the workload prints its counts")]
 #![allow(
     clippy::cast_precision_loss,
