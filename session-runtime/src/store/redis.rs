@@ -543,10 +543,6 @@ impl RedisStore {
         self.key_arg(id).to_text()
     }
 
-    fn key(&self, id: &SessionId) -> String {
-        self.key_of(id)
-    }
-
     /// The key of the session `id` as a command argument written in place: a load and a write
     /// name it once each, so they build no `String` for it.
     fn key_arg(&self, id: &SessionId) -> KeyArg<'_> {
@@ -586,7 +582,7 @@ impl RedisStore {
         old: &SessionId,
         save: &Save<'_>,
     ) -> Result<Option<Vec<(Vec<u8>, Vec<u8>)>>, StoreError> {
-        let key = self.key(old);
+        let key = self.key_of(old);
         let mut stored: Vec<(Vec<u8>, Vec<u8>)> = self
             .run(|mut conn| async move { conn.hgetall(&key).await })
             .await?;
@@ -852,7 +848,7 @@ impl RedisStore {
         };
         let outcome = self.create_indexed(new, Some(old), save, &copied).await?;
         if outcome == 1 && matches!(save.op, SaveOp::Regenerate { .. }) {
-            let key = self.key(old);
+            let key = self.key_of(old);
             let del = &key;
             self.run(|mut conn| async move { conn.del::<_, i64>(del).await })
                 .await?;
@@ -874,7 +870,7 @@ impl RedisStore {
         let outcome = self.write(new, "c", save, false, copied).await?;
         if outcome == 1 {
             if let Err(error) = self.index(save, new, old).await {
-                let key = self.key(new);
+                let key = self.key_of(new);
                 let _ = self
                     .run(|mut conn| async move { conn.del::<_, i64>(&key).await })
                     .await;
@@ -1147,7 +1143,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete(&self, delete: Delete<'_>) -> Result<(), StoreError> {
-        let key = self.key(delete.id);
+        let key = self.key_of(delete.id);
         let del = &key;
         self.run(|mut conn| async move { conn.del::<_, i64>(del).await })
             .await?;
