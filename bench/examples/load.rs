@@ -118,6 +118,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
+use session_bench::Verdict;
 use session_examples::routes;
 use session_runtime::SessionLayer;
 use session_runtime::config::SessionConfig;
@@ -1944,8 +1945,9 @@ fn round_ratio(a: &[Sample], b: &[Sample], f: &dyn Fn(&Sample) -> f64) -> f64 {
 }
 
 /// Each of our rows against the best peer measured for it (the lowest median server CPU per
-/// request): ours, the peer, the median over rounds of ours / peer in the same round, and in
-/// how many rounds ours cost less.
+/// request): ours, the peer, the median over rounds of ours / peer in the same round, in how
+/// many rounds ours cost less, and whether those rounds set the two apart (the sign test of
+/// [`Verdict`]: with 9 rounds, 8 of 9 either way).
 fn peer_table(scenarios: &[Scenario], samples: &[Vec<Sample>]) -> String {
     let rows = [
         "memory write",
@@ -1971,7 +1973,7 @@ fn peer_table(scenarios: &[Scenario], samples: &[Vec<Sample>]) -> String {
     let redis_cpu = |index: usize| median(samples[index].iter().map(|s| s.redis_cpu_us).collect());
     let redis_in = |index: usize| median(samples[index].iter().map(|s| s.redis_in_bytes).collect());
     let mut out = String::from(
-        "| row | ours server CPU µs/req | best peer | its µs/req | ours / peer | rounds ours cheaper | Redis CPU µs/req ours, peer | bytes to Redis/req ours, peer |\n|---|---:|---|---:|---:|---:|---:|---:|\n",
+        "| row | ours server CPU µs/req | best peer | its µs/req | ours / peer | rounds ours cheaper | sign test (5%) | Redis CPU µs/req ours, peer | bytes to Redis/req ours, peer |\n|---|---:|---|---:|---:|---:|---|---:|---:|\n",
     );
     // Our rows, then the example binary's (the same handlers and layer in its own binary).
     let sides = rows.iter().map(|row| ("ours", *row)).chain(
@@ -2012,11 +2014,14 @@ fn peer_table(scenarios: &[Scenario], samples: &[Vec<Sample>]) -> String {
         let ratio = round_ratio(&samples[ours], &samples[peer_index], &cpu);
         // How many rounds ours cost less than the peer in: a median near 1 with about half
         // the rounds either way is a tie within the machine's noise, not a lead or a lag.
-        let cheaper = samples[ours]
-            .iter()
-            .zip(&samples[peer_index])
-            .filter(|(a, b)| cpu(a) < cpu(b))
-            .count();
+        let pairs = || samples[ours].iter().zip(&samples[peer_index]);
+        let cheaper = pairs().filter(|(a, b)| cpu(a) < cpu(b)).count();
+        let dearer = pairs().filter(|(a, b)| cpu(a) > cpu(b)).count();
+        // Whether those rounds tell the two apart at all (the sign test; see `Verdict`).
+        let verdict = Verdict::of_rounds(
+            u32::try_from(cheaper).unwrap_or(u32::MAX),
+            u32::try_from(dearer).unwrap_or(u32::MAX),
+        );
         let (redis_cpu_text, redis_in_text) = if scenarios[ours].redis {
             (
                 format!("{:.1}, {:.1}", redis_cpu(ours), redis_cpu(peer_index)),
@@ -2027,12 +2032,12 @@ fn peer_table(scenarios: &[Scenario], samples: &[Vec<Sample>]) -> String {
         };
         let _ = writeln!(
             out,
-            "| {label} | {:.2} | {} | {:.2} | {ratio:.2}{} | {cheaper}/{} | {redis_cpu_text} | {redis_in_text} |",
+            "| {label} | {:.2} | {} | {:.2} | {ratio:.2} | {cheaper}/{} | {} | {redis_cpu_text} | {redis_in_text} |",
             median_cpu(ours),
             peer.trim_end_matches(" write").trim_end_matches(" read"),
             median_cpu(peer_index),
-            if ratio <= 1.0 { "" } else { " **behind**" },
             samples[ours].len().min(samples[peer_index].len()),
+            verdict.word(),
         );
     }
     out.push_str(&scaling_table(scenarios, samples));

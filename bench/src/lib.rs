@@ -216,3 +216,88 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .find_map(|line| line.strip_prefix("VmRSS:"))
         .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
 }
+
+/// What the rounds of a load run say about one row, ours against a peer: the exact two-sided
+/// sign test at the 5% level on the rounds' pairs (each round runs both back to back; a round
+/// where both cost the same counts for neither).
+///
+/// With 9 rounds, ours must be cheaper in at least 8 for [`Verdict::Ahead`] (or in at most 1
+/// for [`Verdict::Behind`]); with 27, in at least 20 (at most 7). Anything in between is
+/// [`Verdict::Level`]: the run cannot tell the two apart from the machine's noise, whatever the
+/// median ratio says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Ours cost less in significantly more rounds.
+    Ahead,
+    /// Not significant either way.
+    Level,
+    /// Ours cost more in significantly more rounds.
+    Behind,
+}
+
+impl Verdict {
+    /// The verdict on `cheaper` rounds where ours cost less and `dearer` where it cost more.
+    #[must_use]
+    pub fn of_rounds(cheaper: u32, dearer: u32) -> Self {
+        let n = cheaper + dearer;
+        // P(X >= k) for X ~ Binomial(n, 1/2), k the larger side, doubled for two sides.
+        let k = cheaper.max(dearer);
+        let tail: f64 = (k..=n).map(|i| binomial(n, i)).sum::<f64>() / 2f64.powf(f64::from(n));
+        if (2.0 * tail) >= 0.05 {
+            Self::Level
+        } else if cheaper > dearer {
+            Self::Ahead
+        } else {
+            Self::Behind
+        }
+    }
+
+    /// The word the load benchmark's tables print.
+    #[must_use]
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Ahead => "ahead",
+            Self::Level => "level",
+            Self::Behind => "**behind**",
+        }
+    }
+}
+
+/// `n` choose `k`, exact in an `f64` for the round counts a run has (up to a few hundred).
+fn binomial(n: u32, k: u32) -> f64 {
+    let k = k.min(n - k);
+    (0..k).fold(1.0, |acc, i| acc * f64::from(n - i) / f64::from(i + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Verdict;
+
+    #[test]
+    fn sign_test_thresholds() {
+        // 9 rounds: 8 of 9 is p = 0.039 two-sided, 7 of 9 is p = 0.18.
+        assert_eq!(Verdict::of_rounds(9, 0), Verdict::Ahead);
+        assert_eq!(Verdict::of_rounds(8, 1), Verdict::Ahead);
+        assert_eq!(Verdict::of_rounds(7, 2), Verdict::Level);
+        assert_eq!(Verdict::of_rounds(5, 4), Verdict::Level);
+        assert_eq!(Verdict::of_rounds(2, 7), Verdict::Level);
+        assert_eq!(Verdict::of_rounds(1, 8), Verdict::Behind);
+        assert_eq!(Verdict::of_rounds(0, 9), Verdict::Behind);
+        // 27 rounds: 20 of 27 is p = 0.019, 19 of 27 is p = 0.052.
+        assert_eq!(Verdict::of_rounds(20, 7), Verdict::Ahead);
+        assert_eq!(Verdict::of_rounds(19, 8), Verdict::Level);
+        assert_eq!(Verdict::of_rounds(7, 20), Verdict::Behind);
+        // Ties drop out: 6 cheaper, 1 dearer, 2 equal is 6 of 7 (p = 0.125).
+        assert_eq!(Verdict::of_rounds(6, 1), Verdict::Level);
+        assert_eq!(Verdict::of_rounds(0, 0), Verdict::Level);
+    }
+
+    #[test]
+    #[expect(clippy::float_cmp, reason = "the products are integers below 2^53: exact")]
+    fn binomials_are_exact() {
+        assert_eq!(super::binomial(27, 20), 888_030.0);
+        assert_eq!(super::binomial(9, 0), 1.0);
+        assert_eq!(super::binomial(9, 9), 1.0);
+        assert_eq!(super::binomial(200, 100).log10().floor(), 58.0);
+    }
+}
