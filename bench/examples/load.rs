@@ -1947,7 +1947,7 @@ fn round_ratio(a: &[Sample], b: &[Sample], f: &dyn Fn(&Sample) -> f64) -> f64 {
 /// Each of our rows against the best peer measured for it (the lowest median server CPU per
 /// request): ours, the peer, the median over rounds of ours / peer in the same round, in how
 /// many rounds ours cost less, and whether those rounds set the two apart (the sign test of
-/// [`Verdict`]: with 9 rounds, 8 of 9 either way).
+/// [`Verdict`]: with 9 rounds and no tie, 8 of 9 either way).
 fn peer_table(scenarios: &[Scenario], samples: &[Vec<Sample>]) -> String {
     let rows = [
         "memory write",
