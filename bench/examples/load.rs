@@ -62,8 +62,11 @@
 //! Options: `--rounds N`, `--secs S` (measured seconds per scenario and round), `--connections
 //! N`, `--only WORD[,WORD...]` (scenarios whose name contains one of the words; `bare` always
 //! runs), `--servers process|thread`, `--runtime current|multi`, `--workers N`,
-//! `--server-cores first|all` (above),
-//! `--redis-url URL`
+//! `--server-cores first|all` (above), `--fresh-servers` (every server process, `serve-*` and
+//! the example binary, started again before each round: then each round is a new draw of the
+//! processes, whose memory layout moves a row's figure by several percent, and the rounds are
+//! the independent pairs the peer table's sign test takes them for; without it a run measures
+//! one process per app for all its rounds), `--redis-url URL`
 //! (use that Redis instead of a private `redis-server`), `--database-url URL` (the PostgreSQL
 //! of the `postgres` scenarios; default `DATABASE_URL`, else
 //! `postgres://postgres@127.0.0.1:5432/postgres`).
@@ -168,6 +171,10 @@ fn target(name: &str) -> Option<f64> {
     })
 }
 
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent command-line switches"
+)]
 struct Options {
     rounds: usize,
     secs: f64,
@@ -187,6 +194,10 @@ struct Options {
     /// own, a `serve-*` binary (`common/serve_app.rs`); `--servers thread`: all in this
     /// process.
     own_processes: bool,
+    /// `--fresh-servers`: every server process (`serve-*` and the example binary) started again
+    /// before each round, so that each round is a new draw of the processes (their memory
+    /// layout, their page placement), as the sign test of the peer table assumes.
+    fresh_servers: bool,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -203,6 +214,7 @@ fn parse_options() -> Result<Options, String> {
         workers: 1,
         server_on_all_cores: false,
         own_processes: true,
+        fresh_servers: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -251,6 +263,7 @@ fn parse_options() -> Result<Options, String> {
                     other => return Err(format!("--servers takes process or thread, not {other}")),
                 };
             }
+            "--fresh-servers" => options.fresh_servers = true,
             // `cargo bench` passes this to every target.
             "--bench" => {}
             other => return Err(format!("unknown argument `{other}`")),
@@ -266,6 +279,9 @@ fn parse_options() -> Result<Options, String> {
         return Err(
             "--workers takes a positive number, and more than one needs --runtime multi".to_owned(),
         );
+    }
+    if options.fresh_servers && !options.own_processes {
+        return Err("--fresh-servers needs the servers in processes of their own".to_owned());
     }
     Ok(options)
 }
@@ -976,10 +992,17 @@ struct ChildServer {
     control: Option<Arc<std::sync::Mutex<Control>>>,
 }
 
-impl Drop for ChildServer {
-    fn drop(&mut self) {
+impl ChildServer {
+    /// Stops the process and reaps it; stopping it again (or dropping it) does nothing more.
+    fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -1161,6 +1184,66 @@ fn start_example(
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// What [`restart_servers`] needs to start the server processes as the run first did.
+struct Restart<'a> {
+    app_core: Option<usize>,
+    example_core: Option<usize>,
+    options: &'a Options,
+    redis_url: &'a str,
+    example_redis_url: Option<&'a str>,
+}
+
+/// `--fresh-servers`: stops every server process and starts it again, then points each
+/// scenario at its server's new process with new clients (a new process of the memory store,
+/// or of a cookie store with a key of its own, knows none of the old sessions; the warm-up
+/// creates them again).
+fn restart_servers(
+    app_servers: &mut [(&'static str, ChildServer)],
+    examples: &mut [(&str, ChildServer)],
+    scenarios: &mut [Scenario],
+    binaries: &BTreeMap<String, std::path::PathBuf>,
+    how: &Restart<'_>,
+) -> Result<(), String> {
+    let mut served: Vec<(String, SocketAddr, ServerSide)> = Vec::new();
+    for (app, child) in app_servers.iter_mut() {
+        let bin = &binaries[&format!("serve-{}", apps::crate_of(app))];
+        // The old process first, so that two never share the core.
+        child.stop();
+        *child = start_app_process(bin, app, how.app_core, how.options, how.redis_url)?;
+        served.push(((*app).to_owned(), child.addr, ServerSide::of(child)));
+    }
+    for (store, child) in examples.iter_mut() {
+        child.stop();
+        *child = start_example(
+            &binaries["counter"],
+            store,
+            how.example_core,
+            how.example_redis_url,
+        )?;
+        served.push((
+            format!("example {store}"),
+            child.addr,
+            ServerSide::of(child),
+        ));
+    }
+    for scenario in scenarios {
+        let app = scenario
+            .name
+            .strip_suffix(" write")
+            .or_else(|| scenario.name.strip_suffix(" read"))
+            .unwrap_or(&scenario.name);
+        if let Some((_, addr, side)) = served.iter().find(|(name, _, _)| name == app) {
+            scenario.addr = *addr;
+            scenario.server = side.clone();
+            let connections = scenario.clients.len();
+            scenario.clients = (0..connections)
+                .map(|_| Client::new(scenario.path))
+                .collect();
+        }
+    }
+    Ok(())
 }
 
 struct Scenario {
@@ -1738,6 +1821,21 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
     let ticks_before = cpu_ticks();
     runtime.block_on(async {
         for round in 0..options.rounds {
+            if options.fresh_servers && round > 0 {
+                restart_servers(
+                    &mut app_servers,
+                    &mut examples,
+                    &mut scenarios,
+                    &binaries,
+                    &Restart {
+                        app_core: in_process_core.map(|c| c.id),
+                        example_core: server_core.map(|c| c.id),
+                        options,
+                        redis_url: &redis_url,
+                        example_redis_url: redis.as_ref().map(|r| r.url.as_str()),
+                    },
+                )?;
+            }
             for index in round_order(&blocks, round) {
                 let scenario = &mut scenarios[index];
                 let redis = if scenario.redis { redis_addr } else { None };
