@@ -35,7 +35,7 @@
 //!
 //! The example binary (`examples/counter.rs`, rows `example ...`): the harness builds it
 //! (`cargo build --release -p session-examples --example counter`), starts it once per store
-//! (memory, encrypted, Redis) as a process of its own pinned to the server's core with
+//! (memory, encrypted, Redis; again before each round with `--fresh-servers`) as a process of its own pinned to the server's core with
 //! `taskset`, as outside harnesses run it (it then picks a current-thread runtime), and counts
 //! the run time of all its threads as server CPU (allocations are not counted there). Its rows
 //! face the same peers.
@@ -63,10 +63,11 @@
 //! N`, `--only WORD[,WORD...]` (scenarios whose name contains one of the words; `bare` always
 //! runs), `--servers process|thread`, `--runtime current|multi`, `--workers N`,
 //! `--server-cores first|all` (above), `--fresh-servers` (every server process, `serve-*` and
-//! the example binary, started again before each round: then each round is a new draw of the
-//! processes, whose memory layout moves a row's figure by several percent, and the rounds are
-//! the independent pairs the peer table's sign test takes them for; without it a run measures
-//! one process per app for all its rounds), `--redis-url URL`
+//! the example binary, started again before each round, with new clients: the process an app
+//! runs in moves its figure by several percent, and without the option a run measures one
+//! process per app for all its rounds, a factor every round shares; the option removes it,
+//! though not the host's drifting load, nor Redis or the SQL apps, which run in this harness
+//! and are not restarted), `--redis-url URL`
 //! (use that Redis instead of a private `redis-server`), `--database-url URL` (the PostgreSQL
 //! of the `postgres` scenarios; default `DATABASE_URL`, else
 //! `postgres://postgres@127.0.0.1:5432/postgres`).
@@ -1209,7 +1210,7 @@ fn restart_servers(
     let mut served: Vec<(String, SocketAddr, ServerSide)> = Vec::new();
     for (app, child) in app_servers.iter_mut() {
         let bin = &binaries[&format!("serve-{}", apps::crate_of(app))];
-        // The old process first, so that two never share the core.
+        // The old process first, so that two instances of one app never run at once.
         child.stop();
         *child = start_app_process(bin, app, how.app_core, how.options, how.redis_url)?;
         served.push(((*app).to_owned(), child.addr, ServerSide::of(child)));
@@ -1256,7 +1257,8 @@ struct Scenario {
     redis: bool,
     /// Where a SQL scenario's database work runs.
     db: Option<DbProbe>,
-    /// One session per connection, kept across rounds.
+    /// One session per connection, kept across rounds (new clients with each new server
+    /// process under `--fresh-servers`).
     clients: Vec<Client>,
 }
 
@@ -1959,10 +1961,15 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
         println!("{}", sql_tables(&scenarios, &samples));
     }
     println!(
-        "{} rounds x {:.2} s, {} connections, {:.0} s in all; medians over rounds, ratios to bare in the same round.",
+        "{} rounds x {:.2} s, {} connections{}, {:.0} s in all; medians over rounds, ratios to bare in the same round.",
         options.rounds,
         options.secs,
         options.connections,
+        if options.fresh_servers {
+            ", server processes started afresh each round"
+        } else {
+            ""
+        },
         started.elapsed().as_secs_f64()
     );
     if let Some(steal) = steal_report(&ticks_before) {

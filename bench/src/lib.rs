@@ -227,8 +227,10 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
 /// whatever the median ratio says. `Level` means "not shown different", not "equal".
 ///
 /// The test takes the rounds as independent. In the load benchmark they share one server
-/// process per app for the whole run unless it runs with `--fresh-servers`, so a verdict is
-/// then about those processes: a second run, with new processes, can disagree.
+/// process per app for the whole run unless it runs with `--fresh-servers` (which restarts the
+/// `serve-*` and example processes, not Redis nor the SQL apps in the harness), so a verdict is
+/// then about those processes: a second run, with new processes, can disagree. The host's
+/// drifting load is shared by neighbouring rounds either way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// Ours cost less in significantly more rounds.
