@@ -35,10 +35,10 @@
 //!
 //! The example binary (`examples/counter.rs`, rows `example ...`): the harness builds it
 //! (`cargo build --release -p session-examples --example counter`), starts it once per store
-//! (memory, encrypted, Redis; again before each round with `--fresh-servers`) as a process of its own pinned to the server's core with
-//! `taskset`, as outside harnesses run it (it then picks a current-thread runtime), and counts
-//! the run time of all its threads as server CPU (allocations are not counted there). Its rows
-//! face the same peers.
+//! (memory, encrypted, Redis; again before each round with `--fresh-servers`) as a process of
+//! its own pinned to the server's core with `taskset`, as outside harnesses run it (it then
+//! picks a current-thread runtime), and counts the run time of all its threads as server CPU
+//! (allocations are not counted there). Its rows face the same peers.
 //!
 //! `--runtime multi` serves the apps (ours and the peers) on tokio's
 //! multi-thread runtime with one worker, what `#[tokio::main]` builds on one CPU, instead of a
@@ -196,8 +196,8 @@ struct Options {
     /// process.
     own_processes: bool,
     /// `--fresh-servers`: every server process (`serve-*` and the example binary) started again
-    /// before each round, so that each round is a new draw of the processes (their memory
-    /// layout, their page placement), as the sign test of the peer table assumes.
+    /// before each round, so that the process is no longer a factor all rounds share (see the
+    /// options above).
     fresh_servers: bool,
 }
 
