@@ -1187,13 +1187,52 @@ fn start_example(
     }
 }
 
-/// What [`restart_servers`] needs to start the server processes as the run first did.
-struct Restart<'a> {
+/// How this run starts its server processes: at the start, and again before each round with
+/// `--fresh-servers`.
+struct ServerStarts<'a> {
+    binaries: &'a BTreeMap<String, std::path::PathBuf>,
     app_core: Option<usize>,
     example_core: Option<usize>,
     options: &'a Options,
     redis_url: &'a str,
     example_redis_url: Option<&'a str>,
+}
+
+impl ServerStarts<'_> {
+    /// A `serve-*` process serving `app`.
+    fn app(&self, app: &'static str) -> Result<ChildServer, String> {
+        let bin = &self.binaries[&format!("serve-{}", apps::crate_of(app))];
+        start_app_process(bin, app, self.app_core, self.options, self.redis_url)
+    }
+
+    /// The example binary on `store`.
+    fn example(&self, store: &str) -> Result<ChildServer, String> {
+        start_example(
+            &self.binaries["counter"],
+            store,
+            self.example_core,
+            self.example_redis_url,
+        )
+    }
+}
+
+/// Each server process's app name (the example binary's as `example <store>`), address and
+/// server, as the scenarios name them.
+fn process_servers(
+    app_servers: &[(&'static str, ChildServer)],
+    examples: &[(&str, ChildServer)],
+) -> Vec<(String, SocketAddr, ServerSide)> {
+    app_servers
+        .iter()
+        .map(|(app, child)| ((*app).to_owned(), child.addr, ServerSide::of(child)))
+        .chain(examples.iter().map(|(store, child)| {
+            (
+                format!("example {store}"),
+                child.addr,
+                ServerSide::of(child),
+            )
+        }))
+        .collect()
 }
 
 /// `--fresh-servers`: stops every server process and starts it again, then points each
@@ -1204,31 +1243,18 @@ fn restart_servers(
     app_servers: &mut [(&'static str, ChildServer)],
     examples: &mut [(&str, ChildServer)],
     scenarios: &mut [Scenario],
-    binaries: &BTreeMap<String, std::path::PathBuf>,
-    how: &Restart<'_>,
+    starts: &ServerStarts<'_>,
 ) -> Result<(), String> {
-    let mut served: Vec<(String, SocketAddr, ServerSide)> = Vec::new();
+    // Each old process first, so that two instances of one app never run at once.
     for (app, child) in app_servers.iter_mut() {
-        let bin = &binaries[&format!("serve-{}", apps::crate_of(app))];
-        // The old process first, so that two instances of one app never run at once.
         child.stop();
-        *child = start_app_process(bin, app, how.app_core, how.options, how.redis_url)?;
-        served.push(((*app).to_owned(), child.addr, ServerSide::of(child)));
+        *child = starts.app(app)?;
     }
     for (store, child) in examples.iter_mut() {
         child.stop();
-        *child = start_example(
-            &binaries["counter"],
-            store,
-            how.example_core,
-            how.example_redis_url,
-        )?;
-        served.push((
-            format!("example {store}"),
-            child.addr,
-            ServerSide::of(child),
-        ));
+        *child = starts.example(store)?;
     }
+    let served = process_servers(app_servers, examples);
     for scenario in scenarios {
         let app = scenario
             .name
@@ -1672,23 +1698,21 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
     binaries.sort();
     binaries.dedup();
     let binaries = build_binaries(&binaries)?;
+    let starts = ServerStarts {
+        binaries: &binaries,
+        app_core: in_process_core.map(|c| c.id),
+        example_core: server_core.map(|c| c.id),
+        options,
+        redis_url: &redis_url,
+        example_redis_url: redis.as_ref().map(|r| r.url.as_str()),
+    };
     let mut app_servers = Vec::new();
     for app in own_apps {
-        let bin = &binaries[&format!("serve-{}", apps::crate_of(app))];
-        let child =
-            start_app_process(bin, app, in_process_core.map(|c| c.id), options, &redis_url)?;
-        app_servers.push((app, child));
+        app_servers.push((app, starts.app(app)?));
     }
     let mut examples = Vec::new();
     for store in example_stores {
-        let redis_url = redis.as_ref().map(|r| r.url.as_str());
-        let child = start_example(
-            &binaries["counter"],
-            store,
-            server_core.map(|c| c.id),
-            redis_url,
-        )?;
-        examples.push((store, child));
+        examples.push((store, starts.example(store)?));
     }
     let runtime = client_runtime(client_core)?;
     let mut monitor = match &sql.postgres {
@@ -1701,18 +1725,7 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
         .iter()
         .map(|(app, addr)| ((*app).to_owned(), *addr, ServerSide::Thread))
         .collect();
-    apps_served.extend(
-        app_servers
-            .iter()
-            .map(|(app, child)| ((*app).to_owned(), child.addr, ServerSide::of(child))),
-    );
-    apps_served.extend(examples.iter().map(|(store, child)| {
-        (
-            format!("example {store}"),
-            child.addr,
-            ServerSide::of(child),
-        )
-    }));
+    apps_served.extend(process_servers(&app_servers, &examples));
     let mut scenarios = Vec::new();
     for (app, addr, side) in apps_served {
         let variants: &[(&str, &str, bool)] = if app == "bare" {
@@ -1824,19 +1837,7 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
     runtime.block_on(async {
         for round in 0..options.rounds {
             if options.fresh_servers && round > 0 {
-                restart_servers(
-                    &mut app_servers,
-                    &mut examples,
-                    &mut scenarios,
-                    &binaries,
-                    &Restart {
-                        app_core: in_process_core.map(|c| c.id),
-                        example_core: server_core.map(|c| c.id),
-                        options,
-                        redis_url: &redis_url,
-                        example_redis_url: redis.as_ref().map(|r| r.url.as_str()),
-                    },
-                )?;
+                restart_servers(&mut app_servers, &mut examples, &mut scenarios, &starts)?;
             }
             for index in round_order(&blocks, round) {
                 let scenario = &mut scenarios[index];
