@@ -14,9 +14,12 @@
 //! type) and `redis_wide_view-write`, `redis_wide_view-read` (through the views
 //! `session_bench::WideVisits` and `session_bench::WideHead`); the peer
 //! `PrivateCookieJar` as the load benchmark runs it: `private_jar-write`, `private_jar-read`,
-//! `private_jar_wide-write`, `private_jar_wide-read`; and tower-sessions 0.15 on its memory
-//! store: `tower_sessions_memory-write`, `tower_sessions_memory-read`. A suffix `-undeclared`
-//! (`encrypted-write-undeclared`, say) starts from a session that also holds five fields the
+//! `private_jar_wide-write`, `private_jar_wide-read`; tower-sessions 0.15 on its memory
+//! store: `tower_sessions_memory-write`, `tower_sessions_memory-read`; and the Redis peers as
+//! the load benchmark builds them (`common/apps.rs`): `ruts_redis-write`, `ruts_redis-read`,
+//! `ruts_redis_wide-*`, `tower_sessions_redis-*`, `tower_sessions_redis_wide-*` (ruts needs
+//! Redis 7.4 or newer for `HEXPIRE`: point `REDIS_URL` at the server `cargo xtask redis8`
+//! builds). A suffix `-undeclared` (`encrypted-write-undeclared`, say) starts from a session that also holds five fields the
 //! example's struct does not declare, as one written by a newer version of an app does: each
 //! write carries them along. It prints the
 //! allocations per measured request (counted on this thread); callgrind's total divided by the
@@ -48,6 +51,13 @@ mod jar;
 #[macro_use]
 #[path = "../common/peers.rs"]
 mod peers;
+// After `peers`, whose macros it uses.
+#[path = "../common/apps.rs"]
+#[allow(
+    dead_code,
+    reason = "the Redis peers' apps only; the load benchmark uses the rest"
+)]
+mod apps;
 #[path = "../common/wide.rs"]
 mod wide;
 
@@ -209,6 +219,19 @@ fn main() {
             )),
         "private_jar" => jar::app(false),
         "private_jar_wide" => jar::app(true),
+        peer @ ("ruts_redis"
+        | "ruts_redis_wide"
+        | "tower_sessions_redis"
+        | "tower_sessions_redis_wide") => {
+            let url =
+                std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+            let name = peer
+                .replacen("tower_sessions", "tower-sessions", 1)
+                .replace('_', " ");
+            runtime
+                .block_on(apps::build(&name, &url))
+                .expect("Redis answers")
+        }
         other => panic!("unknown scenario `{other}`"),
     };
     let app = served(app);
