@@ -18,8 +18,9 @@
 //! store: `tower_sessions_memory-write`, `tower_sessions_memory-read`; and the Redis peers as
 //! the load benchmark builds them (`common/apps.rs`): `ruts_redis-write`, `ruts_redis-read`,
 //! `ruts_redis_wide-*`, `tower_sessions_redis-*`, `tower_sessions_redis_wide-*` (ruts needs
-//! Redis 7.4 or newer for `HEXPIRE`: point `REDIS_URL` at the server `cargo xtask redis8`
-//! builds). A suffix `-undeclared` (`encrypted-write-undeclared`, say) starts from a session that also holds five fields the
+//! Redis 7.4 or newer for `HEXPIRE`, and answers 500 on an older one: point `REDIS_URL` at the
+//! server `cargo xtask redis8` builds). A suffix `-undeclared` (`encrypted-write-undeclared`,
+//! say; our scenarios only) starts from a session that also holds five fields the
 //! example's struct does not declare, as one written by a newer version of an app does: each
 //! write carries them along. It prints the
 //! allocations per measured request (counted on this thread); callgrind's total divided by the
@@ -53,10 +54,7 @@ mod jar;
 mod peers;
 // After `peers`, whose macros it uses.
 #[path = "../common/apps.rs"]
-#[allow(
-    dead_code,
-    reason = "the Redis peers' apps only; the load benchmark uses the rest"
-)]
+#[allow(dead_code, reason = "`APPS` and `is_sql_app` are the load benchmark's")]
 mod apps;
 #[path = "../common/wide.rs"]
 mod wide;
