@@ -137,6 +137,11 @@ fn with_seed() -> Router {
     routes().route("/seed", axum::routing::get(seed))
 }
 
+/// The Redis the Redis scenarios use: `REDIS_URL`, else the local default port.
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
 /// The measured requests; callgrind collects inside this function only.
 #[inline(never)]
 fn measure(
@@ -183,8 +188,7 @@ fn main() {
             with_seed().layer(layer)
         }
         kind @ ("redis" | "redis_wide" | "redis_wide_view") => {
-            let url =
-                std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+            let url = redis_url();
             let store = runtime
                 .block_on(
                     RedisStore::builder()
@@ -221,8 +225,7 @@ fn main() {
         | "ruts_redis_wide"
         | "tower_sessions_redis"
         | "tower_sessions_redis_wide") => {
-            let url =
-                std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+            let url = redis_url();
             let name = peer
                 .replacen("tower_sessions", "tower-sessions", 1)
                 .replace('_', " ");
