@@ -409,6 +409,8 @@ struct RedisSnapshot {
     cpu_secs: f64,
     /// `total_net_input_bytes`: everything clients sent.
     input_bytes: u64,
+    /// `total_reads_processed`: the reads from clients' sockets.
+    reads: u64,
 }
 
 fn redis_snapshot(addr: SocketAddr) -> RedisSnapshot {
@@ -430,11 +432,14 @@ fn redis_snapshot(addr: SocketAddr) -> RedisSnapshot {
         }
     }
     if let Ok(text) = redis_info(addr, "stats") {
-        snapshot.input_bytes = text
-            .lines()
-            .find_map(|line| line.trim().strip_prefix("total_net_input_bytes:"))
-            .and_then(|value| value.parse().ok())
-            .unwrap_or(0);
+        let stat = |name: &str| {
+            text.lines()
+                .find_map(|line| line.trim().strip_prefix(name)?.strip_prefix(':'))
+                .and_then(|value| value.parse().ok())
+                .unwrap_or(0)
+        };
+        snapshot.input_bytes = stat("total_net_input_bytes");
+        snapshot.reads = stat("total_reads_processed");
     }
     if let Ok(text) = redis_info(addr, "cpu") {
         for line in text.lines() {
@@ -737,19 +742,30 @@ impl PgMonitor {
     }
 }
 
-/// The run time so far, in nanoseconds, of the task whose `/proc` directory is `dir`.
-fn schedstat_ns(dir: &std::path::Path) -> Option<u64> {
+/// Field `index` of the `schedstat` of the task whose `/proc` directory is `dir`: 0 is its run
+/// time so far in nanoseconds, 2 the number of times it was put on a CPU.
+fn schedstat_field(dir: &std::path::Path, index: usize) -> Option<u64> {
     std::fs::read_to_string(dir.join("schedstat"))
         .ok()?
         .split_whitespace()
-        .next()?
+        .nth(index)?
         .parse()
         .ok()
+}
+
+/// The run time so far, in nanoseconds, of the task whose `/proc` directory is `dir`.
+fn schedstat_ns(dir: &std::path::Path) -> Option<u64> {
+    schedstat_field(dir, 0)
 }
 
 /// The run time of every task under `dir` (`/proc` or `/proc/self/task`) whose name `keep`
 /// accepts, by task id.
 fn tasks_ns(dir: &str, keep: impl Fn(&str) -> bool) -> BTreeMap<i64, u64> {
+    tasks_field(dir, keep, 0)
+}
+
+/// [`schedstat_field`] `index` of every task under `dir` whose name `keep` accepts, by task id.
+fn tasks_field(dir: &str, keep: impl Fn(&str) -> bool, index: usize) -> BTreeMap<i64, u64> {
     let mut tasks = BTreeMap::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return tasks;
@@ -763,17 +779,17 @@ fn tasks_ns(dir: &str, keep: impl Fn(&str) -> bool) -> BTreeMap<i64, u64> {
             continue;
         };
         if keep(comm.trim_end()) {
-            if let Some(ns) = schedstat_ns(&path) {
-                tasks.insert(id, ns);
+            if let Some(value) = schedstat_field(&path, index) {
+                tasks.insert(id, value);
             }
         }
     }
     tasks
 }
 
-/// The run time each task of `after` added since `before` (all of it for a task that
-/// started in between), in nanoseconds.
-fn delta_ns(before: &BTreeMap<i64, u64>, after: &BTreeMap<i64, u64>) -> u64 {
+/// What each task of `after` added since `before` (all of it for a task that started in
+/// between), summed: run time in nanoseconds, or times put on a CPU.
+fn delta(before: &BTreeMap<i64, u64>, after: &BTreeMap<i64, u64>) -> u64 {
     after
         .iter()
         .map(|(id, ns)| ns.saturating_sub(before.get(id).copied().unwrap_or(0)))
@@ -1325,6 +1341,24 @@ fn server_ns(side: &ServerSide, server_tid: u32) -> BTreeMap<i64, u64> {
     }
 }
 
+/// How many times each thread of `side`'s server was put on a CPU so far, by task id: a
+/// server that runs out of work sleeps in `epoll_wait` and is woken again, once per slice.
+fn server_slices(side: &ServerSide, server_tid: u32) -> BTreeMap<i64, u64> {
+    match side {
+        ServerSide::Thread => tasks_field("/proc/self/task", |name| name.starts_with("server"), 2)
+            .into_iter()
+            .chain(
+                schedstat_field(
+                    std::path::Path::new(&format!("/proc/self/task/{server_tid}")),
+                    2,
+                )
+                .map(|slices| (i64::from(server_tid), slices)),
+            )
+            .collect(),
+        ServerSide::Process { pid, .. } => tasks_field(&format!("/proc/{pid}/task"), |_| true, 2),
+    }
+}
+
 /// The allocations `side`'s server threads made so far, where they are counted.
 fn server_allocations(side: &ServerSide) -> Result<Option<u64>, String> {
     match side {
@@ -1370,6 +1404,8 @@ struct Sample {
     requests: u64,
     wall: f64,
     cpu_ns: u64,
+    /// How many times the server's threads were put on a CPU ([`server_slices`]).
+    slices: u64,
     /// `None` where the server's allocations are not counted (the example binary).
     allocations: Option<u64>,
     p50_us: f64,
@@ -1377,6 +1413,9 @@ struct Sample {
     redis_calls: f64,
     redis_round_trips: f64,
     redis_cpu_us: f64,
+    /// The reads Redis made from its clients' sockets, per request (`total_reads_processed`):
+    /// below the commands per request when a read carries several requests' commands.
+    redis_reads: f64,
     /// Bytes the clients sent to Redis, per request.
     redis_in_bytes: f64,
     /// SQL scenarios: the CPU of the database tasks serving the scenario ([`DbProbe`]).
@@ -1444,6 +1483,7 @@ async fn run_scenario(
     // The allocation counts outside the CPU window: asking a server process for its count
     // runs a little code of its own.
     let before_alloc = server_allocations(&scenario.server)?;
+    let before_slices = server_slices(&scenario.server, server_tid);
     let before_cpu = server_ns(&scenario.server, server_tid);
     let start = Instant::now();
     let deadline = start + measure;
@@ -1478,7 +1518,8 @@ async fn run_scenario(
         failures += f;
     }
     let wall = start.elapsed().as_secs_f64();
-    let cpu_ns = delta_ns(&before_cpu, &server_ns(&scenario.server, server_tid));
+    let cpu_ns = delta(&before_cpu, &server_ns(&scenario.server, server_tid));
+    let slices = delta(&before_slices, &server_slices(&scenario.server, server_tid));
     let allocations = match (before_alloc, server_allocations(&scenario.server)?) {
         (Some(before), Some(after)) => Some(after - before),
         _ => None,
@@ -1487,8 +1528,8 @@ async fn run_scenario(
         (Some(probe), Some(before)) => {
             let after = db_snapshot(probe, monitor, false).await?;
             (
-                delta_ns(&before.probe, &after.probe),
-                delta_ns(&before.postgres, &after.postgres),
+                delta(&before.probe, &after.probe),
+                delta(&before.postgres, &after.postgres),
             )
         }
         _ => (0, 0),
@@ -1515,6 +1556,7 @@ async fn run_scenario(
         requests,
         wall,
         cpu_ns,
+        slices,
         allocations,
         p50_us: pct(0.5),
         p99_us: pct(0.99),
@@ -1545,6 +1587,7 @@ async fn run_scenario(
         sample.redis_cpu_us = (after.cpu_secs - before.cpu_secs) * 1e6 / requests as f64;
         sample.redis_in_bytes =
             after.input_bytes.saturating_sub(before.input_bytes) as f64 / requests as f64;
+        sample.redis_reads = after.reads.saturating_sub(before.reads) as f64 / requests as f64;
     }
     Ok(RoundResult { sample, commands })
 }
@@ -1884,14 +1927,15 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
     let p50 = |s: &Sample| s.p50_us;
     let p99 = |s: &Sample| s.p99_us;
     let busy = |s: &Sample| s.cpu_ns as f64 / 1e9 / s.wall * 100.0;
+    let wakeups = |s: &Sample| s.slices as f64 / s.requests as f64;
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| scenario | req/s | × bare | p50 µs | × bare | p99 µs | × bare | server CPU µs/req | × bare | target | allocs/req | Redis cmds/req (round trips) | Redis CPU µs/req | server busy |"
+        "| scenario | req/s | × bare | p50 µs | × bare | p99 µs | × bare | server CPU µs/req | × bare | target | allocs/req | Redis cmds/req (round trips) | Redis CPU µs/req | server busy | server wake-ups/req | Redis reads/req |"
     );
     let _ = writeln!(
         out,
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"
     );
     let mut all_met = true;
     for (index, scenario) in scenarios.iter().enumerate() {
@@ -1900,6 +1944,7 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
         let (p99_v, p99_r) = per_round(index, &p99);
         let (cpu_v, cpu_r) = per_round(index, &cpu);
         let (busy_v, _) = per_round(index, &busy);
+        let (wakeups_v, _) = per_round(index, &wakeups);
         let allocs: Option<Vec<f64>> = samples[index]
             .iter()
             .map(|s| Some(s.allocations? as f64 / s.requests as f64))
@@ -1913,7 +1958,7 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
             }
             None => String::new(),
         };
-        let (redis_text, redis_cpu) = if scenario.redis {
+        let (redis_text, redis_cpu, redis_reads) = if scenario.redis {
             (
                 format!(
                     "{:.2} ({:.2})",
@@ -1924,13 +1969,17 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
                     "{:.1}",
                     median(samples[index].iter().map(|s| s.redis_cpu_us).collect())
                 ),
+                format!(
+                    "{:.3}",
+                    median(samples[index].iter().map(|s| s.redis_reads).collect())
+                ),
             )
         } else {
-            (String::new(), String::new())
+            (String::new(), String::new(), String::new())
         };
         let _ = writeln!(
             out,
-            "| {} | {rps_v:.0} | {rps_r:.2} | {p50_v:.0} | {p50_r:.2} | {p99_v:.0} | {p99_r:.2} | {cpu_v:.2} | {cpu_r:.2} | {target_text} | {allocs} | {redis_text} | {redis_cpu} | {busy_v:.0}% |",
+            "| {} | {rps_v:.0} | {rps_r:.2} | {p50_v:.0} | {p50_r:.2} | {p99_v:.0} | {p99_r:.2} | {cpu_v:.2} | {cpu_r:.2} | {target_text} | {allocs} | {redis_text} | {redis_cpu} | {busy_v:.0}% | {wakeups_v:.3} | {redis_reads} |",
             scenario.name
         );
     }
