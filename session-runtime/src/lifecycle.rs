@@ -3,6 +3,8 @@
 //! fields); [`execute`](crate::execute) runs the plan against the store.
 
 use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
 
 use http::HeaderMap;
 
@@ -166,28 +168,32 @@ impl<T: Session> Inner<T> {
             .validate_for(T::COOKIE_NAME)
             .map_err(SessionRejection::Misconfigured)?;
         let now = config.now();
-        let (candidates, count) = find_cookies(headers, T::COOKIE_NAME);
         let lock = match (config.serialize, may_wait) {
             (false, _) => LockMode::None,
             (true, true) => LockMode::Wait,
             (true, false) => LockMode::Try,
         };
-        let value = match &candidates[..count] {
-            [] => return Ok(Self::fresh(now)),
-            [one] => {
-                if let Some(store) = shared.store.immediate() {
-                    if shared.store.kind() == StoreKind::Cookie {
-                        return Self::open_sealed(one, store, shared, now);
+        // In a block of its own: the candidates are then not kept in the future's state while
+        // the load below waits.
+        let value = {
+            let (candidates, count) = find_cookies(headers, T::COOKIE_NAME);
+            match &candidates[..count] {
+                [] => return Ok(Self::fresh(now)),
+                [one] => {
+                    if let Some(store) = shared.store.immediate() {
+                        if shared.store.kind() == StoreKind::Cookie {
+                            return Self::open_sealed(one, store, shared, now);
+                        }
+                        if let Some(loaded) = Self::load_now(one, store, shared, now, lock) {
+                            return loaded;
+                        }
                     }
-                    if let Some(loaded) = Self::load_now(one, store, shared, now, lock) {
-                        return loaded;
-                    }
+                    *one
                 }
-                *one
+                // Rare (a cookie tossed in by a sibling subdomain, say), and its future holds a
+                // second load's: boxed, so that every other load's future stays small.
+                many => return Box::pin(Self::load_candidates(many, shared, now, lock)).await,
             }
-            // Rare (a cookie tossed in by a sibling subdomain, say), and its future holds a
-            // second load's: boxed, so that every other load's future stays small.
-            many => return Box::pin(Self::load_candidates(many, shared, now, lock)).await,
         };
         Ok(Self::load_value(value, shared, now, lock)
             .await?
@@ -242,38 +248,43 @@ impl<T: Session> Inner<T> {
             return Ok(None);
         };
         let mut guard = lock.acquire(shared, id.as_ref(), T::COOKIE_NAME).await;
-        let codec = RecordCodec::of::<T::Codec>();
+        // The codec is made where it is used (a constant), not kept across the waits.
+        let codec = || RecordCodec::of::<T::Codec>();
         let mut forwards = 0;
         let record = loop {
-            let lookup = id.as_ref().map_or(value, SessionId::as_str);
-            let Some(record) = Self::fetch(lookup, shared, now, codec).await? else {
-                return Ok(None);
-            };
-            // A renewed-away id: its record forwards to the session's new id for a grace period.
-            let forward = id.as_ref().and_then(|old| {
-                let (_, bytes) = record
-                    .fields
-                    .iter()
-                    .find(|(name, _)| name == RENEWED_FIELD)?;
-                Some(renewal::decode(codec, old, bytes, format.ids()))
-            });
-            match forward {
-                None => break record,
-                Some(Some((until, new))) if until > now && forwards < MAX_FORWARDS => {
-                    forwards += 1;
-                    id = Some(new);
-                    // Never wait for the new id's lock while holding the old one's.
-                    drop(guard.take());
-                    guard = lock.acquire(shared, id.as_ref(), T::COOKIE_NAME).await;
-                }
-                Some(_) => {
-                    tracing::debug!(
-                        cookie = T::COOKIE_NAME,
-                        "renewed session id past its grace period; starting a fresh session"
-                    );
+            // In a block of its own: the record and its forward are then not kept in the
+            // future's state while the next id's lock is awaited (a rare path).
+            let new = {
+                let lookup = id.as_ref().map_or(value, SessionId::as_str);
+                let Some(record) = Self::fetch(lookup, shared, now, codec()).await? else {
                     return Ok(None);
+                };
+                // A renewed-away id: its record forwards to the session's new id for a grace
+                // period.
+                let forward = id.as_ref().and_then(|old| {
+                    let (_, bytes) = record
+                        .fields
+                        .iter()
+                        .find(|(name, _)| name == RENEWED_FIELD)?;
+                    Some(renewal::decode(codec(), old, bytes, format.ids()))
+                });
+                match forward {
+                    None => break record,
+                    Some(Some((until, new))) if until > now && forwards < MAX_FORWARDS => new,
+                    Some(_) => {
+                        tracing::debug!(
+                            cookie = T::COOKIE_NAME,
+                            "renewed session id past its grace period; starting a fresh session"
+                        );
+                        return Ok(None);
+                    }
                 }
-            }
+            };
+            forwards += 1;
+            id = Some(new);
+            // Never wait for the new id's lock while holding the old one's.
+            drop(guard.take());
+            guard = lock.acquire(shared, id.as_ref(), T::COOKIE_NAME).await;
         };
         let mut inner = Self::from_record(record, id, guard);
         // A client that came by a forward moves to the new id with this response, even when
@@ -317,14 +328,23 @@ impl<T: Session> Inner<T> {
 
     /// Loads the record named by `value` (an id, or a sealed cookie) and checks its timestamps:
     /// `None` when there is none, it is expired, or it was saved in the future.
-    async fn fetch(
-        value: &str,
-        shared: &Shared,
+    ///
+    /// Not an `async fn`, which would keep its arguments in its state beside the store's
+    /// future: this one holds only that future (a pointer) and what the check needs, and it is
+    /// part of the extractor's future, which axum allocates for every request.
+    fn fetch<'a>(
+        value: &'a str,
+        shared: &'a Shared,
         now: u64,
         codec: RecordCodec,
-    ) -> Result<Option<Record>, SessionRejection> {
-        let loaded = shared.store.load(Self::load_of(value, now, codec)).await;
-        Self::checked(loaded, &shared.config, now)
+    ) -> impl Future<Output = Result<Option<Record>, SessionRejection>> + Send + 'a {
+        let mut loaded = shared.store.load(Self::load_of(value, now, codec));
+        let config = &shared.config;
+        std::future::poll_fn(move |cx| {
+            Pin::new(&mut loaded)
+                .poll(cx)
+                .map(|loaded| Self::checked(loaded, config, now))
+        })
     }
 
     /// [`load_value`](Self::load_value) on a server store that never waits (the memory

@@ -17,14 +17,16 @@
 //! therefore only miss ticks that happen after an operation started waiting: build the store on
 //! the runtime that serves it.
 
-use std::future::{Future, poll_fn};
-use std::pin::pin;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
+use tokio::sync::futures::Notified;
+use tokio::time::Sleep;
 
 /// How many ticks make up one timeout.
 const TICKS_PER_TIMEOUT: u32 = 4;
@@ -100,44 +102,80 @@ impl Deadlines {
     }
 
     /// Runs `operation` until it completes or the timeout passes (`None`).
-    pub(super) async fn bound<F: Future>(&self, operation: F) -> Option<F::Output> {
+    ///
+    /// A future of its own rather than an `async fn`: an `async fn` keeps its argument and the
+    /// pinned copy it polls as two slots of its state, and the timer fallback a third, so every
+    /// operation's future (boxed once per request by the layer) carried `operation` three times.
+    pub(super) fn bound<F: Future>(&self, operation: F) -> Bounded<'_, F> {
         let started = Instant::now();
         let behind = millis(started.saturating_duration_since(self.base))
             .saturating_sub(self.ticked.load(Ordering::Acquire));
-        if !self.running.load(Ordering::Acquire) || behind > 2 * millis(self.period) {
-            return tokio::time::timeout(self.timeout, operation).await.ok();
-        }
-        let deadline = started + self.timeout;
-        let expired = async {
+        let fallback = !self.running.load(Ordering::Acquire) || behind > 2 * millis(self.period);
+        Bounded {
+            operation,
+            deadlines: self,
+            deadline: started + self.timeout,
             // The first check uses the time read above: one clock read less per operation.
-            let mut now = started;
-            loop {
-                // Created before the checks: `notify_waiters` reaches a `Notified` from its
-                // creation on, so no tick falls between the checks and the wait.
-                let notified = self.tick.notified();
-                if now >= deadline {
-                    return;
+            checked: Some(started),
+            notified: None,
+            fallback,
+            sleep: None,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`Deadlines::bound`]: `operation`'s output, or `None` once the deadline
+    /// has passed.
+    pub(super) struct Bounded<'a, F> {
+        #[pin]
+        operation: F,
+        deadlines: &'a Deadlines,
+        deadline: Instant,
+        // The time to compare with the deadline at the next check, when already read.
+        checked: Option<Instant>,
+        // Woken at the next tick.
+        #[pin]
+        notified: Option<Notified<'a>>,
+        // The ticks are not coming (the ticking task stopped or fell behind): wait on a timer
+        // of its own instead, made at the first poll (inside a runtime).
+        fallback: bool,
+        // That timer (rare, so boxed).
+        sleep: Option<Pin<Box<Sleep>>>,
+    }
+}
+
+impl<F: Future> Future for Bounded<'_, F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if let Poll::Ready(output) = this.operation.poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        loop {
+            if *this.fallback && this.sleep.is_none() {
+                *this.sleep = Some(Box::pin(tokio::time::sleep_until((*this.deadline).into())));
+            }
+            if let Some(sleep) = this.sleep.as_mut() {
+                return sleep.as_mut().poll(cx).map(|()| None);
+            }
+            if let Some(notified) = this.notified.as_mut().as_pin_mut() {
+                if notified.poll(cx).is_pending() {
+                    return Poll::Pending;
                 }
-                if !self.running.load(Ordering::Acquire) {
-                    tokio::time::sleep_until(deadline.into()).await;
-                    return;
-                }
-                notified.await;
-                now = Instant::now();
             }
-        };
-        let mut operation = pin!(operation);
-        let mut expired = pin!(expired);
-        poll_fn(|cx| {
-            if let Poll::Ready(output) = operation.as_mut().poll(cx) {
-                return Poll::Ready(Some(output));
+            // Created before the checks: `notify_waiters` reaches a `Notified` from its creation
+            // on, so no tick falls between the checks and the wait.
+            this.notified.set(Some(this.deadlines.tick.notified()));
+            let now = this.checked.take().unwrap_or_else(Instant::now);
+            if now >= *this.deadline {
+                return Poll::Ready(None);
             }
-            match expired.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(None),
-                Poll::Pending => Poll::Pending,
+            if !this.deadlines.running.load(Ordering::Acquire) {
+                *this.fallback = true;
             }
-        })
-        .await
+        }
     }
 }
 

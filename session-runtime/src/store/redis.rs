@@ -13,6 +13,9 @@ use redis::{
     AsyncCommands as _, Client, ErrorKind, ParsingError, RedisError, Script, ServerErrorKind, Value,
 };
 
+use futures_util::FutureExt as _;
+use futures_util::future::Either;
+
 use super::deadline::Deadlines;
 use super::{
     Delete, ListOwned, Load, OwnedRecords, OwnerEntry, RENEWED_FIELD, Revoke, Save, SaveOp,
@@ -551,7 +554,13 @@ impl RedisStore {
 
     /// Runs one operation on a clone of the connection (cheap: both kinds are handles) with the
     /// response deadline.
-    pub(super) async fn run<T, F, Fut>(&self, operation: F) -> Result<T, StoreError>
+    ///
+    /// Not an `async fn`: one would keep `operation` in its state beside the future it makes
+    /// (a command's buffers, twice), and a load's future is allocated on every request.
+    pub(super) fn run<T, F, Fut>(
+        &self,
+        operation: F,
+    ) -> impl Future<Output = Result<T, StoreError>> + use<'_, T, F, Fut>
     where
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
@@ -560,17 +569,21 @@ impl RedisStore {
             Some(revival) => Connection::Cluster(revival.connection()),
             None => self.connection.clone(),
         };
-        let result = match self.deadlines.bound(operation(Conn(connection))).await {
-            Some(result) => result.map_err(map_error),
-            None => Err(StoreError::Timeout),
-        };
-        if let Some(revival) = &self.revival {
-            match &result {
-                Err(StoreError::Timeout | StoreError::Unavailable(_)) => revival.failed(),
-                _ => revival.succeeded(),
-            }
-        }
-        result
+        self.deadlines
+            .bound(operation(Conn(connection)))
+            .map(move |outcome| {
+                let result = match outcome {
+                    Some(result) => result.map_err(map_error),
+                    None => Err(StoreError::Timeout),
+                };
+                if let Some(revival) = &self.revival {
+                    match &result {
+                        Err(StoreError::Timeout | StoreError::Unavailable(_)) => revival.failed(),
+                        _ => revival.succeeded(),
+                    }
+                }
+                result
+            })
     }
 
     /// The stored fields of `old` that a load of the session type does not read (the type does
@@ -1069,10 +1082,16 @@ impl SessionStore for RedisStore {
         StoreKind::Server
     }
 
-    async fn load(&self, load: Load<'_>) -> Result<Option<Record>, StoreError> {
+    // Not an `async fn`: the command is built before the future, which then holds only the
+    // operation under its deadline, not the `Load` and the key beside it; the layer allocates
+    // this future on every request.
+    fn load(
+        &self,
+        load: Load<'_>,
+    ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send {
         // The runtime only passes validated ids; parse again so no other string becomes a key.
         let Some(id) = SessionId::parse(load.value) else {
-            return Ok(None);
+            return Either::Left(std::future::ready(Ok(None)));
         };
         let key = self.key_arg(&id);
         // Only the fields the type reads: a reply of two values plus one per name, where
@@ -1092,21 +1111,24 @@ impl SessionStore for RedisStore {
             .arg(MAX_AGE)
             .arg(RENEWED_FIELD)
             .arg(load.names);
-        let reply: Value = self
-            .run(|mut conn| async move { hmget.query_async(&mut conn).await })
-            .await?;
-        let reply = read_reply(reply, load.names)
-            .map_err(|error| StoreError::backend(RedisError::from(error)))?;
-        let Reply::Record(record) = reply else {
-            return Ok(None);
-        };
-        if record.is_none() {
-            tracing::warn!(
-                cookie = load.cookie_name,
-                "stored session has no valid metadata; starting a fresh session"
-            );
-        }
-        Ok(record)
+        let (names, cookie_name) = (load.names, load.cookie_name);
+        Either::Right(
+            self.run(move |mut conn| async move { hmget.query_async::<Value>(&mut conn).await })
+                .map(move |reply| {
+                    let reply = read_reply(reply?, names)
+                        .map_err(|error| StoreError::backend(RedisError::from(error)))?;
+                    let Reply::Record(record) = reply else {
+                        return Ok(None);
+                    };
+                    if record.is_none() {
+                        tracing::warn!(
+                            cookie = cookie_name,
+                            "stored session has no valid metadata; starting a fresh session"
+                        );
+                    }
+                    Ok(record)
+                }),
+        )
     }
 
     async fn save(&self, save: Save<'_>) -> Result<SaveOutcome, StoreError> {
