@@ -1341,8 +1341,9 @@ fn server_ns(side: &ServerSide, server_tid: u32) -> BTreeMap<i64, u64> {
     }
 }
 
-/// How many times each thread of `side`'s server was put on a CPU so far, by task id: a
-/// server that runs out of work sleeps in `epoll_wait` and is woken again, once per slice.
+/// How many times each thread of `side`'s server was put on a CPU so far, by task id: each time
+/// it was woken after running out of work (a sleep in `epoll_wait`), and each time it was
+/// preempted and resumed (rare for a server pinned alone on its core).
 fn server_slices(side: &ServerSide, server_tid: u32) -> BTreeMap<i64, u64> {
     match side {
         ServerSide::Thread => tasks_field("/proc/self/task", |name| name.starts_with("server"), 2)
@@ -1927,11 +1928,11 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
     let p50 = |s: &Sample| s.p50_us;
     let p99 = |s: &Sample| s.p99_us;
     let busy = |s: &Sample| s.cpu_ns as f64 / 1e9 / s.wall * 100.0;
-    let wakeups = |s: &Sample| s.slices as f64 / s.requests as f64;
+    let slices = |s: &Sample| s.slices as f64 / s.requests as f64;
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| scenario | req/s | × bare | p50 µs | × bare | p99 µs | × bare | server CPU µs/req | × bare | target | allocs/req | Redis cmds/req (round trips) | Redis CPU µs/req | server busy | server wake-ups/req | Redis reads/req |"
+        "| scenario | req/s | × bare | p50 µs | × bare | p99 µs | × bare | server CPU µs/req | × bare | target | allocs/req | Redis cmds/req (round trips) | Redis CPU µs/req | server busy | server slices/req | Redis reads/req |"
     );
     let _ = writeln!(
         out,
@@ -1944,7 +1945,7 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
         let (p99_v, p99_r) = per_round(index, &p99);
         let (cpu_v, cpu_r) = per_round(index, &cpu);
         let (busy_v, _) = per_round(index, &busy);
-        let (wakeups_v, _) = per_round(index, &wakeups);
+        let (slices_v, _) = per_round(index, &slices);
         let allocs: Option<Vec<f64>> = samples[index]
             .iter()
             .map(|s| Some(s.allocations? as f64 / s.requests as f64))
@@ -1979,7 +1980,7 @@ fn run_scenarios(options: &Options, sql: &SqlPlan) -> Result<bool, String> {
         };
         let _ = writeln!(
             out,
-            "| {} | {rps_v:.0} | {rps_r:.2} | {p50_v:.0} | {p50_r:.2} | {p99_v:.0} | {p99_r:.2} | {cpu_v:.2} | {cpu_r:.2} | {target_text} | {allocs} | {redis_text} | {redis_cpu} | {busy_v:.0}% | {wakeups_v:.3} | {redis_reads} |",
+            "| {} | {rps_v:.0} | {rps_r:.2} | {p50_v:.0} | {p50_r:.2} | {p99_v:.0} | {p99_r:.2} | {cpu_v:.2} | {cpu_r:.2} | {target_text} | {allocs} | {redis_text} | {redis_cpu} | {busy_v:.0}% | {slices_v:.3} | {redis_reads} |",
             scenario.name
         );
     }

@@ -1084,7 +1084,8 @@ impl SessionStore for RedisStore {
 
     // Not an `async fn`: the command is built before the future, which then holds only the
     // operation under its deadline, not the `Load` and the key beside it; the layer allocates
-    // this future on every request.
+    // this future on every request. The deadline counts from this call (the layer polls the
+    // future at once).
     fn load(
         &self,
         load: Load<'_>,
