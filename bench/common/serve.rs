@@ -33,7 +33,7 @@ pub(crate) fn client_runtime(
         .map_err(|e| e.to_string())
 }
 
-/// The running server thread: its kernel thread id (for [`thread_cpu_ns`]) and each app's
+/// The running server thread: its kernel thread id (for [`thread_schedstat`]) and each app's
 /// name and address, in the order the apps were built.
 pub(crate) struct Server {
     pub(crate) tid: u32,
@@ -142,12 +142,23 @@ where
     Ok((server, stop_tx))
 }
 
-/// The CPU time of thread `tid` of this process so far, in nanoseconds.
-pub(crate) fn thread_cpu_ns(tid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat"))
+/// Field `index` of the `schedstat` of the task whose `/proc` directory is `dir`: 0 is its run
+/// time so far in nanoseconds, 2 the number of times it was put on a CPU.
+pub(crate) fn schedstat_field(dir: &std::path::Path, index: usize) -> Option<u64> {
+    std::fs::read_to_string(dir.join("schedstat"))
+        .ok()?
+        .split_whitespace()
+        .nth(index)?
+        .parse()
         .ok()
-        .and_then(|text| text.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+}
+
+/// [`schedstat_field`] `index` of thread `tid` of this process.
+pub(crate) fn thread_schedstat(tid: u32, index: usize) -> Option<u64> {
+    schedstat_field(
+        std::path::Path::new(&format!("/proc/self/task/{tid}")),
+        index,
+    )
 }
 
 /// The status code and the `Content-Length` of an HTTP/1.1 response head (0 for either when it

@@ -49,7 +49,7 @@ use tokio::net::TcpStream;
 mod serve;
 use serve::{
     Flavor, client_runtime, cpu_ticks, median, response_head, split_cores, start_server,
-    steal_report, thread_cpu_ns,
+    steal_report, thread_schedstat,
 };
 
 /// A cookie-less visit: creates a session.
@@ -214,7 +214,7 @@ async fn flood(
 ) -> Result<(Vec<Conn>, Phase), String> {
     let issued = Arc::new(AtomicU64::new(0));
     let before = progress.load(Ordering::Relaxed);
-    let cpu_before = thread_cpu_ns(server_tid);
+    let cpu_before = thread_schedstat(server_tid, 0).unwrap_or(0);
     let start = Instant::now();
     let deadline = start + limit;
     let mut tasks = Vec::with_capacity(conns.len());
@@ -246,7 +246,7 @@ async fn flood(
         Phase {
             requests: done,
             wall,
-            cpu_ns: thread_cpu_ns(server_tid) - cpu_before,
+            cpu_ns: thread_schedstat(server_tid, 0).unwrap_or(0) - cpu_before,
             cut: done < requests,
         },
     ))

@@ -144,8 +144,8 @@ mod jar;
 mod wide;
 use apps::{APPS, is_sql_app};
 use serve::{
-    Flavor, client_runtime, cpu_ticks, median, response_head, split_cores, start_server,
-    steal_report, thread_cpu_ns,
+    Flavor, client_runtime, cpu_ticks, median, response_head, schedstat_field, split_cores,
+    start_server, steal_report, thread_schedstat,
 };
 
 #[path = "../common/counting.rs"]
@@ -742,26 +742,15 @@ impl PgMonitor {
     }
 }
 
-/// Field `index` of the `schedstat` of the task whose `/proc` directory is `dir`: 0 is its run
-/// time so far in nanoseconds, 2 the number of times it was put on a CPU.
-fn schedstat_field(dir: &std::path::Path, index: usize) -> Option<u64> {
-    std::fs::read_to_string(dir.join("schedstat"))
-        .ok()?
-        .split_whitespace()
-        .nth(index)?
-        .parse()
-        .ok()
-}
-
 /// The run time so far, in nanoseconds, of the task whose `/proc` directory is `dir`.
 fn schedstat_ns(dir: &std::path::Path) -> Option<u64> {
-    schedstat_field(dir, 0)
+    schedstat_field(dir, SCHED_NS)
 }
 
 /// The run time of every task under `dir` (`/proc` or `/proc/self/task`) whose name `keep`
 /// accepts, by task id.
 fn tasks_ns(dir: &str, keep: impl Fn(&str) -> bool) -> BTreeMap<i64, u64> {
-    tasks_field(dir, keep, 0)
+    tasks_field(dir, keep, SCHED_NS)
 }
 
 /// [`schedstat_field`] `index` of every task under `dir` whose name `keep` accepts, by task id.
@@ -1328,37 +1317,31 @@ impl ServerSide {
     }
 }
 
-/// The run time of every thread of `side`'s server, by task id (one entry for the server
-/// thread).
-fn server_ns(side: &ServerSide, server_tid: u32) -> BTreeMap<i64, u64> {
+/// [`schedstat_field`] `index` of every thread of `side`'s server, by task id (one entry for
+/// the server thread): 0 its run time ([`SCHED_NS`]), 2 how many times it was put on a CPU
+/// ([`SCHED_SLICES`]).
+fn server_field(side: &ServerSide, server_tid: u32, index: usize) -> BTreeMap<i64, u64> {
     match side {
         ServerSide::Thread => {
-            let mut threads = tasks_ns("/proc/self/task", |name| name.starts_with("server"));
-            threads.insert(i64::from(server_tid), thread_cpu_ns(server_tid));
+            let mut threads =
+                tasks_field("/proc/self/task", |name| name.starts_with("server"), index);
+            if let Some(value) = thread_schedstat(server_tid, index) {
+                threads.insert(i64::from(server_tid), value);
+            }
             threads
         }
-        ServerSide::Process { pid, .. } => tasks_ns(&format!("/proc/{pid}/task"), |_| true),
+        ServerSide::Process { pid, .. } => {
+            tasks_field(&format!("/proc/{pid}/task"), |_| true, index)
+        }
     }
 }
 
-/// How many times each thread of `side`'s server was put on a CPU so far, by task id: each time
-/// it was woken after running out of work (a sleep in `epoll_wait`), and each time it was
-/// preempted and resumed (rare for a server pinned alone on its core).
-fn server_slices(side: &ServerSide, server_tid: u32) -> BTreeMap<i64, u64> {
-    match side {
-        ServerSide::Thread => tasks_field("/proc/self/task", |name| name.starts_with("server"), 2)
-            .into_iter()
-            .chain(
-                schedstat_field(
-                    std::path::Path::new(&format!("/proc/self/task/{server_tid}")),
-                    2,
-                )
-                .map(|slices| (i64::from(server_tid), slices)),
-            )
-            .collect(),
-        ServerSide::Process { pid, .. } => tasks_field(&format!("/proc/{pid}/task"), |_| true, 2),
-    }
-}
+/// [`schedstat_field`]: the run time so far, in nanoseconds.
+const SCHED_NS: usize = 0;
+/// [`schedstat_field`]: how many times the task was put on a CPU so far: each time it was woken
+/// after running out of work (a sleep in `epoll_wait`), and each time it was preempted and
+/// resumed (rare for a server pinned alone on its core).
+const SCHED_SLICES: usize = 2;
 
 /// The allocations `side`'s server threads made so far, where they are counted.
 fn server_allocations(side: &ServerSide) -> Result<Option<u64>, String> {
@@ -1405,7 +1388,7 @@ struct Sample {
     requests: u64,
     wall: f64,
     cpu_ns: u64,
-    /// How many times the server's threads were put on a CPU ([`server_slices`]).
+    /// How many times the server's threads were put on a CPU ([`SCHED_SLICES`]).
     slices: u64,
     /// `None` where the server's allocations are not counted (the example binary).
     allocations: Option<u64>,
@@ -1484,8 +1467,8 @@ async fn run_scenario(
     // The allocation counts outside the CPU window: asking a server process for its count
     // runs a little code of its own.
     let before_alloc = server_allocations(&scenario.server)?;
-    let before_slices = server_slices(&scenario.server, server_tid);
-    let before_cpu = server_ns(&scenario.server, server_tid);
+    let before_slices = server_field(&scenario.server, server_tid, SCHED_SLICES);
+    let before_cpu = server_field(&scenario.server, server_tid, SCHED_NS);
     let start = Instant::now();
     let deadline = start + measure;
     let mut tasks = Vec::new();
@@ -1519,8 +1502,14 @@ async fn run_scenario(
         failures += f;
     }
     let wall = start.elapsed().as_secs_f64();
-    let cpu_ns = delta(&before_cpu, &server_ns(&scenario.server, server_tid));
-    let slices = delta(&before_slices, &server_slices(&scenario.server, server_tid));
+    let cpu_ns = delta(
+        &before_cpu,
+        &server_field(&scenario.server, server_tid, SCHED_NS),
+    );
+    let slices = delta(
+        &before_slices,
+        &server_field(&scenario.server, server_tid, SCHED_SLICES),
+    );
     let allocations = match (before_alloc, server_allocations(&scenario.server)?) {
         (Some(before), Some(after)) => Some(after - before),
         _ => None,
